@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // No test may reach for Google's metadata server or real credentials.
+    env: { METADATA_SERVER_DETECTION: 'none' },
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 30_000,

@@ -1,0 +1,175 @@
+// Serves every function in functions/ from one process on loopback, the way Cloud Run
+// functions would serve each on its own: HTTP functions by path (/pairing/...), CloudEvent
+// functions as event targets (POST /ingest), and scheduled functions through a local
+// Cloud Scheduler. The Functions Framework's own server does the request handling, so
+// its body parsing, error handling and CloudEvent decoding are the ones production runs.
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Catalog, FunctionTrigger } from '../../shared/runtime/catalog.ts';
+import { registerFunction, type FunctionDefinition, type RuntimeContext } from '../../shared/runtime/function.ts';
+import { serviceAccountEmail, serviceAccountPrincipal } from '../../shared/emulation.ts';
+import { Scheduler } from './scheduler.ts';
+
+export interface FunctionsHostOptions {
+  host?: string;
+  port?: number;
+  projectId: string;
+  catalog: Catalog;
+  /** Folder holding one sub-folder per function, each with a function.ts. */
+  functionsDir: string;
+  /** The environment each function sees (emulator endpoints, bucket names). */
+  env: Readonly<Record<string, string | undefined>>;
+  log?: (entry: Record<string, unknown>) => void;
+}
+
+export interface HostedFunction {
+  readonly name: string;
+  readonly signature: FunctionDefinition['signature'];
+  readonly trigger: FunctionTrigger;
+  readonly serviceAccountEmail: string;
+  readonly url: string;
+}
+
+export interface FunctionsHost {
+  readonly url: string;
+  readonly port: number;
+  readonly functions: readonly HostedFunction[];
+  readonly scheduler: Scheduler;
+  close(): Promise<void>;
+}
+
+export class FunctionsHostError extends Error {
+  override name = 'FunctionsHostError';
+}
+
+export async function loadDefinitions(functionsDir: string): Promise<FunctionDefinition[]> {
+  const definitions: FunctionDefinition[] = [];
+  for (const entry of (await readdir(functionsDir, { withFileTypes: true })).sort((a, b) =>
+    a.name.localeCompare(b.name),
+  )) {
+    const file = join(functionsDir, entry.name, 'function.ts');
+    if (!entry.isDirectory() || !existsSync(file)) continue;
+    const module = (await import(pathToFileURL(file).href)) as { definition?: FunctionDefinition };
+    if (!module.definition || module.definition.name !== entry.name) {
+      throw new FunctionsHostError(`${file} must export a "definition" named "${entry.name}".`);
+    }
+    definitions.push(module.definition);
+  }
+  return definitions;
+}
+
+function expectedSignature(trigger: FunctionTrigger): FunctionDefinition['signature'] {
+  return trigger.type === 'storage.finalized' ? 'cloudevent' : 'http';
+}
+
+export async function startFunctionsHost(options: FunctionsHostOptions): Promise<FunctionsHost> {
+  const host = options.host ?? '127.0.0.1';
+  const log = options.log ?? (() => {});
+  const definitions = await loadDefinitions(options.functionsDir);
+  const servers = new Map<string, Server>();
+  const pending: Omit<HostedFunction, 'url'>[] = [];
+
+  for (const definition of definitions) {
+    const entry = options.catalog.functions[definition.name];
+    if (!entry) {
+      throw new FunctionsHostError(`Function "${definition.name}" has no entry in infra/catalog.json.`);
+    }
+    if (expectedSignature(entry.trigger) !== definition.signature) {
+      throw new FunctionsHostError(
+        `Function "${definition.name}" is a ${definition.signature} function but its catalog trigger is ${entry.trigger.type}.`,
+      );
+    }
+    const context: RuntimeContext = {
+      projectId: options.projectId,
+      functionName: definition.name,
+      serviceAccountEmail: serviceAccountEmail(entry.serviceAccount, options.projectId),
+      localPrincipal: serviceAccountPrincipal(entry.serviceAccount, options.projectId),
+      env: { ...options.env, K_SERVICE: definition.name },
+    };
+    registerFunction(definition, context);
+    servers.set(definition.name, getTestServer(definition.name));
+    pending.push({
+      name: definition.name,
+      signature: definition.signature,
+      trigger: entry.trigger,
+      serviceAccountEmail: context.serviceAccountEmail,
+    });
+  }
+
+  let scheduler: Scheduler | undefined;
+  const front = createServer((req, res) => route(req, res));
+  front.on('clientError', (_error, socket) => socket.destroy());
+
+  function route(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://host');
+    const [first = '', ...rest] = url.pathname.split('/').filter(Boolean);
+    if (first === '_host' && rest[0] === 'functions' && req.method === 'GET') {
+      return sendJson(res, 200, { functions: hosted });
+    }
+    if (first === '_scheduler') return void routeScheduler(req, res, rest);
+    const target = servers.get(first);
+    if (!target) {
+      return sendJson(res, 404, { error: { code: 'FUNCTION_NOT_FOUND', message: `No function at /${first}.` } });
+    }
+    req.url = `/${rest.join('/')}${url.search}`;
+    target.emit('request', req, res);
+  }
+
+  async function routeScheduler(req: IncomingMessage, res: ServerResponse, rest: string[]): Promise<void> {
+    if (rest[0] === 'jobs' && rest.length === 1 && req.method === 'GET') {
+      return sendJson(res, 200, { jobs: scheduler!.list() });
+    }
+    const match = rest[0] === 'jobs' && rest.length === 2 ? /^(.+):run$/.exec(rest[1]!) : null;
+    if (match && req.method === 'POST') {
+      const name = decodeURIComponent(match[1]!);
+      if (!scheduler!.has(name)) {
+        return sendJson(res, 404, { error: { code: 'JOB_NOT_FOUND', message: `No scheduled job "${name}".` } });
+      }
+      return sendJson(res, 200, await scheduler!.runNow(name));
+    }
+    sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'Use GET /_scheduler/jobs or POST /_scheduler/jobs/NAME:run.' } });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject);
+    front.listen(options.port ?? 0, host, () => resolve());
+  });
+  const port = (front.address() as AddressInfo).port;
+  const url = `http://${host}:${port}`;
+  const hosted: HostedFunction[] = pending.map((fn) => ({ ...fn, url: `${url}/${fn.name}` }));
+  scheduler = new Scheduler(
+    hosted.flatMap((fn) =>
+      fn.trigger.type === 'schedule'
+        ? [{ name: fn.name, cron: fn.trigger.cron, timeZone: fn.trigger.timeZone, targetUrl: fn.url }]
+        : [],
+    ),
+    { log },
+  );
+  log({ severity: 'INFO', message: 'functions host ready', url, functions: hosted.map((fn) => fn.name) });
+
+  return {
+    url,
+    port,
+    functions: hosted,
+    scheduler,
+    async close() {
+      scheduler?.stop();
+      await new Promise<void>((resolve) => {
+        front.close(() => resolve());
+        front.closeAllConnections();
+      });
+    },
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

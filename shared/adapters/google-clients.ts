@@ -1,0 +1,32 @@
+// One place that turns a runtime context into the official Google Cloud clients. On Google
+// Cloud the clients find their endpoints and credentials themselves; against the local
+// stack only the endpoints differ, taken from the *_EMULATOR_HOST variables it prints.
+import { Firestore } from '@google-cloud/firestore';
+import { KeyManagementServiceClient } from '@google-cloud/kms';
+import { Storage } from '@google-cloud/storage';
+import { grpc } from 'google-gax';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function createFirestore(projectId: string, env: Env): Firestore {
+  const emulator = env.FIRESTORE_EMULATOR_HOST;
+  // ssl:false is how the client recognises an emulator: it then authenticates as "owner".
+  return new Firestore({ projectId, ...(emulator ? { host: emulator, ssl: false } : {}) });
+}
+
+export function createStorage(projectId: string, env: Env): Storage {
+  const emulator = env.STORAGE_EMULATOR_HOST;
+  // A custom apiEndpoint skips authentication unless asked, which is what an emulator wants.
+  return new Storage({ projectId, ...(emulator ? { apiEndpoint: emulator } : {}) });
+}
+
+export function createKms(env: Env): KeyManagementServiceClient {
+  const emulator = env.KMS_EMULATOR_HOST;
+  if (!emulator) return new KeyManagementServiceClient();
+  const { hostname, port } = new URL(`http://${emulator}`);
+  return new KeyManagementServiceClient({
+    apiEndpoint: hostname,
+    port: Number(port),
+    sslCreds: grpc.credentials.createInsecure(),
+  });
+}
