@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createFirestore, createKms, createStorage, kmsCallOptions } from '../shared/adapters/google-clients.ts';
+import { createFirestore, createKms, createStorage } from '../shared/adapters/google-clients.ts';
 import { cryptoKeyName, loadCatalog } from '../shared/runtime/catalog.ts';
 import { serviceAccountPrincipal } from '../shared/emulation.ts';
 import { startStack, type Stack } from '../emulator/stack.ts';
@@ -86,12 +86,13 @@ async function walkThrough(stack: Stack): Promise<void> {
       const secret = randomBytes(32);
       const [wrapped] = await kms.encrypt({ name: pairingKey, plaintext: secret });
       const [wrappedForIngest] = await kms.encrypt({ name: ingestKey, plaintext: secret });
-      const asPairing = kmsCallOptions(serviceAccountPrincipal(catalog.functions.pairing!.serviceAccount, projectId));
-      const [opened] = await kms.decrypt({ name: pairingKey, ciphertext: wrapped.ciphertext }, asPairing);
+      const asPairing = createKms(env, serviceAccountPrincipal(catalog.functions.pairing!.serviceAccount, projectId));
+      const [opened] = await asPairing.decrypt({ name: pairingKey, ciphertext: wrapped.ciphertext });
       expect(Buffer.from(opened.plaintext as Uint8Array).equals(secret), 'pairing could not unwrap its own key');
-      const denied = await kms
-        .decrypt({ name: ingestKey, ciphertext: wrappedForIngest.ciphertext }, asPairing)
+      const denied = await asPairing
+        .decrypt({ name: ingestKey, ciphertext: wrappedForIngest.ciphertext })
         .then(() => false, (error: { code?: number }) => error.code === 7);
+      await asPairing.close();
       expect(denied, "pairing was allowed to use ingest's key");
       return "pairing unwrapped with its key; PERMISSION_DENIED on ingest's";
     } finally {

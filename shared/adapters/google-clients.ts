@@ -4,7 +4,9 @@
 import { Firestore } from '@google-cloud/firestore';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { Storage } from '@google-cloud/storage';
+import type { Metadata } from '@grpc/grpc-js';
 import { grpc } from 'google-gax';
+import { LOCAL_PRINCIPAL_HEADER } from '../emulation.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -20,7 +22,11 @@ export function createStorage(projectId: string, env: Env): Storage {
   return new Storage({ projectId, ...(emulator ? { apiEndpoint: emulator } : {}) });
 }
 
-export function createKms(env: Env): KeyManagementServiceClient {
+/**
+ * Against the local emulator, `localPrincipal` names the caller on every call (the
+ * emulator cannot check OAuth tokens); on Google Cloud the credentials speak for it.
+ */
+export function createKms(env: Env, localPrincipal?: string): KeyManagementServiceClient {
   const emulator = env.KMS_EMULATOR_HOST;
   if (!emulator) return new KeyManagementServiceClient();
   const { hostname, port } = new URL(`http://${emulator}`);
@@ -28,5 +34,28 @@ export function createKms(env: Env): KeyManagementServiceClient {
     apiEndpoint: hostname,
     port: Number(port),
     sslCreds: grpc.credentials.createInsecure(),
+    ...(localPrincipal ? principalClientOptions(localPrincipal) : {}),
   });
+}
+
+interface CallProperties {
+  metadata: Metadata;
+}
+
+/**
+ * gax forwards `grpc.callInvocationTransformer` to grpc-js, which lets it add metadata to
+ * every call, so the official client stays unmodified and only its options differ.
+ * A header set on one call (`otherArgs.headers`) still wins.
+ */
+export function principalClientOptions(principal: string): {
+  'grpc.callInvocationTransformer': <T extends CallProperties>(properties: T) => T;
+} {
+  return {
+    'grpc.callInvocationTransformer': (properties) => {
+      if (properties.metadata.get(LOCAL_PRINCIPAL_HEADER).length > 0) return properties;
+      const metadata = properties.metadata.clone();
+      metadata.set(LOCAL_PRINCIPAL_HEADER, principal);
+      return { ...properties, metadata };
+    },
+  };
 }
