@@ -89,7 +89,9 @@ async function storageAndKms(): Promise<void> {
 
 async function timeToReady(dataDir: string): Promise<number> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['emulator/main.ts', '--port-base', '0', '--data-dir', dataDir], { cwd: root });
+  const child = spawn(process.execPath, ['emulator/main.ts', '--port-base', '0', '--data-dir', dataDir], {
+    cwd: root,
+  });
   const lines = createInterface({ input: child.stdout });
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`stack exited with ${code}`)));

@@ -49,7 +49,9 @@ async function main(): Promise<number> {
     await rm(dataDir, { recursive: true, force: true });
   }
   const failed = steps.filter((s) => !s.ok);
-  console.log(`\n${steps.length - failed.length} of ${steps.length} steps passed; the temporary stack was removed.`);
+  console.log(
+    `\n${steps.length - failed.length} of ${steps.length} steps passed; the temporary stack was removed.`,
+  );
   return failed.length === 0 && steps.length > 0 ? 0 : 1;
 }
 
@@ -61,19 +63,29 @@ async function walkThrough(stack: Stack): Promise<void> {
   await step('health function reports every dependency reachable', async () => {
     const response = await fetch(`${env.FUNCTIONS_BASE_URL}/health`);
     const body = (await response.json()) as { status: string; checks: Record<string, { ok: boolean }> };
-    expect(response.status === 200 && body.status === 'ok', `health said ${response.status} ${JSON.stringify(body)}`);
+    expect(
+      response.status === 200 && body.status === 'ok',
+      `health said ${response.status} ${JSON.stringify(body)}`,
+    );
     return Object.keys(body.checks).join(', ');
   });
 
   await step('Cloud Storage: 4 MiB upload and validated download through @google-cloud/storage', async () => {
     const bytes = randomBytes(4 * 1024 * 1024);
     const file = createStorage(projectId, env).bucket(env.INGEST_BUCKET!).file('demo/sample.bin');
-    await file.save(bytes, { resumable: true, validation: 'crc32c', preconditionOpts: { ifGenerationMatch: 0 } });
+    await file.save(bytes, {
+      resumable: true,
+      validation: 'crc32c',
+      preconditionOpts: { ifGenerationMatch: 0 },
+    });
     const [back] = await file.download({ validation: 'crc32c' });
     expect(back.equals(bytes), 'downloaded bytes differ');
     const [again] = await file
       .save(bytes, { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } })
-      .then(() => [false], (error: { code?: number }) => [error.code === 412]);
+      .then(
+        () => [false],
+        (error: { code?: number }) => [error.code === 412],
+      );
     expect(again === true, 'a create-only second upload was not refused');
     return 'bytes identical, CRC32C checked, create-only retry refused with 412';
   });
@@ -86,12 +98,21 @@ async function walkThrough(stack: Stack): Promise<void> {
       const secret = randomBytes(32);
       const [wrapped] = await kms.encrypt({ name: pairingKey, plaintext: secret });
       const [wrappedForIngest] = await kms.encrypt({ name: ingestKey, plaintext: secret });
-      const asPairing = createKms(env, serviceAccountPrincipal(catalog.functions.pairing!.serviceAccount, projectId));
+      const asPairing = createKms(
+        env,
+        serviceAccountPrincipal(catalog.functions.pairing!.serviceAccount, projectId),
+      );
       const [opened] = await asPairing.decrypt({ name: pairingKey, ciphertext: wrapped.ciphertext });
-      expect(Buffer.from(opened.plaintext as Uint8Array).equals(secret), 'pairing could not unwrap its own key');
+      expect(
+        Buffer.from(opened.plaintext as Uint8Array).equals(secret),
+        'pairing could not unwrap its own key',
+      );
       const denied = await asPairing
         .decrypt({ name: ingestKey, ciphertext: wrappedForIngest.ciphertext })
-        .then(() => false, (error: { code?: number }) => error.code === 7);
+        .then(
+          () => false,
+          (error: { code?: number }) => error.code === 7,
+        );
       await asPairing.close();
       expect(denied, "pairing was allowed to use ingest's key");
       return "pairing unwrapped with its key; PERMISSION_DENIED on ingest's";
@@ -105,7 +126,10 @@ async function walkThrough(stack: Stack): Promise<void> {
     try {
       const doc = db.collection('demo').doc('hello');
       await doc.create({ at: new Date().toISOString() });
-      const duplicate = await doc.create({}).then(() => false, (error: { code?: number }) => error.code === 6);
+      const duplicate = await doc.create({}).then(
+        () => false,
+        (error: { code?: number }) => error.code === 6,
+      );
       expect(duplicate, 'second create was not refused');
       return 'created once, ALREADY_EXISTS on the second try';
     } finally {
@@ -134,7 +158,9 @@ async function walkThrough(stack: Stack): Promise<void> {
   });
 
   await step('Cloud Scheduler: jobs listed with the cron expression infra uses', async () => {
-    const jobs = (await (await fetch(`${env.FUNCTIONS_BASE_URL}/_scheduler/jobs`)).json()) as { jobs: unknown[] };
+    const jobs = (await (await fetch(`${env.FUNCTIONS_BASE_URL}/_scheduler/jobs`)).json()) as {
+      jobs: unknown[];
+    };
     const retention = catalog.functions.retention?.trigger;
     return `${jobs.jobs.length} job(s) deployed now; retention will run on "${retention?.type === 'schedule' ? retention.cron : '?'}"`;
   });

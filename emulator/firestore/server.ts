@@ -171,7 +171,11 @@ export async function startFirestoreEmulator(options: FirestoreEmulatorOptions):
       try {
         await persist();
       } catch (error) {
-        log({ severity: 'WARNING', message: 'firestore export on close failed', error: (error as Error).message });
+        log({
+          severity: 'WARNING',
+          message: 'firestore export on close failed',
+          error: (error as Error).message,
+        });
       }
       await stopGroup();
     },

@@ -12,7 +12,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Catalog, FunctionTrigger } from '../../shared/runtime/catalog.ts';
-import { registerFunction, type FunctionDefinition, type RuntimeContext } from '../../shared/runtime/function.ts';
+import {
+  registerFunction,
+  type FunctionDefinition,
+  type RuntimeContext,
+} from '../../shared/runtime/function.ts';
 import { serviceAccountEmail, serviceAccountPrincipal } from '../../shared/emulation.ts';
 import { Scheduler } from './scheduler.ts';
 
@@ -102,8 +106,9 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     });
   }
 
-  let scheduler: Scheduler | undefined;
-  const front = createServer((req, res) => route(req, res));
+  // The request handler is attached once the port (and so every URL) is known; no I/O
+  // can be handled between listen() resolving and that, so no request is missed.
+  const front = createServer();
   front.on('clientError', (_error, socket) => socket.destroy());
 
   function route(req: IncomingMessage, res: ServerResponse): void {
@@ -115,7 +120,9 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     if (first === '_scheduler') return void routeScheduler(req, res, rest);
     const target = servers.get(first);
     if (!target) {
-      return sendJson(res, 404, { error: { code: 'FUNCTION_NOT_FOUND', message: `No function at /${first}.` } });
+      return sendJson(res, 404, {
+        error: { code: 'FUNCTION_NOT_FOUND', message: `No function at /${first}.` },
+      });
     }
     req.url = `/${rest.join('/')}${url.search}`;
     target.emit('request', req, res);
@@ -123,17 +130,21 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
 
   async function routeScheduler(req: IncomingMessage, res: ServerResponse, rest: string[]): Promise<void> {
     if (rest[0] === 'jobs' && rest.length === 1 && req.method === 'GET') {
-      return sendJson(res, 200, { jobs: scheduler!.list() });
+      return sendJson(res, 200, { jobs: scheduler.list() });
     }
     const match = rest[0] === 'jobs' && rest.length === 2 ? /^(.+):run$/.exec(rest[1]!) : null;
     if (match && req.method === 'POST') {
       const name = decodeURIComponent(match[1]!);
-      if (!scheduler!.has(name)) {
-        return sendJson(res, 404, { error: { code: 'JOB_NOT_FOUND', message: `No scheduled job "${name}".` } });
+      if (!scheduler.has(name)) {
+        return sendJson(res, 404, {
+          error: { code: 'JOB_NOT_FOUND', message: `No scheduled job "${name}".` },
+        });
       }
-      return sendJson(res, 200, await scheduler!.runNow(name));
+      return sendJson(res, 200, await scheduler.runNow(name));
     }
-    sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'Use GET /_scheduler/jobs or POST /_scheduler/jobs/NAME:run.' } });
+    sendJson(res, 404, {
+      error: { code: 'NOT_FOUND', message: 'Use GET /_scheduler/jobs or POST /_scheduler/jobs/NAME:run.' },
+    });
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -143,7 +154,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   const port = (front.address() as AddressInfo).port;
   const url = `http://${host}:${port}`;
   const hosted: HostedFunction[] = pending.map((fn) => ({ ...fn, url: `${url}/${fn.name}` }));
-  scheduler = new Scheduler(
+  const scheduler = new Scheduler(
     hosted.flatMap((fn) =>
       fn.trigger.type === 'schedule'
         ? [{ name: fn.name, cron: fn.trigger.cron, timeZone: fn.trigger.timeZone, targetUrl: fn.url }]
@@ -151,6 +162,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     ),
     { log },
   );
+  front.on('request', route);
   log({ severity: 'INFO', message: 'functions host ready', url, functions: hosted.map((fn) => fn.name) });
 
   return {
@@ -159,7 +171,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     functions: hosted,
     scheduler,
     async close() {
-      scheduler?.stop();
+      scheduler.stop();
       await new Promise<void>((resolve) => {
         front.close(() => resolve());
         front.closeAllConnections();
@@ -170,6 +182,9 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }

@@ -27,7 +27,10 @@ export interface JobStatus extends ScheduledJob {
 const MAX_TIMER_MS = 2_147_483_647;
 
 export class Scheduler {
-  readonly #jobs = new Map<string, { job: ScheduledJob; timer?: NodeJS.Timeout; next: Date; lastRun?: JobRun }>();
+  readonly #jobs = new Map<
+    string,
+    { job: ScheduledJob; timer?: NodeJS.Timeout; next: Date; lastRun?: JobRun }
+  >();
   readonly #log: (entry: Record<string, unknown>) => void;
   readonly #now: () => Date;
   #stopped = false;
@@ -72,13 +75,16 @@ export class Scheduler {
     const entry = this.#jobs.get(name);
     if (!entry || this.#stopped) return;
     const wait = Math.max(0, entry.next.getTime() - this.#now().getTime());
-    entry.timer = setTimeout(() => {
-      if (wait > MAX_TIMER_MS) return this.#arm(name);
-      const scheduledFor = entry.next;
-      entry.next = nextRun(entry.job, new Date(scheduledFor.getTime() + 1_000));
-      this.#arm(name);
-      void this.#fire(name, 'schedule', scheduledFor);
-    }, Math.min(wait, MAX_TIMER_MS));
+    entry.timer = setTimeout(
+      () => {
+        if (wait > MAX_TIMER_MS) return this.#arm(name);
+        const scheduledFor = entry.next;
+        entry.next = nextRun(entry.job, new Date(scheduledFor.getTime() + 1_000));
+        this.#arm(name);
+        void this.#fire(name, 'schedule', scheduledFor);
+      },
+      Math.min(wait, MAX_TIMER_MS),
+    );
     entry.timer.unref();
   }
 

@@ -26,8 +26,14 @@ function buildTables(): Uint32Array[] {
 /** Extends `previous` (the CRC of the bytes before `data`) over `data`. */
 export function crc32c(data: Uint8Array, previous = 0): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
-    Uint32Array, Uint32Array, Uint32Array, Uint32Array,
-    Uint32Array, Uint32Array, Uint32Array, Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
   ];
   let crc = ~previous >>> 0;
   let i = 0;

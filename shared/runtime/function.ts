@@ -18,7 +18,11 @@ export interface RuntimeContext {
 }
 
 export type FunctionDefinition =
-  | { readonly name: string; readonly signature: 'http'; build(context: RuntimeContext): Promise<HttpFunction> }
+  | {
+      readonly name: string;
+      readonly signature: 'http';
+      build(context: RuntimeContext): Promise<HttpFunction>;
+    }
   | {
       readonly name: string;
       readonly signature: 'cloudevent';

@@ -26,7 +26,10 @@ export async function checkHealth(probes: readonly Probe[], timeoutMs = 3_000): 
         ]);
         return [probe.name, { ok: true, elapsedMs: elapsed() }];
       } catch {
-        return [probe.name, { ok: false, elapsedMs: elapsed(), error: signal.aborted ? 'TIMEOUT' : 'UNAVAILABLE' }];
+        return [
+          probe.name,
+          { ok: false, elapsedMs: elapsed(), error: signal.aborted ? 'TIMEOUT' : 'UNAVAILABLE' },
+        ];
       }
     }),
   );

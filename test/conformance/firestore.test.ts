@@ -66,7 +66,12 @@ describe('Firestore emulator (official, launched by the stack)', () => {
       batch.set(db.collection('expiring').doc(`d${i}`), { expiresAt: i, kind: i % 2 ? 'odd' : 'even' });
     }
     await batch.commit();
-    const expired = await db.collection('expiring').where('expiresAt', '<', 4).orderBy('expiresAt').limit(3).get();
+    const expired = await db
+      .collection('expiring')
+      .where('expiresAt', '<', 4)
+      .orderBy('expiresAt')
+      .limit(3)
+      .get();
     expect(expired.docs.map((d) => d.id)).toEqual(['d0', 'd1', 'd2']);
     await db.collection('expiring').doc('d0').update({ touched: FieldValue.serverTimestamp() });
     await db.terminate();

@@ -29,7 +29,10 @@ describe('function identity on the local stack', () => {
 
   async function wrapAsOwner(key: string, secret: Buffer): Promise<string> {
     const kms = createKms(stack.env);
-    const [result] = await kms.encrypt({ name: cryptoKeyName(catalog, key, stack.env.GCLOUD_PROJECT!), plaintext: secret });
+    const [result] = await kms.encrypt({
+      name: cryptoKeyName(catalog, key, stack.env.GCLOUD_PROJECT!),
+      plaintext: secret,
+    });
     await kms.close();
     return Buffer.from(result.ciphertext as Uint8Array).toString('base64');
   }

@@ -69,9 +69,13 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 function portsOf(env: Record<string, string>): number[] {
-  return ['FIRESTORE_EMULATOR_HOST', 'STORAGE_EMULATOR_HOST', 'KMS_EMULATOR_HOST', 'FCM_EMULATOR_URL', 'FUNCTIONS_BASE_URL'].map(
-    (name) => Number(/:(\d+)\/?$/.exec(env[name]!)![1]),
-  );
+  return [
+    'FIRESTORE_EMULATOR_HOST',
+    'STORAGE_EMULATOR_HOST',
+    'KMS_EMULATOR_HOST',
+    'FCM_EMULATOR_URL',
+    'FUNCTIONS_BASE_URL',
+  ].map((name) => Number(/:(\d+)\/?$/.exec(env[name]!)![1]));
 }
 
 describe('npm start (the whole local stack)', () => {
@@ -98,12 +102,19 @@ describe('npm start (the whole local stack)', () => {
   it('provisions the buckets and one KMS key per function, as infra does', async () => {
     const storage = createStorage(stack.env.GCLOUD_PROJECT!, stack.env);
     const [buckets] = await storage.getBuckets();
-    expect(buckets.map((b) => b.name)).toEqual(expect.arrayContaining([stack.env.INGEST_BUCKET, stack.env.RECORDS_BUCKET]));
+    expect(buckets.map((b) => b.name)).toEqual(
+      expect.arrayContaining([stack.env.INGEST_BUCKET, stack.env.RECORDS_BUCKET]),
+    );
     const kms = createKms(stack.env);
     const [keys] = await kms.listCryptoKeys({
       parent: `projects/${stack.env.GCLOUD_PROJECT}/locations/europe-west4/keyRings/clinic-bridge`,
     });
-    expect(keys.map((k) => k.name!.split('/').at(-1)).sort()).toEqual(['ingest', 'pairing', 'records', 'retention']);
+    expect(keys.map((k) => k.name!.split('/').at(-1)).sort()).toEqual([
+      'ingest',
+      'pairing',
+      'records',
+      'retention',
+    ]);
     await kms.close();
   });
 
@@ -154,19 +165,30 @@ describe('npm start (the whole local stack)', () => {
 
 describe('npm start without its prerequisites', () => {
   it('says what to install when Java and gcloud are missing', async () => {
-    const result = spawnSync(process.execPath, ['emulator/main.ts', '--port-base', '0', '--data-dir', join(tmpdir(), 'cb-none')], {
-      cwd: root,
-      env: { PATH: '/nonexistent', FIRESTORE_EMULATOR_JAR: '/nonexistent.jar', CLOUDSDK_ROOT_DIR: '/nonexistent' },
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const result = spawnSync(
+      process.execPath,
+      ['emulator/main.ts', '--port-base', '0', '--data-dir', join(tmpdir(), 'cb-none')],
+      {
+        cwd: root,
+        env: {
+          PATH: '/nonexistent',
+          FIRESTORE_EMULATOR_JAR: '/nonexistent.jar',
+          CLOUDSDK_ROOT_DIR: '/nonexistent',
+        },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/Install the Google Cloud CLI/);
     expect(result.stdout).not.toMatch(/ready/);
   });
 
   it('rejects unknown options with usage and exit code 2', () => {
-    const result = spawnSync(process.execPath, ['emulator/main.ts', '--bogus'], { cwd: root, encoding: 'utf8' });
+    const result = spawnSync(process.execPath, ['emulator/main.ts', '--bogus'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/Usage: npm start/);
   });

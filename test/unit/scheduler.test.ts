@@ -33,7 +33,9 @@ describe('Scheduler', () => {
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   it('runs a job on demand with Cloud Scheduler headers and records the outcome', async () => {
-    const scheduler = new Scheduler([{ name: 'nightly', cron: '0 0 1 1 *', timeZone: 'UTC', targetUrl: url }]);
+    const scheduler = new Scheduler([
+      { name: 'nightly', cron: '0 0 1 1 *', timeZone: 'UTC', targetUrl: url },
+    ]);
     const run = await scheduler.runNow('nightly');
     scheduler.stop();
     expect(run).toMatchObject({ job: 'nightly', trigger: 'manual', status: 200 });
@@ -56,7 +58,9 @@ describe('Scheduler', () => {
 
   it('reports a failing target instead of throwing', async () => {
     status = 500;
-    const scheduler = new Scheduler([{ name: 'nightly', cron: '0 0 1 1 *', timeZone: 'UTC', targetUrl: url }]);
+    const scheduler = new Scheduler([
+      { name: 'nightly', cron: '0 0 1 1 *', timeZone: 'UTC', targetUrl: url },
+    ]);
     expect((await scheduler.runNow('nightly')).status).toBe(500);
     const unreachable = new Scheduler([
       { name: 'gone', cron: '0 0 1 1 *', timeZone: 'UTC', targetUrl: 'http://127.0.0.1:1/' },

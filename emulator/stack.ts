@@ -1,0 +1,196 @@
+// The whole local Google Cloud in one call: the official Firestore emulator plus the
+// project's own Storage, KMS and FCM servers, the functions host and its scheduler, all on
+// loopback. It provisions what infra/ would (buckets, the key ring, one key per function,
+// the IAM bindings from infra/catalog.json) so a fresh data directory is ready to use.
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createKms, createStorage } from '../shared/adapters/google-clients.ts';
+import { bucketName, loadCatalog, type Catalog } from '../shared/runtime/catalog.ts';
+import { startFcmRecorder, type FcmRecorder } from './fcm/server.ts';
+import { startFirestoreEmulator, type FirestoreEmulator } from './firestore/server.ts';
+import { startFunctionsHost, type FunctionsHost } from './functions/host.ts';
+import { policyFromCatalog, writePolicyFile } from './kms/policy.ts';
+import { startKmsEmulator, type KmsEmulator } from './kms/server.ts';
+import { startStorageEmulator, type StorageEmulator } from './storage/server.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const DEFAULT_DATA_DIR = join(REPO_ROOT, '.data');
+export const DEFAULT_PROJECT_ID = 'clinic-bridge-local';
+export const DEFAULT_PORT_BASE = 8470;
+
+/** Offsets from the port base, so one flag moves the whole stack. */
+const PORT_OFFSETS = { functions: 0, firestore: 1, storage: 2, kms: 3, fcm: 4 } as const;
+
+export interface StackOptions {
+  dataDir?: string;
+  projectId?: string;
+  /** First of five consecutive ports; 0 lets every server pick a free port (tests). */
+  portBase?: number;
+  /** Delete the data directory first. */
+  reset?: boolean;
+  functionsDir?: string;
+  catalog?: Catalog;
+  log?: (entry: Record<string, unknown>) => void;
+}
+
+export interface Stack {
+  /** What a client needs, in the order `npm start` prints it. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly firestore: FirestoreEmulator;
+  readonly storage: StorageEmulator;
+  readonly kms: KmsEmulator;
+  readonly fcm: FcmRecorder;
+  readonly functions: FunctionsHost;
+  close(): Promise<void>;
+}
+
+export async function resetData(dataDir = DEFAULT_DATA_DIR): Promise<void> {
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const dataDir = options.dataDir ?? DEFAULT_DATA_DIR;
+  const projectId = options.projectId ?? DEFAULT_PROJECT_ID;
+  const catalog = options.catalog ?? loadCatalog();
+  const log = options.log ?? (() => {});
+  const base = options.portBase ?? DEFAULT_PORT_BASE;
+  const port = (name: keyof typeof PORT_OFFSETS) => (base === 0 ? 0 : base + PORT_OFFSETS[name]);
+  if (options.reset) await resetData(dataDir);
+  await mkdir(dataDir, { recursive: true });
+
+  // Everything started so far, newest first, so a failure part-way leaves nothing running.
+  const started: { close(): Promise<void> }[] = [];
+  const closeAll = async () => {
+    for (const part of started.splice(0)) {
+      try {
+        await part.close();
+      } catch (error) {
+        log({ severity: 'WARNING', message: 'stopping a stack part failed', error: String(error) });
+      }
+    }
+  };
+
+  try {
+    const policyFile = join(dataDir, 'kms', 'policy.json');
+    await mkdir(join(dataDir, 'kms'), { recursive: true });
+    await writePolicyFile(policyFile, policyFromCatalog(catalog, projectId));
+
+    // The JVM takes seconds to start; the Node servers start meanwhile.
+    const firestorePromise = startFirestoreEmulator({
+      port: port('firestore'),
+      projectId,
+      dataDir: join(dataDir, 'firestore'),
+      log,
+    });
+    firestorePromise.then((fs) => started.unshift(fs)).catch(() => {});
+    const storage = await startStorageEmulator({
+      port: port('storage'),
+      projectId,
+      dataDir: join(dataDir, 'storage'),
+      log,
+    });
+    started.unshift(storage);
+    const kms = await startKmsEmulator({ port: port('kms'), dataDir: join(dataDir, 'kms'), policyFile, log });
+    started.unshift(kms);
+    const fcm = await startFcmRecorder({ port: port('fcm'), dataDir: join(dataDir, 'fcm'), log });
+    started.unshift(fcm);
+    const firestore = await firestorePromise;
+
+    const buckets = Object.fromEntries(
+      Object.keys(catalog.buckets).map((role) => [
+        `${role.toUpperCase()}_BUCKET`,
+        bucketName(catalog, role, projectId),
+      ]),
+    );
+    const env: Record<string, string> = {
+      GCLOUD_PROJECT: projectId,
+      GOOGLE_CLOUD_PROJECT: projectId,
+      FIRESTORE_EMULATOR_HOST: firestore.address,
+      STORAGE_EMULATOR_HOST: storage.url,
+      KMS_EMULATOR_HOST: kms.address,
+      FCM_EMULATOR_URL: fcm.url,
+      METADATA_SERVER_DETECTION: 'none',
+      ...buckets,
+    };
+    await provision(catalog, projectId, env, Object.values(buckets));
+
+    const functions = await startFunctionsHost({
+      port: port('functions'),
+      projectId,
+      catalog,
+      functionsDir: options.functionsDir ?? join(REPO_ROOT, 'functions'),
+      env,
+      log,
+    });
+    started.unshift(functions);
+    env.FUNCTIONS_BASE_URL = functions.url;
+
+    // Eventarc's part: deliver each finalized upload to the functions triggered by that bucket.
+    for (const fn of functions.functions) {
+      if (fn.trigger.type === 'storage.finalized') {
+        storage.subscribe({ bucket: bucketName(catalog, fn.trigger.bucket, projectId), targetUrl: fn.url });
+      }
+    }
+
+    return { env, firestore, storage, kms, fcm, functions, close: closeAll };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/** Creates what infra/ creates in a real project, as the local owner; safe to repeat. */
+async function provision(
+  catalog: Catalog,
+  projectId: string,
+  env: Record<string, string>,
+  buckets: string[],
+) {
+  const storage = createStorage(projectId, env);
+  for (const name of buckets) {
+    const [exists] = await storage.bucket(name).exists();
+    if (!exists) await storage.createBucket(name);
+  }
+
+  const kms = createKms(env);
+  try {
+    const parent = `projects/${projectId}/locations/${catalog.location}`;
+    const keyRing = `${parent}/keyRings/${catalog.keyRing}`;
+    await ignoreAlreadyExists(kms.createKeyRing({ parent, keyRingId: catalog.keyRing, keyRing: {} }));
+    for (const entry of Object.values(catalog.functions)) {
+      for (const grant of entry.kms) {
+        await ignoreAlreadyExists(
+          kms.createCryptoKey({
+            parent: keyRing,
+            cryptoKeyId: grant.key,
+            cryptoKey: {
+              purpose: grant.purpose,
+              versionTemplate: { algorithm: defaultAlgorithm(grant.purpose) },
+            },
+          }),
+        );
+      }
+    }
+  } finally {
+    await kms.close();
+  }
+}
+
+function defaultAlgorithm(
+  purpose: string,
+): 'EC_SIGN_P256_SHA256' | 'HMAC_SHA256' | 'GOOGLE_SYMMETRIC_ENCRYPTION' {
+  if (purpose === 'ASYMMETRIC_SIGN') return 'EC_SIGN_P256_SHA256';
+  if (purpose === 'MAC') return 'HMAC_SHA256';
+  return 'GOOGLE_SYMMETRIC_ENCRYPTION';
+}
+
+const ALREADY_EXISTS = 6;
+
+async function ignoreAlreadyExists(call: Promise<unknown>): Promise<void> {
+  try {
+    await call;
+  } catch (error) {
+    if ((error as { code?: number }).code !== ALREADY_EXISTS) throw error;
+  }
+}
