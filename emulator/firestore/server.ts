@@ -35,6 +35,10 @@ export class FirestoreUnavailableError extends Error {
 }
 
 const EXPORT_NAME = 'snapshot';
+const GUARDIAN =
+  'java "$@" </dev/null & jvm=$!; ' +
+  'trap \'kill $jvm 2>/dev/null; wait $jvm; exit 0\' TERM INT; ' +
+  'while read -r _; do :; done; kill $jvm 2>/dev/null; wait $jvm';
 const INSTALL_HINT =
   'Install the Google Cloud CLI with its Firestore emulator (`gcloud components install cloud-firestore-emulator`, ' +
   'or the Debian package google-cloud-cli-firestore-emulator) and a Java 17 runtime (`apt-get install openjdk-17-jre-headless`). ' +
@@ -102,7 +106,12 @@ export async function startFirestoreEmulator(options: FirestoreEmulatorOptions):
   if (metadataFile && existsSync(metadataFile)) args.push(`--import-data=${metadataFile}`);
   if (options.rulesFile) args.push(`--rules=${options.rulesFile}`);
 
-  const child = spawn('java', args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A small shell watches its stdin, a pipe from us: if this process dies without
+  // stopping the emulator (even by SIGKILL), the pipe closes and the JVM is stopped too.
+  const child = spawn('sh', ['-c', GUARDIAN, 'firestore-emulator', ...args], {
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString('utf8')).slice(-8_000);

@@ -163,6 +163,19 @@ describe('npm start (the whole local stack)', () => {
   });
 });
 
+describe('npm start, killed outright', () => {
+  it('takes the Firestore JVM down with it even on SIGKILL', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'cb-killed-'));
+    const running = await startCli(['--port-base', '0', '--data-dir', dataDir]);
+    const firestorePort = portsOf(running.env)[0]!;
+    const exited = new Promise((resolve) => running.child.once('exit', resolve));
+    running.child.kill('SIGKILL');
+    await exited;
+    await expect.poll(() => portIsFree(firestorePort), { timeout: 15_000, interval: 250 }).toBe(true);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+});
+
 describe('npm start without its prerequisites', () => {
   it('says what to install when Java and gcloud are missing', async () => {
     const result = spawnSync(
