@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 
 export interface FirestoreEmulatorOptions {
   host?: string;
@@ -48,7 +48,7 @@ const INSTALL_HINT =
 export function locateFirestoreJar(env: NodeJS.ProcessEnv = process.env): string {
   const candidates: string[] = [];
   if (env.FIRESTORE_EMULATOR_JAR) candidates.push(env.FIRESTORE_EMULATOR_JAR);
-  const sdkRoots = [env.CLOUDSDK_ROOT_DIR, gcloudSdkRoot(), '/usr/lib/google-cloud-sdk', '/google-cloud-sdk'];
+  const sdkRoots = [env.CLOUDSDK_ROOT_DIR, gcloudSdkRoot(env), '/usr/lib/google-cloud-sdk', '/google-cloud-sdk'];
   for (const root of sdkRoots) {
     if (root) candidates.push(join(root, 'platform/cloud-firestore-emulator/cloud-firestore-emulator.jar'));
   }
@@ -57,11 +57,12 @@ export function locateFirestoreJar(env: NodeJS.ProcessEnv = process.env): string
   return found;
 }
 
-function gcloudSdkRoot(): string | undefined {
-  const which = spawnSync('sh', ['-c', 'command -v gcloud'], { encoding: 'utf8' });
-  const path = which.stdout.trim();
-  if (which.status !== 0 || !path) return undefined;
-  return resolve(dirname(realpathSync(path)), '..');
+function gcloudSdkRoot(env: NodeJS.ProcessEnv): string | undefined {
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    const candidate = join(dir, 'gcloud');
+    if (dir && existsSync(candidate)) return resolve(dirname(realpathSync(candidate)), '..');
+  }
+  return undefined;
 }
 
 export function checkJava(): void {
