@@ -37,7 +37,7 @@ export class FirestoreUnavailableError extends Error {
 const EXPORT_NAME = 'snapshot';
 const GUARDIAN =
   'java "$@" </dev/null & jvm=$!; ' +
-  'trap \'kill $jvm 2>/dev/null; wait $jvm; exit 0\' TERM INT; ' +
+  "trap 'kill $jvm 2>/dev/null; wait $jvm; exit 0' TERM INT; " +
   'while read -r _; do :; done; kill $jvm 2>/dev/null; wait $jvm';
 const INSTALL_HINT =
   'Install the Google Cloud CLI with its Firestore emulator (`gcloud components install cloud-firestore-emulator`, ' +
@@ -48,7 +48,12 @@ const INSTALL_HINT =
 export function locateFirestoreJar(env: NodeJS.ProcessEnv = process.env): string {
   const candidates: string[] = [];
   if (env.FIRESTORE_EMULATOR_JAR) candidates.push(env.FIRESTORE_EMULATOR_JAR);
-  const sdkRoots = [env.CLOUDSDK_ROOT_DIR, gcloudSdkRoot(env), '/usr/lib/google-cloud-sdk', '/google-cloud-sdk'];
+  const sdkRoots = [
+    env.CLOUDSDK_ROOT_DIR,
+    gcloudSdkRoot(env),
+    '/usr/lib/google-cloud-sdk',
+    '/google-cloud-sdk',
+  ];
   for (const root of sdkRoots) {
     if (root) candidates.push(join(root, 'platform/cloud-firestore-emulator/cloud-firestore-emulator.jar'));
   }
