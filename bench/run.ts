@@ -98,8 +98,8 @@ async function timeToReady(dataDir: string): Promise<number> {
     lines.on('line', (line) => line === 'ready' && resolve());
   });
   const seconds = (performance.now() - started) / 1000;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
   child.removeAllListeners('exit');
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGINT');
   await exited;
   return seconds;

@@ -56,6 +56,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const log = options.log ?? (() => {});
   const base = options.portBase ?? DEFAULT_PORT_BASE;
   const port = (name: keyof typeof PORT_OFFSETS) => (base === 0 ? 0 : base + PORT_OFFSETS[name]);
+  // The stack's own clients (provisioning, and functions hosted in this process) must never
+  // go looking for Google's metadata server: there is none, and the probe only adds delay.
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
   if (options.reset) await resetData(dataDir);
   await mkdir(dataDir, { recursive: true });
 
