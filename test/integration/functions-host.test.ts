@@ -9,6 +9,27 @@ import { runs } from '../fixtures/functions/nightly/function.ts';
 const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const catalog = loadCatalog(join(fixtures, 'catalog.json'));
 
+/** Posts a Storage finalize CloudEvent in binary content mode, as Eventarc does. */
+function postStorageEvent(
+  url: string,
+  id: string,
+  object: { name: string; bucket: string; generation?: string },
+) {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'ce-specversion': '1.0',
+      'ce-type': 'google.cloud.storage.object.v1.finalized',
+      'ce-source': `//storage.googleapis.com/projects/_/buckets/${object.bucket}`,
+      'ce-subject': `objects/${object.name}`,
+      'ce-id': id,
+      'ce-time': new Date().toISOString(),
+    },
+    body: JSON.stringify(object),
+  });
+}
+
 describe('functions host', () => {
   let host: FunctionsHost;
   beforeAll(async () => {
@@ -55,34 +76,19 @@ describe('functions host', () => {
   });
 
   it('delivers a binary-mode CloudEvent to an event function', async () => {
-    const response = await fetch(`${host.url}/on-upload`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'ce-specversion': '1.0',
-        'ce-type': 'google.cloud.storage.object.v1.finalized',
-        'ce-source': '//storage.googleapis.com/projects/_/buckets/b',
-        'ce-subject': 'objects/a.bin',
-        'ce-id': 'evt-1',
-        'ce-time': new Date().toISOString(),
-      },
-      body: JSON.stringify({ name: 'a.bin', bucket: 'b', generation: '1' }),
+    const response = await postStorageEvent(`${host.url}/on-upload`, 'evt-1', {
+      name: 'a.bin',
+      bucket: 'b',
+      generation: '1',
     });
     expect(response.status).toBe(204);
     expect(received.at(-1)).toMatchObject({ id: 'evt-1', subject: 'objects/a.bin', data: { name: 'a.bin' } });
   });
 
   it('answers a failing event function with a 5xx so the sender retries', async () => {
-    const response = await fetch(`${host.url}/on-upload`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'ce-specversion': '1.0',
-        'ce-type': 'google.cloud.storage.object.v1.finalized',
-        'ce-source': '//storage.googleapis.com/projects/_/buckets/b',
-        'ce-id': 'evt-2',
-      },
-      body: JSON.stringify({ name: 'flaky/x', bucket: 'b' }),
+    const response = await postStorageEvent(`${host.url}/on-upload`, 'evt-2', {
+      name: 'flaky/x',
+      bucket: 'b',
     });
     expect(response.status).toBeGreaterThanOrEqual(500);
   });

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ContentKey, CryptoErrorCode, KeyPair } from '../../shared/crypto/index.ts';
+import type { ContentKey, KeyPair } from '../../shared/crypto/index.ts';
 import {
-  CryptoError,
   decryptRecord,
   encryptRecord,
   generateContentKey,
@@ -17,6 +16,7 @@ import {
 } from '../../shared/crypto/index.ts';
 import { contentKeyBytes, privateThemisKey, publicThemisKey } from '../../shared/crypto/keys.ts';
 import { themis } from '../../shared/crypto/themis.ts';
+import { codeOf } from '../helpers/crypto-errors.ts';
 
 let hospital: KeyPair;
 let otherHospital: KeyPair;
@@ -33,15 +33,6 @@ beforeAll(async () => {
   otherDevice = generateKeyPair();
   contentKey = generateContentKey();
 });
-
-function codeOf(run: () => unknown): CryptoErrorCode | string {
-  try {
-    run();
-  } catch (error) {
-    return error instanceof CryptoError ? error.code : `not a CryptoError: ${String(error)}`;
-  }
-  return 'no error';
-}
 
 const sameKey = (a: ContentKey, b: ContentKey): boolean =>
   Buffer.from(contentKeyBytes(a)).equals(Buffer.from(contentKeyBytes(b)));

@@ -2,7 +2,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { crc32c } from '../../shared/checksums/crc32c.ts';
-import type { CryptoErrorCode } from '../../shared/crypto/index.ts';
 import {
   CONTENT_KEY_LENGTH,
   CryptoError,
@@ -18,20 +17,12 @@ import {
   sign,
 } from '../../shared/crypto/index.ts';
 import { contentKeyBytes } from '../../shared/crypto/keys.ts';
+import { codeOf } from '../helpers/crypto-errors.ts';
 
 beforeAll(async () => {
   const { loadThemis } = await import('../../shared/crypto/index.ts');
   await loadThemis();
 });
-
-function codeOf(run: () => unknown): CryptoErrorCode | string {
-  try {
-    run();
-  } catch (error) {
-    return error instanceof CryptoError ? error.code : `not a CryptoError: ${String(error)}`;
-  }
-  return 'no error';
-}
 
 const ascii = (bytes: Uint8Array, from: number, to: number): string =>
   String.fromCharCode(...bytes.subarray(from, to));

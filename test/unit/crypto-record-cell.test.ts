@@ -21,6 +21,7 @@ import {
 } from '../../shared/crypto/index.ts';
 import { contentKeyBytes } from '../../shared/crypto/keys.ts';
 import { themis } from '../../shared/crypto/themis.ts';
+import { codeOf } from '../helpers/crypto-errors.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -28,15 +29,6 @@ const MiB = 1024 * KiB;
 beforeAll(async () => {
   await loadThemis();
 });
-
-function codeOf(run: () => unknown): CryptoErrorCode | string {
-  try {
-    run();
-  } catch (error) {
-    return error instanceof CryptoError ? error.code : `not a CryptoError: ${String(error)}`;
-  }
-  return 'no error';
-}
 
 function errorOf(run: () => unknown): CryptoError {
   try {

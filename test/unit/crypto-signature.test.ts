@@ -1,7 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { CryptoErrorCode, KeyPair } from '../../shared/crypto/index.ts';
+import type { KeyPair } from '../../shared/crypto/index.ts';
 import {
-  CryptoError,
   generateContentKey,
   generateKeyPair,
   loadThemis,
@@ -10,6 +9,7 @@ import {
   verify,
   wrapContentKey,
 } from '../../shared/crypto/index.ts';
+import { codeOf } from '../helpers/crypto-errors.ts';
 
 let signer: KeyPair;
 let stranger: KeyPair;
@@ -20,15 +20,6 @@ beforeAll(async () => {
   signer = generateKeyPair();
   stranger = generateKeyPair();
 });
-
-function codeOf(run: () => unknown): CryptoErrorCode | string {
-  try {
-    run();
-  } catch (error) {
-    return error instanceof CryptoError ? error.code : `not a CryptoError: ${String(error)}`;
-  }
-  return 'no error';
-}
 
 describe('sign and verify', () => {
   it('returns the original message when the signature verifies', () => {
