@@ -5,7 +5,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createKms, createStorage } from '../shared/adapters/google-clients.ts';
+import { provisionFunctionKeys } from '../shared/adapters/function-keys.ts';
+import { createFirestore, createKms, createStorage } from '../shared/adapters/google-clients.ts';
 import { bucketName, loadCatalog, type Catalog } from '../shared/runtime/catalog.ts';
 import { startFcmRecorder, type FcmRecorder } from './fcm/server.ts';
 import { startFirestoreEmulator, type FirestoreEmulator } from './firestore/server.ts';
@@ -143,7 +144,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   }
 }
 
-/** Creates what infra/ creates in a real project, as the local owner; safe to repeat. */
+/**
+ * Creates what infra/ and the operator's bootstrap create in a real project, as the local
+ * owner; safe to repeat.
+ */
 async function provision(
   catalog: Catalog,
   projectId: string,
@@ -174,6 +178,14 @@ async function provision(
           }),
         );
       }
+    }
+    // Each function's Themis key pair, wrapped by its own KMS key; the function unwraps it
+    // once per instance. Create-only, so a restart keeps the keys devices already trust.
+    const firestore = createFirestore(projectId, env);
+    try {
+      await provisionFunctionKeys({ firestore, kms, catalog, projectId });
+    } finally {
+      await firestore.terminate();
     }
   } finally {
     await kms.close();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
 import { getMessaging, type Messaging } from 'firebase-admin/messaging';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { localFcmAppOptions } from '../../emulator/fcm/client-agent.ts';
+import { localFcmAppOptions } from '../../shared/adapters/fcm-client-agent.ts';
 import { startFcmRecorder, type FcmRecorder, type RecordedMessage } from '../../emulator/fcm/server.ts';
 
 const PROJECT = 'demo-clinic-bridge';

@@ -1,4 +1,6 @@
 // Points the official firebase-admin messaging client at the local FCM recorder, unchanged.
+// It lives with the adapters (not in emulator/) because the production Notifier uses it when
+// FCM_EMULATOR_URL is set; the recorder itself stays in emulator/fcm/.
 //
 // firebase-admin hard-codes https://fcm.googleapis.com and has no emulator switch for FCM.
 // But in firebase-admin 14, `getMessaging(app).send()` goes out over HTTP/1.1 through Node's
@@ -17,7 +19,7 @@
 //   code should call send() per token, which it does anyway to handle UNREGISTERED per device.
 // - The agent sends every HTTP request of that app to the recorder, whatever its host, so give
 //   messaging an app of its own. Topic management (iid.googleapis.com) is not emulated.
-// - Traffic to the recorder is plain HTTP: loopback only.
+// - Traffic to the recorder is plain HTTP, so the agent refuses any host but loopback.
 import { Agent } from 'node:https';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -35,12 +37,20 @@ export class LocalFcmAgent extends Agent {
         `expected the recorder's base URL, such as http://127.0.0.1:8085, got ${recorderUrl}`,
       );
     }
-    this.target = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port) };
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (!isLoopback(host)) {
+      throw new TypeError(`the FCM recorder must be on loopback (plain HTTP), got host ${host}`);
+    }
+    this.target = { host, port: Number(url.port) };
   }
 
   override createConnection(): Duplex {
     return connect(this.target);
   }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 export function localFcmAgent(recorderUrl: string): LocalFcmAgent {
