@@ -99,7 +99,7 @@ describe('npm start (the whole local stack)', () => {
     expect(stack.env.KMS_EMULATOR_HOST).toMatch(/^127\.0\.0\.1:/);
   });
 
-  it('provisions the buckets and one KMS key per function, as infra does', async () => {
+  it("provisions the buckets, one KMS key per function and each function's wrapped Themis key", async () => {
     const storage = createStorage(stack.env.GCLOUD_PROJECT!, stack.env);
     const [buckets] = await storage.getBuckets();
     expect(buckets.map((b) => b.name)).toEqual(
@@ -116,6 +116,10 @@ describe('npm start (the whole local stack)', () => {
       'retention',
     ]);
     await kms.close();
+    const db = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    const functionKeys = await db.collection('functionKeys').get();
+    expect(functionKeys.docs.map((d) => d.id).sort()).toEqual(['ingest', 'pairing', 'records', 'retention']);
+    await db.terminate();
   });
 
   it('serves the health function, which reaches Firestore and Storage', async () => {
