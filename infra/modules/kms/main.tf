@@ -1,0 +1,79 @@
+# Two key rings. "clinic-bridge" (the catalog's keyRing) holds one key per function: each
+# wraps that function's Themis key material and nothing else (invariant 4). A second ring
+# holds the CMEK keys Cloud Storage and Firestore encrypt at rest with. Nobody holds any role
+# on either ring: every grant is on one key, in iam.tf.
+#
+# Keys cannot be deleted in Cloud KMS; destroying the resource schedules its versions for
+# destruction, which makes everything they protect unreadable. prevent_destroy guards that.
+
+locals {
+  algorithms = {
+    ENCRYPT_DECRYPT = "GOOGLE_SYMMETRIC_ENCRYPTION"
+    ASYMMETRIC_SIGN = "EC_SIGN_P256_SHA256"
+    MAC             = "HMAC_SHA256"
+  }
+}
+
+resource "google_kms_key_ring" "functions" {
+  project  = var.project_id
+  name     = var.key_ring
+  location = var.location
+}
+
+resource "google_kms_key_ring" "cmek" {
+  project  = var.project_id
+  name     = "${var.key_ring}-cmek"
+  location = var.location
+}
+
+resource "google_kms_crypto_key" "function" {
+  for_each = var.function_keys
+
+  name     = each.key
+  key_ring = google_kms_key_ring.functions.id
+  purpose  = each.value.purpose
+
+  # Cloud KMS rotates symmetric keys only. A new primary version wraps new key material;
+  # older versions stay enabled so material they wrapped still unwraps (docs/OPERATIONS.md).
+  rotation_period            = each.value.purpose == "ENCRYPT_DECRYPT" ? var.rotation_period : null
+  destroy_scheduled_duration = var.destroy_scheduled_duration
+
+  version_template {
+    algorithm        = local.algorithms[each.value.purpose]
+    protection_level = var.protection_level
+  }
+
+  labels = {
+    app     = "clinic-bridge"
+    use     = "function-key"
+    purpose = lower(each.value.purpose)
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "google_kms_crypto_key" "cmek" {
+  for_each = var.cmek_keys
+
+  name                       = each.key
+  key_ring                   = google_kms_key_ring.cmek.id
+  purpose                    = "ENCRYPT_DECRYPT"
+  rotation_period            = var.rotation_period
+  destroy_scheduled_duration = var.destroy_scheduled_duration
+
+  version_template {
+    algorithm        = "GOOGLE_SYMMETRIC_ENCRYPTION"
+    protection_level = var.protection_level
+  }
+
+  labels = {
+    app = "clinic-bridge"
+    use = "cmek"
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
