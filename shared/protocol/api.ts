@@ -1,0 +1,238 @@
+// Bodies of the intended HTTPS API (protocol v1) and of push messages. The functions parse
+// every request with these schemas (invariant 6) and answer errors as `errorBodySchema`.
+// Signed documents travel inside JSON as base64url of their Themis signed form.
+//
+// Pairing function (base = the QR code's apiBase):
+//   POST /pairing/v1/invitations                 hospital-signed  createInvitationRequest → invitationResponse
+//   POST /pairing/v1/pair                        unsigned (PoP)   pairBody → pairResponse
+//   GET  /pairing/v1/patients/{patientRef}/devices  hospital-signed  → patientDevicesResponse
+//   POST /pairing/v1/devices/{deviceId}/revoke   hospital-signed  {} → revokeResponse
+// Records function:
+//   GET  /records/v1/records?pageSize&pageToken  device-signed    → recordListResponse
+//   GET  /records/v1/records/{recordId}/content  device-signed    → container bytes (or 303 to a signed URL)
+//   POST /records/v1/records/{recordId}/ack      device-signed    ackBody → ackResponse
+//   GET  /records/v1/devices                     device-signed    → deviceListResponse
+//   POST /records/v1/devices/{deviceId}/revoke   device-signed    {} → revokeResponse
+//   PUT  /records/v1/devices/self/push-token     device-signed    pushTokenBody → 204
+//   GET  /records/v1/access-log?pageSize&pageToken device-signed  → accessLogResponse
+import { z } from 'zod';
+import { fcmTokenSchema, contentClassSchema, platformSchema } from './documents.ts';
+import { ProtocolError } from './error-codes.ts';
+import {
+  deviceIdSchema,
+  hospitalIdSchema,
+  invitationIdSchema,
+  patientRefSchema,
+  recordIdSchema,
+  sha256Schema,
+  signedDocumentTextSchema,
+  timestampSchema,
+  tokenSchema,
+} from './ids.ts';
+import { fieldOf } from './signed-document.ts';
+
+/** Largest JSON request body any endpoint accepts. */
+export const MAX_JSON_BODY_BYTES = 64 * 1024;
+export const MAX_INVITATION_ATTEMPTS = 10;
+export const MAX_PAGE_SIZE = 100;
+
+export const errorBodySchema = z.strictObject({
+  error: z.strictObject({
+    code: z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/),
+    message: z.string().max(500),
+    field: z.string().max(200).optional(),
+    /** The request's Cloud Trace id, to quote when reporting a problem; also in x-trace-id. */
+    traceId: z
+      .string()
+      .regex(/^[0-9a-f]{32}$/)
+      .optional(),
+  }),
+});
+
+export const pageQuerySchema = z.strictObject({
+  pageSize: z
+    .string()
+    .regex(/^[1-9][0-9]{0,2}$/)
+    .transform(Number)
+    .pipe(z.int().min(1).max(MAX_PAGE_SIZE))
+    .optional(),
+  pageToken: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,512}$/)
+    .optional(),
+});
+const nextPageToken = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,512}$/)
+  .optional();
+
+// ---- Pairing ----
+
+export const createInvitationRequestSchema = z.strictObject({
+  invitationId: invitationIdSchema,
+  patientRef: patientRefSchema,
+  /** SHA-256 of the token's 32 raw bytes; the platform never holds the token itself. */
+  tokenSha256: sha256Schema,
+  expiresAt: timestampSchema,
+  maxAttempts: z.int().min(1).max(MAX_INVITATION_ATTEMPTS),
+});
+export const invitationResponseSchema = z.strictObject({
+  invitationId: invitationIdSchema,
+  expiresAt: timestampSchema,
+});
+
+export const pairBodySchema = z.strictObject({
+  /** The one-time token from the QR code (base64url of 32 bytes). */
+  token: tokenSchema,
+  /** base64url of the signed cb/pair-request/v1. */
+  pairRequest: signedDocumentTextSchema,
+});
+export const pairResponseSchema = z.strictObject({
+  deviceId: deviceIdSchema,
+  /** base64url of the signed cb/device-certificate/v1. */
+  certificate: signedDocumentTextSchema,
+  expiresAt: timestampSchema,
+});
+
+export const patientDevicesResponseSchema = z.strictObject({
+  /** Active (not revoked, not expired) devices only. */
+  devices: z
+    .array(
+      z.strictObject({
+        deviceId: deviceIdSchema,
+        certificate: signedDocumentTextSchema,
+      }),
+    )
+    .max(64),
+});
+
+export const revokeResponseSchema = z.strictObject({
+  deviceId: deviceIdSchema,
+  revokedAt: timestampSchema,
+});
+
+// ---- Records ----
+
+export const recordSummarySchema = z.strictObject({
+  recordId: recordIdSchema,
+  hospitalId: hospitalIdSchema,
+  contentClass: contentClassSchema,
+  createdAt: timestampSchema,
+  expiresAt: timestampSchema,
+  /** Bytes of the container the content endpoint returns. */
+  size: z.int().min(0),
+  /** When this device acknowledged it, if it has. */
+  acknowledgedAt: timestampSchema.optional(),
+});
+export const recordListResponseSchema = z.strictObject({
+  records: z.array(recordSummarySchema).max(MAX_PAGE_SIZE),
+  nextPageToken,
+});
+
+const errorCodeText = z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/);
+export const ackBodySchema = z.discriminatedUnion('outcome', [
+  z.strictObject({ outcome: z.literal('stored') }),
+  /** The device could not open the record; errorCode is from the catalogue (CHUNK_INVALID, …). */
+  z.strictObject({ outcome: z.literal('failed'), errorCode: errorCodeText }),
+]);
+export const ackResponseSchema = z.strictObject({
+  recordId: recordIdSchema,
+  acknowledgedAt: timestampSchema,
+});
+
+export const deviceListResponseSchema = z.strictObject({
+  devices: z
+    .array(
+      z.strictObject({
+        deviceId: deviceIdSchema,
+        hospitalId: hospitalIdSchema,
+        platform: platformSchema,
+        pairedAt: timestampSchema,
+        expiresAt: timestampSchema,
+        /** True for the device that made the request. */
+        current: z.boolean(),
+      }),
+    )
+    .max(64),
+});
+
+export const pushTokenBodySchema = z.strictObject({ fcmToken: fcmTokenSchema });
+
+export const accessLogResponseSchema = z.strictObject({
+  entries: z
+    .array(
+      z.strictObject({
+        at: timestampSchema,
+        /** Who acted: this patient's device, the hospital's connector, or the platform itself. */
+        actor: z.strictObject({
+          kind: z.enum(['device', 'hospital', 'system']),
+          id: z.string().min(1).max(100),
+        }),
+        action: z.enum([
+          'device.paired',
+          'device.revoked',
+          'record.created',
+          'record.listed',
+          'record.downloaded',
+          'record.acknowledged',
+          'record.deleted',
+        ]),
+        recordId: recordIdSchema.optional(),
+        deviceId: deviceIdSchema.optional(),
+      }),
+    )
+    .max(MAX_PAGE_SIZE),
+  nextPageToken,
+});
+
+// ---- Path parameters ----
+
+export const recordPathSchema = z.strictObject({ recordId: recordIdSchema });
+export const devicePathSchema = z.strictObject({ deviceId: deviceIdSchema });
+export const patientPathSchema = z.strictObject({ patientRef: patientRefSchema });
+
+// ---- Push (invariant 5) ----
+
+/**
+ * The whole FCM data payload: an opaque hint that something changed, nothing else. No record
+ * id, hospital, patient or count: a device learns what changed only through signed API calls.
+ * FCM data values must be strings.
+ */
+export const pushDataSchema = z.strictObject({
+  cb: z.literal('1'),
+  hint: z.enum(['records', 'devices']),
+});
+export type PushData = z.output<typeof pushDataSchema>;
+
+export function pushData(hint: PushData['hint']): PushData {
+  return { cb: '1', hint };
+}
+
+// ---- Parsing helper ----
+
+/**
+ * Parses a boundary value with a schema; a failure is INVALID_REQUEST naming the first failing
+ * field (never its value).
+ */
+export function parseBoundary<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success)
+    throw new ProtocolError('INVALID_REQUEST', undefined, { field: fieldOf(parsed.error) });
+  return parsed.data;
+}
+
+/** Parses a JSON request body (bytes) with a schema: PAYLOAD_TOO_LARGE or INVALID_REQUEST. */
+export function parseJsonBody<S extends z.ZodType>(
+  schema: S,
+  body: Uint8Array,
+  maxBytes: number = MAX_JSON_BODY_BYTES,
+): z.output<S> {
+  if (body.length > maxBytes) throw new ProtocolError('PAYLOAD_TOO_LARGE');
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+  } catch {
+    throw new ProtocolError('INVALID_REQUEST', 'the body is not JSON');
+  }
+  return parseBoundary(schema, value);
+}

@@ -1,0 +1,152 @@
+// Byte and text encodings every wire format in shared/protocol shares: strict base64url,
+// strict UTF-8, canonical JSON, SHA-256 and HMAC-SHA256. Hashing and HMAC use node:crypto;
+// everything Themis does stays in shared/crypto.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ProtocolError } from './error-codes.ts';
+import type { ErrorCode } from './error-codes.ts';
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export function toBase64Url(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+}
+
+/**
+ * Strict base64url (RFC 4648 §5, no padding, canonical trailing bits). Returns undefined for
+ * anything else, so callers pick their own error code.
+ */
+export function fromBase64Url(text: string): Uint8Array | undefined {
+  if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
+  const bytes = Buffer.from(text, 'base64url');
+  if (bytes.toString('base64url') !== text) return undefined;
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Base64url length of `n` bytes (no padding). */
+export function base64UrlLength(n: number): number {
+  return Math.ceil((n * 4) / 3);
+}
+
+export function utf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** Strict UTF-8 decoding: undefined for malformed bytes (no replacement characters). */
+export function fromUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return new Uint8Array(hash.digest());
+}
+
+export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  const mac = createHmac('sha256', key);
+  for (const part of parts) mac.update(part);
+  return new Uint8Array(mac.digest());
+}
+
+/** Constant-time equality for equal lengths; false (early) when the lengths differ. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function randomBase64Url(byteLength: number): string {
+  return toBase64Url(new Uint8Array(randomBytes(byteLength)));
+}
+
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+// ---- Canonical JSON ----
+//
+// The one serialisation of a signed document: UTF-8 JSON with no whitespace, object keys
+// sorted by UTF-16 code units (JavaScript's default sort, which for the ASCII keys used here is
+// byte order), strings escaped as JSON.stringify escapes them, numbers only as safe integers,
+// no undefined, no floats, no NaN. The same value always gives the same bytes, so a verifier
+// can insist that what it received is canonical and a document's hash identifies it.
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** Canonical JSON text of a value. Throws INVALID_REQUEST for values it cannot represent. */
+export function canonicalJson(value: unknown): string {
+  return serialise(value, 0);
+}
+
+const MAX_DEPTH = 16;
+
+function serialise(value: unknown, depth: number): string {
+  if (depth > MAX_DEPTH) throw invalid('nesting too deep for canonical JSON');
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isSafeInteger(value)) throw invalid('canonical JSON allows only safe integers');
+      return Object.is(value, -0) ? '0' : String(value);
+    case 'string':
+      if (/\p{Cs}/u.test(value)) throw invalid('canonical JSON strings must be well-formed text');
+      return JSON.stringify(value);
+    case 'object': {
+      if (Array.isArray(value)) return `[${value.map((item) => serialise(item, depth + 1)).join(',')}]`;
+      const prototype = Object.getPrototypeOf(value) as unknown;
+      if (prototype !== Object.prototype && prototype !== null) {
+        throw invalid('canonical JSON takes plain objects only');
+      }
+      const entries = Object.keys(value)
+        .sort()
+        .map((key) => {
+          const item = (value as Record<string, unknown>)[key];
+          if (item === undefined) throw invalid('canonical JSON has no undefined values');
+          return `${JSON.stringify(key)}:${serialise(item, depth + 1)}`;
+        });
+      return `{${entries.join(',')}}`;
+    }
+    default:
+      throw invalid(`canonical JSON cannot hold a ${typeof value}`);
+  }
+}
+
+/**
+ * Parses bytes that must be canonical JSON (strict UTF-8, re-serialises to the same bytes).
+ * Throws `code` for anything else.
+ */
+export function parseCanonicalJson(bytes: Uint8Array, code: ErrorCode): unknown {
+  const text = fromUtf8(bytes);
+  if (text === undefined) throw new ProtocolError(code, 'the document is not UTF-8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError(code, 'the document is not JSON');
+  }
+  let again: string;
+  try {
+    again = canonicalJson(value);
+  } catch {
+    throw new ProtocolError(code, 'the document holds values canonical JSON does not allow');
+  }
+  if (again !== text) throw new ProtocolError(code, 'the document is not in canonical JSON form');
+  return value;
+}
+
+function invalid(message: string): ProtocolError {
+  return new ProtocolError('INVALID_REQUEST', message);
+}

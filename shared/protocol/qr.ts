@@ -1,0 +1,140 @@
+// The invitation QR payload: "CB1:" followed by base64url (no padding) of
+//   api base length    1  uint8, 8..120
+//   api base           n  ASCII URL: https://host[:port][/path], or http://127.0.0.1[:port][/path]
+//   hospital id length 1  uint8, 3..40
+//   hospital id        h  ASCII, ^[a-z0-9][a-z0-9-]{2,39}$
+//   invitation id     16  raw bytes (its base64url text is the invitationId)
+//   token             32  raw bytes, one-time
+//   binding secret    32  raw bytes
+//   hospital key      45  Themis EC P-256 public key
+// and nothing after. 127 + n + h bytes, at most 287, so the text is at most 387 characters
+// (QR byte mode, version 12 at error correction level M).
+//
+// The decoder is strict: the exact prefix, canonical base64url, every length in range, the URL
+// in canonical form, a key Themis accepts, no trailing bytes. Errors are QR_VERSION_UNSUPPORTED
+// (another "CB<n>:" prefix), QR_API_BASE_INVALID and QR_MALFORMED (everything else).
+import { importPublicKey } from '../crypto/index.ts';
+import type { PublicKey } from '../crypto/index.ts';
+import { concatBytes, fromBase64Url, toBase64Url } from './encoding.ts';
+import { ProtocolError } from './error-codes.ts';
+import { hospitalIdSchema, invitationIdSchema, tokenSchema } from './ids.ts';
+
+export const QR_PREFIX = 'CB1:';
+export const QR_MAX_LENGTH = 400;
+const MIN_API_BASE = 8;
+const MAX_API_BASE = 120;
+const FIXED_BYTES = 16 + 32 + 32 + 45;
+
+export interface InvitationQr {
+  /** Where the device sends its pair request and, later, its records API calls. */
+  readonly apiBase: string;
+  readonly hospitalId: string;
+  /** 22-character base64url. */
+  readonly invitationId: string;
+  /** 32 raw bytes as base64url: the one-time token the pairing function checks. */
+  readonly token: string;
+  /** 32 bytes: the key of the device's binding proof. Never leaves the device. */
+  readonly bindingSecret: Uint8Array;
+  /** The hospital's public key: verifies manifests and opens wrapped keys. */
+  readonly hospitalPublicKey: PublicKey;
+}
+
+/**
+ * Canonical form of an API base URL, or undefined if it is not allowed: https with a host name
+ * (or http to 127.0.0.1 only, for the local stack), optional port and path, no user info, query
+ * or fragment, no trailing slash, lower-case scheme and host.
+ */
+export function canonicalApiBase(input: string): string | undefined {
+  if (typeof input !== 'string' || input.length > MAX_API_BASE || !/^[\x21-\x7e]+$/.test(input))
+    return undefined;
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    return undefined;
+  }
+  if (url.username || url.password || url.search || url.hash || input.includes('?') || input.includes('#')) {
+    return undefined;
+  }
+  if (url.protocol === 'http:') {
+    if (url.hostname !== '127.0.0.1') return undefined;
+  } else if (url.protocol !== 'https:' || url.hostname === '') {
+    return undefined;
+  }
+  const path = url.pathname === '/' ? '' : url.pathname;
+  if (path.endsWith('/') || path.includes('//')) return undefined;
+  const canonical = `${url.protocol}//${url.host}${path}`;
+  return canonical.length >= MIN_API_BASE && canonical.length <= MAX_API_BASE ? canonical : undefined;
+}
+
+/** Encodes the QR payload. Throws QR_API_BASE_INVALID / QR_MALFORMED for unacceptable fields. */
+export function encodeInvitationQr(qr: InvitationQr): string {
+  const apiBase = canonicalApiBase(qr.apiBase);
+  if (apiBase === undefined || apiBase !== qr.apiBase) throw new ProtocolError('QR_API_BASE_INVALID');
+  if (!hospitalIdSchema.safeParse(qr.hospitalId).success) throw malformed('hospital id');
+  if (!invitationIdSchema.safeParse(qr.invitationId).success) throw malformed('invitation id');
+  if (!tokenSchema.safeParse(qr.token).success) throw malformed('token');
+  if (!(qr.bindingSecret instanceof Uint8Array) || qr.bindingSecret.length !== 32)
+    throw malformed('binding secret');
+  const ascii = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0));
+  const bytes = concatBytes([
+    Uint8Array.of(apiBase.length),
+    ascii(apiBase),
+    Uint8Array.of(qr.hospitalId.length),
+    ascii(qr.hospitalId),
+    fromBase64Url(qr.invitationId)!,
+    fromBase64Url(qr.token)!,
+    qr.bindingSecret,
+    qr.hospitalPublicKey.toBytes(),
+  ]);
+  return QR_PREFIX + toBase64Url(bytes);
+}
+
+/** Decodes and validates a scanned QR payload. */
+export function decodeInvitationQr(text: string): InvitationQr {
+  if (typeof text !== 'string') throw malformed('not text');
+  if (!text.startsWith(QR_PREFIX)) {
+    if (/^CB[0-9]+:/.test(text)) throw new ProtocolError('QR_VERSION_UNSUPPORTED');
+    throw malformed('prefix');
+  }
+  if (text.length > QR_MAX_LENGTH) throw malformed('too long');
+  const bytes = fromBase64Url(text.slice(QR_PREFIX.length));
+  if (bytes === undefined) throw malformed('not base64url');
+  let offset = 0;
+  const take = (n: number): Uint8Array => {
+    if (offset + n > bytes.length) throw malformed('truncated');
+    const part = bytes.subarray(offset, offset + n);
+    offset += n;
+    return part;
+  };
+  const text8 = (n: number): string => String.fromCharCode(...take(n));
+  const apiLength = take(1)[0]!;
+  if (apiLength < MIN_API_BASE || apiLength > MAX_API_BASE) throw new ProtocolError('QR_API_BASE_INVALID');
+  const apiBase = text8(apiLength);
+  if (canonicalApiBase(apiBase) !== apiBase) throw new ProtocolError('QR_API_BASE_INVALID');
+  const hospitalLength = take(1)[0]!;
+  if (hospitalLength < 3 || hospitalLength > 40) throw malformed('hospital id length');
+  const hospitalId = text8(hospitalLength);
+  if (!hospitalIdSchema.safeParse(hospitalId).success) throw malformed('hospital id');
+  const invitationId = toBase64Url(take(16));
+  const token = toBase64Url(take(32));
+  const bindingSecret = take(32).slice();
+  const keyBytes = take(45);
+  if (offset !== bytes.length) throw malformed('trailing bytes');
+  let hospitalPublicKey: PublicKey;
+  try {
+    hospitalPublicKey = importPublicKey(keyBytes.slice());
+  } catch (error) {
+    throw new ProtocolError('QR_MALFORMED', 'the hospital key is not valid', { cause: error });
+  }
+  return { apiBase, hospitalId, invitationId, token, bindingSecret, hospitalPublicKey };
+}
+
+/** Length of the encoded payload for the given field lengths (for capacity planning). */
+export function invitationQrLength(apiBaseLength: number, hospitalIdLength: number): number {
+  return QR_PREFIX.length + Math.ceil(((2 + apiBaseLength + hospitalIdLength + FIXED_BYTES) * 4) / 3);
+}
+
+function malformed(what: string): ProtocolError {
+  return new ProtocolError('QR_MALFORMED', `the QR payload is malformed (${what})`);
+}

@@ -1,0 +1,193 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { KeyPair } from '../../shared/crypto/index.ts';
+import { generateKeyPair, importPublicKey, loadThemis } from '../../shared/crypto/index.ts';
+import type { InvitationQr } from '../../shared/protocol/index.ts';
+import {
+  canonicalApiBase,
+  decodeInvitationQr,
+  encodeInvitationQr,
+  fromBase64Url,
+  invitationQrLength,
+  newInvitationToken,
+  newRandomId,
+  ProtocolError,
+  QR_MAX_LENGTH,
+  toBase64Url,
+} from '../../shared/protocol/index.ts';
+
+function codeOf(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    return error instanceof ProtocolError ? error.code : `not a ProtocolError: ${String(error)}`;
+  }
+  return 'no error';
+}
+
+// The example in docs/PROTOCOL.md §4.
+const EXAMPLE_QR =
+  'CB1:IWh0dHBzOi8vYXBpLmNsaW5pYy1icmlkZ2UuZXhhbXBsZQ1zdC1leGFtcGxlLXpoEBESExQVFhcYGRobHB0eH0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fSkLGL2f3C5rSGiyhWsrVlvZAa7zdlnqMgYbD3HNfu15VRUMyAAAALRU0u_8Cr2Q6E6kEhHeck7V1_DFh3Oltt85gDYKrA1d062Q2Ouw';
+
+let hospital: KeyPair;
+let qr: InvitationQr;
+
+beforeAll(async () => {
+  await loadThemis();
+  hospital = generateKeyPair();
+  qr = {
+    apiBase: 'https://api.clinic-bridge.example',
+    hospitalId: 'st-example-zh',
+    invitationId: newRandomId(),
+    token: newInvitationToken(),
+    bindingSecret: new Uint8Array(32).fill(7),
+    hospitalPublicKey: hospital.publicKey,
+  };
+});
+
+/** Re-encodes a decoded payload body after `edit` (to build malformed inputs). */
+function withBytes(text: string, edit: (bytes: Uint8Array) => Uint8Array): string {
+  return `CB1:${toBase64Url(edit(fromBase64Url(text.slice(4))!))}`;
+}
+
+describe('invitation QR payload', () => {
+  it('decodes the documented example', () => {
+    const decoded = decodeInvitationQr(EXAMPLE_QR);
+    expect(decoded).toMatchObject({
+      apiBase: 'https://api.clinic-bridge.example',
+      hospitalId: 'st-example-zh',
+      invitationId: 'EBESExQVFhcYGRobHB0eHw',
+      token: 'QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8',
+    });
+    expect(toBase64Url(decoded.bindingSecret)).toBe('SkLGL2f3C5rSGiyhWsrVlvZAa7zdlnqMgYbD3HNfu14');
+    expect(
+      decoded.hospitalPublicKey.equals(
+        importPublicKey('VUVDMgAAAC0VNLv_Aq9kOhOpBIR3nJO1dfwxYdzpbbfOYA2CqwNXdOtkNjrs'),
+      ),
+    ).toBe(true);
+    expect(encodeInvitationQr(decoded)).toBe(EXAMPLE_QR);
+  });
+
+  it('round-trips and stays within 400 characters at the largest field sizes', () => {
+    const text = encodeInvitationQr(qr);
+    expect(text.startsWith('CB1:')).toBe(true);
+    const decoded = decodeInvitationQr(text);
+    expect({ ...decoded, hospitalPublicKey: undefined }).toEqual({ ...qr, hospitalPublicKey: undefined });
+    expect(decoded.hospitalPublicKey.equals(hospital.publicKey)).toBe(true);
+
+    const largest = {
+      ...qr,
+      apiBase: `https://${'a'.repeat(60)}.example:8443/`.padEnd(120, 'p'),
+      hospitalId: `h${'x'.repeat(39)}`,
+    };
+    expect(largest.apiBase.length).toBe(120);
+    const big = encodeInvitationQr(largest);
+    expect(big.length).toBe(invitationQrLength(120, 40));
+    expect(big.length).toBeLessThanOrEqual(QR_MAX_LENGTH);
+    expect(decodeInvitationQr(big).apiBase).toBe(largest.apiBase);
+  });
+
+  it('allows https anywhere and http only to 127.0.0.1', () => {
+    for (const ok of [
+      'https://api.example.org',
+      'https://api.example.org:8443/cb/v',
+      'http://127.0.0.1:8080',
+    ]) {
+      expect(canonicalApiBase(ok)).toBe(ok);
+      expect(decodeInvitationQr(encodeInvitationQr({ ...qr, apiBase: ok })).apiBase).toBe(ok);
+    }
+    for (const bad of [
+      'http://api.example.org',
+      'http://localhost:8080',
+      'http://127.0.0.2',
+      'ftp://api.example.org',
+      'https://user:pw@api.example.org',
+      'https://api.example.org/?q=1',
+      'https://api.example.org/#x',
+      'https://api.example.org/',
+      'https://api.example.org/cb/',
+      'https://API.example.org',
+      'https://api.example.org:443',
+      'https://api.example.org/a b',
+      'javascript:alert(1)',
+      `https://${'a'.repeat(120)}.org`,
+    ]) {
+      expect({ bad, code: codeOf(() => encodeInvitationQr({ ...qr, apiBase: bad })) }).toEqual({
+        bad,
+        code: 'QR_API_BASE_INVALID',
+      });
+    }
+  });
+
+  it('rejects malformed payloads with stable codes', () => {
+    const text = encodeInvitationQr(qr);
+    expect(codeOf(() => decodeInvitationQr('CB2:AAAA'))).toBe('QR_VERSION_UNSUPPORTED');
+    expect(codeOf(() => decodeInvitationQr('https://evil.example/pair'))).toBe('QR_MALFORMED');
+    expect(codeOf(() => decodeInvitationQr(''))).toBe('QR_MALFORMED');
+    expect(codeOf(() => decodeInvitationQr(`cb1:${text.slice(4)}`))).toBe('QR_MALFORMED');
+    expect(codeOf(() => decodeInvitationQr(`${text}=`))).toBe('QR_MALFORMED');
+    expect(codeOf(() => decodeInvitationQr(`${text.slice(0, 10)}+${text.slice(11)}`))).toBe('QR_MALFORMED');
+    expect(codeOf(() => decodeInvitationQr(`CB1:${'A'.repeat(500)}`))).toBe('QR_MALFORMED');
+    // Truncated anywhere, or with bytes appended.
+    for (let cut = 1; cut < 127 + 33 + 13; cut += 7) {
+      const code = codeOf(() => decodeInvitationQr(withBytes(text, (b) => b.subarray(0, b.length - cut))));
+      expect(['QR_MALFORMED', 'QR_API_BASE_INVALID']).toContain(code);
+    }
+    expect(codeOf(() => decodeInvitationQr(withBytes(text, (b) => new Uint8Array([...b, 0]))))).toBe(
+      'QR_MALFORMED',
+    );
+    // A bad hospital id, a bad key (flip the key tag), an api base length out of range.
+    expect(
+      codeOf(() =>
+        decodeInvitationQr(
+          withBytes(text, (b) => {
+            const c = b.slice();
+            c[1 + c[0]! + 1] = 0x2d; // hospital id starting with "-"
+            return c;
+          }),
+        ),
+      ),
+    ).toBe('QR_MALFORMED');
+    expect(
+      codeOf(() =>
+        decodeInvitationQr(
+          withBytes(text, (b) => {
+            const c = b.slice();
+            c[c.length - 45] = 0x52; // "UEC2" → "REC2": a private key tag
+            return c;
+          }),
+        ),
+      ),
+    ).toBe('QR_MALFORMED');
+    expect(
+      codeOf(() =>
+        decodeInvitationQr(
+          withBytes(text, (b) => {
+            const c = b.slice();
+            c[0] = 200;
+            return c;
+          }),
+        ),
+      ),
+    ).toBe('QR_API_BASE_INVALID');
+    expect(
+      codeOf(() =>
+        decodeInvitationQr(
+          withBytes(text, (b) => {
+            const c = b.slice();
+            c[1 + 4] = 0x3a; // "https" → "http:" …
+            return c;
+          }),
+        ),
+      ),
+    ).toBe('QR_API_BASE_INVALID');
+  });
+
+  it('refuses to encode bad fields', () => {
+    expect(codeOf(() => encodeInvitationQr({ ...qr, hospitalId: 'X' }))).toBe('QR_MALFORMED');
+    expect(codeOf(() => encodeInvitationQr({ ...qr, invitationId: 'short' }))).toBe('QR_MALFORMED');
+    expect(codeOf(() => encodeInvitationQr({ ...qr, token: newRandomId() }))).toBe('QR_MALFORMED');
+    expect(codeOf(() => encodeInvitationQr({ ...qr, bindingSecret: new Uint8Array(16) }))).toBe(
+      'QR_MALFORMED',
+    );
+  });
+});
