@@ -32,15 +32,7 @@ import {
   uploadObjectName,
   verifyBindingProof,
 } from '../../shared/protocol/index.ts';
-
-function codeOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    return error instanceof ProtocolError ? error.code : `not a ProtocolError: ${String(error)}`;
-  }
-  return 'no error';
-}
+import { protocolCodeOf as codeOf } from '../helpers/protocol-errors.ts';
 
 // Test vectors printed in docs/PROTOCOL.md §3.
 const MASTER = Uint8Array.from({ length: 32 }, (_, i) => i);

@@ -12,7 +12,6 @@ import {
   memorySpool,
   newRandomId,
   openRecord,
-  ProtocolError,
   readRecordPayload,
   readUploadContainer,
   recordPayloadLength,
@@ -22,6 +21,7 @@ import {
   verifyManifest,
   writeUploadContainer,
 } from '../../shared/protocol/index.ts';
+import { protocolCodeOfAsync as codeOf } from '../helpers/protocol-errors.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -40,16 +40,6 @@ let sealed: SealedUpload;
 let container: Uint8Array;
 const patientRef = 'xdnLtlQnC0V61gqvvTVwYg';
 const hospitalId = 'st-example-zh';
-
-/** The error code a promise rejects with (ProtocolError), or a description of what happened. */
-async function codeOf(run: () => Promise<unknown>): Promise<string> {
-  try {
-    await run();
-  } catch (error) {
-    return error instanceof ProtocolError ? error.code : `not a ProtocolError: ${String(error)}`;
-  }
-  return 'no error';
-}
 
 async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];

@@ -18,7 +18,6 @@ import {
   newRandomId,
   PAIR_REQUEST_TYPE,
   pairBodySchema,
-  ProtocolError,
   readDocumentUnverified,
   RECEIPT_TYPE,
   rejectionReceipt,
@@ -35,15 +34,7 @@ import {
   verifyPairRequest,
   verifyReceipt,
 } from '../../shared/protocol/index.ts';
-
-function codeOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    return error instanceof ProtocolError ? error.code : `not a ProtocolError: ${String(error)}`;
-  }
-  return 'no error';
-}
+import { protocolCodeOf as codeOf } from '../helpers/protocol-errors.ts';
 
 const noteSchema = z.strictObject({ type: z.literal('cb/test-note/v1'), n: z.int(), text: z.string() });
 const otherSchema = z.strictObject({ type: z.literal('cb/other-note/v1'), n: z.int(), text: z.string() });

@@ -10,19 +10,10 @@ import {
   invitationQrLength,
   newInvitationToken,
   newRandomId,
-  ProtocolError,
   QR_MAX_LENGTH,
   toBase64Url,
 } from '../../shared/protocol/index.ts';
-
-function codeOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    return error instanceof ProtocolError ? error.code : `not a ProtocolError: ${String(error)}`;
-  }
-  return 'no error';
-}
+import { protocolCodeOf as codeOf } from '../helpers/protocol-errors.ts';
 
 // The example in docs/PROTOCOL.md §4.
 const EXAMPLE_QR =

@@ -14,15 +14,7 @@ import {
   signRequest,
   verifyRequest,
 } from '../../shared/protocol/index.ts';
-
-async function codeOf(run: () => Promise<unknown>): Promise<string> {
-  try {
-    await run();
-  } catch (error) {
-    return error instanceof ProtocolError ? error.code : `not a ProtocolError: ${String(error)}`;
-  }
-  return 'no error';
-}
+import { protocolCodeOfAsync as codeOf } from '../helpers/protocol-errors.ts';
 
 // The worked example in docs/PROTOCOL.md §7. Themis signatures are randomised (ECDSA), so the
 // document shows one valid signature; this test proves it verifies and that the signed text is
