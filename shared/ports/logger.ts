@@ -33,7 +33,10 @@ export const LOG_FIELD_TYPES = {
   uploadId: 'string',
   recordId: 'string',
   invitationId: 'string',
-  /** A fixed name for the step being logged (e.g. "copy-to-records"). */
+  /**
+   * A fixed name for the step being logged (e.g. "copy-to-records"). Alerts match on it:
+   * infra's ingest-rejection metric counts `operation: "ingest.rejected"`.
+   */
   operation: 'string',
   function: 'string',
   durationMs: 'number',

@@ -38,11 +38,11 @@ locals {
 }
 
 # The ingest function logs one entry per rejected upload:
-#   {"severity":"WARNING","event":"ingest.rejected","code":"<ERROR_CODE>", ...}
+#   {"severity":"WARNING","operation":"ingest.rejected","code":"<ERROR_CODE>", ...}
 resource "google_logging_metric" "ingest_rejections" {
   project = var.project_id
   name    = "cb-ingest-rejections"
-  filter  = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"ingest\" AND jsonPayload.event=\"ingest.rejected\""
+  filter  = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"ingest\" AND jsonPayload.operation=\"ingest.rejected\""
 
   metric_descriptor {
     metric_kind  = "DELTA"
