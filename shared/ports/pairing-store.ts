@@ -1,0 +1,111 @@
+// The stores the pairing service works over (invariants 3 and 8): the hospital registry, the
+// invitations, the paired devices and the request nonces. Every stored item carries an
+// expiry the retention job honours. Invitations hold only the SHA-256 of their one-time token,
+// never the token, and nothing here ever holds a binding secret. The Firestore adapter lives
+// in shared/adapters/firestore-pairing.ts.
+import type { PublicKey } from '../crypto/index.ts';
+
+export type HospitalStatus = 'active' | 'suspended';
+
+export interface HospitalRegistration {
+  readonly hospitalId: string;
+  readonly status: HospitalStatus;
+  /** The hospital's public keys, keyed by fingerprint (two may be live while rotating). */
+  readonly publicKeys: readonly PublicKey[];
+  readonly expiresAt: Date;
+}
+
+export interface HospitalRecord {
+  readonly hospitalId: string;
+  readonly status: HospitalStatus;
+  /** base64url public keys by fingerprint. */
+  readonly publicKeys: Readonly<Record<string, string>>;
+  readonly expiresAt: Date;
+}
+
+export interface HospitalRegistry {
+  /** Creates or replaces a hospital's registration (tests now, cb-admin later). */
+  registerHospital(registration: HospitalRegistration): Promise<void>;
+  getHospital(hospitalId: string): Promise<HospitalRecord | undefined>;
+}
+
+export interface NewInvitation {
+  readonly invitationId: string;
+  readonly hospitalId: string;
+  readonly patientRef: string;
+  readonly tokenSha256: string;
+  readonly maxAttempts: number;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+}
+
+export interface NewDevice {
+  readonly deviceId: string;
+  readonly hospitalId: string;
+  readonly patientRef: string;
+  readonly invitationId: string;
+  /** base64url of the signed certificate. */
+  readonly certificate: string;
+  readonly bindingProof: string;
+  readonly fcmToken: string;
+  readonly platform: string;
+  readonly pairedAt: Date;
+  readonly expiresAt: Date;
+}
+
+export interface DeviceRecord extends NewDevice {
+  readonly status: 'active' | 'revoked';
+  readonly revokedAt?: Date;
+}
+
+/** How a consumption attempt ended; anything but 'paired' leaves no device behind. */
+export type ConsumeOutcome =
+  | 'paired'
+  | 'INVITATION_INVALID'
+  | 'INVITATION_ATTEMPTS_EXCEEDED'
+  | 'INVITATION_EXPIRED'
+  | 'INVITATION_USED'
+  | 'DEVICE_ALREADY_PAIRED'
+  | 'DEVICE_LIMIT_REACHED';
+
+export interface ConsumeRequest {
+  readonly invitationId: string;
+  readonly tokenSha256: string;
+  readonly now: Date;
+  readonly maxDevicesPerPatient: number;
+  /** Builds the device to store from the invitation's hospital and patient (signs the certificate). */
+  readonly device: (invitation: { hospitalId: string; patientRef: string }) => NewDevice;
+}
+
+export interface InvitationStore {
+  /** Create-only: false if an invitation with this id already exists. */
+  create(invitation: NewInvitation): Promise<boolean>;
+  /**
+   * In one transaction: checks the invitation (exists, token digest, attempts, expiry, single
+   * use) and the patient's devices, then marks the invitation used and stores the device. A wrong
+   * token counts an attempt (committed); at maxAttempts the invitation is locked.
+   */
+  consume(request: ConsumeRequest): Promise<{ outcome: ConsumeOutcome; device?: NewDevice }>;
+}
+
+export interface DeviceStore {
+  get(deviceId: string): Promise<DeviceRecord | undefined>;
+  /** Active, unexpired devices of one patient at one hospital. */
+  listActive(hospitalId: string, patientRef: string, now: Date): Promise<DeviceRecord[]>;
+  /** Marks a device revoked; false if it is not an active device of this hospital. */
+  revoke(hospitalId: string, deviceId: string, at: Date): Promise<boolean>;
+  /** Forgets a push token FCM reported dead, if the device still has it. */
+  clearFcmToken(deviceId: string, fcmToken: string): Promise<void>;
+}
+
+export interface NonceStore {
+  /** Create-only: false if this nonce of this key is already remembered (a replay). */
+  remember(keyId: string, nonce: string, expiresAt: Date): Promise<boolean>;
+}
+
+export interface PairingStores {
+  readonly hospitals: HospitalRegistry;
+  readonly invitations: InvitationStore;
+  readonly devices: DeviceStore;
+  readonly nonces: NonceStore;
+}

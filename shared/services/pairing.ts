@@ -1,0 +1,234 @@
+// The pairing service (invariants 3, 6, 8, 9): invitations from hospitals, pairing of devices
+// with proof of possession, the hospital's view of a patient's devices, and revocation. Logic
+// over ports only; the composition root in functions/pairing wires the adapters.
+import { z } from 'zod';
+import type { KeyPair, PublicKey } from '../crypto/index.ts';
+import { importPublicKey, loadThemis } from '../crypto/index.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { Logger } from '../ports/logger.ts';
+import { isNotifierError, type Notifier } from '../ports/notifier.ts';
+import type { DeviceRecord, PairingStores } from '../ports/pairing-store.ts';
+import {
+  ProtocolError,
+  certificateFor,
+  createInvitationRequestSchema,
+  formatTimestamp,
+  fromBase64Url,
+  pairBodySchema,
+  parseBoundary,
+  parseJsonBody,
+  patientRefSchema,
+  deviceIdSchema,
+  pushData,
+  signDeviceCertificate,
+  toBase64Url,
+  verifyPairRequest,
+  verifyRequest,
+} from '../protocol/index.ts';
+import type { HeaderBag, KeyId } from '../protocol/index.ts';
+
+/** Bodies that must be the empty object (revoke). */
+const emptyBodySchema = z.strictObject({});
+
+export const PAIRING_DEFAULTS = {
+  /** Longest an invitation may live (the protocol asks for minutes to hours). */
+  maxInvitationLifetimeMs: 7 * 24 * 3600 * 1000,
+  /** How long a device certificate (and the device record) is valid. */
+  deviceLifetimeMs: 365 * 24 * 3600 * 1000,
+  /** Active devices one patient may have at one hospital (the device list holds at most 64). */
+  maxDevicesPerPatient: 10,
+} as const;
+
+export interface PairingServiceOptions {
+  readonly stores: PairingStores;
+  readonly clock: Clock;
+  /** The pairing function's own key pair (certificates are signed with it). */
+  readonly keyPair: () => Promise<KeyPair>;
+  readonly notifier?: Notifier;
+  readonly limits?: Partial<typeof PAIRING_DEFAULTS>;
+}
+
+/** A request as the HTTP edge hands it over. */
+export interface SignedCall {
+  readonly method: string;
+  /** The signing target, from /pairing/v1 on, query included. */
+  readonly target: string;
+  readonly headers: HeaderBag;
+  readonly body: Uint8Array;
+  readonly logger?: Logger;
+}
+
+export interface PairingService {
+  createInvitation(call: SignedCall): Promise<{ invitationId: string; expiresAt: string }>;
+  pair(
+    body: Uint8Array,
+    logger?: Logger,
+  ): Promise<{ deviceId: string; certificate: string; expiresAt: string }>;
+  listDevices(
+    call: SignedCall,
+    patientRef: string,
+  ): Promise<{ devices: { deviceId: string; certificate: string }[] }>;
+  revokeDevice(call: SignedCall, deviceId: string): Promise<{ deviceId: string; revokedAt: string }>;
+}
+
+export function createPairingService(options: PairingServiceOptions): PairingService {
+  const { stores, clock } = options;
+  const limits = { ...PAIRING_DEFAULTS, ...options.limits };
+
+  async function resolveHospitalKey(keyId: KeyId): Promise<PublicKey | undefined> {
+    const hospital = await stores.hospitals.getHospital(keyId.id);
+    if (!hospital) return undefined;
+    if (hospital.status !== 'active' || hospital.expiresAt <= clock.now()) {
+      throw new ProtocolError('HOSPITAL_SUSPENDED');
+    }
+    const key = hospital.publicKeys[keyId.fingerprint];
+    return key === undefined ? undefined : importPublicKey(key);
+  }
+
+  /** Verifies a hospital-signed call; returns the hospital id. */
+  async function hospitalOf(call: SignedCall): Promise<string> {
+    await loadThemis();
+    const verified = await verifyRequest({
+      method: call.method,
+      target: call.target,
+      body: call.body,
+      headers: call.headers,
+      accept: ['hospital'],
+      clock,
+      resolveKey: resolveHospitalKey,
+      rememberNonce: (keyId, nonce, expiresAt) => stores.nonces.remember(keyId, nonce, expiresAt),
+    });
+    return verified.keyId.id;
+  }
+
+  /** Data-only "devices changed" hint to each device; dead tokens are forgotten. */
+  async function notify(devices: readonly DeviceRecord[], logger?: Logger): Promise<void> {
+    const notifier = options.notifier;
+    if (!notifier) return;
+    await Promise.all(
+      devices
+        .filter((device) => device.fcmToken !== '')
+        .map(async (device) => {
+          try {
+            const outcome = await notifier.send(device.fcmToken, pushData('devices'));
+            if (outcome === 'unregistered')
+              await stores.devices.clearFcmToken(device.deviceId, device.fcmToken);
+          } catch (error) {
+            logger?.warning('push failed', {
+              deviceId: device.deviceId,
+              code: isNotifierError(error) ? error.code : 'UNKNOWN',
+            });
+          }
+        }),
+    );
+  }
+
+  return Object.freeze({
+    async createInvitation(call: SignedCall) {
+      // Parse before verifying so a malformed body never spends a nonce; the signature covers
+      // the same bytes either way.
+      const body = parseJsonBody(createInvitationRequestSchema, call.body);
+      const hospitalId = await hospitalOf(call);
+      const now = clock.now();
+      const expiresAt = new Date(body.expiresAt);
+      if (expiresAt <= now || expiresAt.getTime() - now.getTime() > limits.maxInvitationLifetimeMs) {
+        throw new ProtocolError('INVALID_REQUEST', 'the expiry is outside the allowed range', {
+          field: 'expiresAt',
+        });
+      }
+      const created = await stores.invitations.create({
+        invitationId: body.invitationId,
+        hospitalId,
+        patientRef: body.patientRef,
+        tokenSha256: body.tokenSha256,
+        maxAttempts: body.maxAttempts,
+        createdAt: now,
+        expiresAt,
+      });
+      if (!created) throw new ProtocolError('CONFLICT');
+      call.logger?.info('invitation created', { hospitalId, invitationId: body.invitationId });
+      return { invitationId: body.invitationId, expiresAt: formatTimestamp(expiresAt) };
+    },
+
+    async pair(rawBody: Uint8Array, logger?: Logger) {
+      const body = parseJsonBody(pairBodySchema, rawBody);
+      const signed = fromBase64Url(body.pairRequest);
+      if (signed === undefined)
+        throw new ProtocolError('INVALID_REQUEST', undefined, { field: 'pairRequest' });
+      const keyPair = await options.keyPair(); // also loads Themis
+      const now = clock.now();
+      const { request } = verifyPairRequest(signed, body.token, now);
+      const expiresAt = new Date(now.getTime() + limits.deviceLifetimeMs);
+      const result = await stores.invitations.consume({
+        invitationId: request.invitationId,
+        tokenSha256: request.tokenSha256,
+        now,
+        maxDevicesPerPatient: limits.maxDevicesPerPatient,
+        device: (invitation) => {
+          const certificate = certificateFor(request, invitation, { issuedAt: now, expiresAt });
+          return {
+            deviceId: request.deviceId,
+            hospitalId: invitation.hospitalId,
+            patientRef: invitation.patientRef,
+            invitationId: request.invitationId,
+            certificate: toBase64Url(signDeviceCertificate(certificate, keyPair.privateKey)),
+            bindingProof: request.bindingProof,
+            fcmToken: request.fcmToken,
+            platform: request.platform,
+            pairedAt: now,
+            expiresAt,
+          };
+        },
+      });
+      if (result.outcome !== 'paired' || !result.device) {
+        const outcome = result.outcome === 'paired' ? 'INTERNAL_ERROR' : result.outcome;
+        logger?.notice('pairing refused', { invitationId: request.invitationId, code: outcome });
+        throw new ProtocolError(outcome);
+      }
+      const device = result.device;
+      logger?.info('device paired', {
+        hospitalId: device.hospitalId,
+        deviceId: device.deviceId,
+        invitationId: device.invitationId,
+      });
+      const others = (await stores.devices.listActive(device.hospitalId, device.patientRef, now)).filter(
+        (other) => other.deviceId !== device.deviceId,
+      );
+      await notify(others, logger);
+      return {
+        deviceId: device.deviceId,
+        certificate: device.certificate,
+        expiresAt: formatTimestamp(expiresAt),
+      };
+    },
+
+    async listDevices(call: SignedCall, patientRef: string) {
+      const ref = parseBoundary(patientRefSchema, patientRef);
+      const hospitalId = await hospitalOf(call);
+      const devices = await stores.devices.listActive(hospitalId, ref, clock.now());
+      return {
+        devices: devices
+          .slice(0, 64)
+          .map((device) => ({ deviceId: device.deviceId, certificate: device.certificate })),
+      };
+    },
+
+    async revokeDevice(call: SignedCall, deviceId: string) {
+      const id = parseBoundary(deviceIdSchema, deviceId);
+      parseJsonBody(emptyBodySchema, call.body);
+      const hospitalId = await hospitalOf(call);
+      const device = await stores.devices.get(id);
+      const now = clock.now();
+      if (
+        !device ||
+        device.hospitalId !== hospitalId ||
+        !(await stores.devices.revoke(hospitalId, id, now))
+      ) {
+        throw new ProtocolError('NOT_FOUND');
+      }
+      call.logger?.info('device revoked', { hospitalId, deviceId: id });
+      await notify(await stores.devices.listActive(hospitalId, device.patientRef, now), call.logger);
+      return { deviceId: id, revokedAt: formatTimestamp(now) };
+    },
+  });
+}

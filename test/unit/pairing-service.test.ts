@@ -1,0 +1,253 @@
+// The pairing service over in-memory ports and a ManualClock: time-dependent rules (invitation
+// lifetime and expiry, pair request freshness, hospital registration expiry) and push hints.
+// The Firestore adapters and the HTTP edge are covered by test/integration/pairing.test.ts.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../shared/adapters/clock.ts';
+import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/crypto/index.ts';
+import type { Notifier, PushOutcome } from '../../shared/ports/notifier.ts';
+import type {
+  ConsumeRequest,
+  DeviceRecord,
+  HospitalRecord,
+  NewInvitation,
+  PairingStores,
+} from '../../shared/ports/pairing-store.ts';
+import {
+  bindingProofText,
+  deriveBindingSecret,
+  formatTimestamp,
+  hospitalKeyId,
+  isProtocolError,
+  newInvitationToken,
+  newRandomId,
+  PAIR_REQUEST_TYPE,
+  signPairRequest,
+  signRequest,
+  toBase64Url,
+  tokenDigest,
+  type ErrorCode,
+} from '../../shared/protocol/index.ts';
+import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
+
+const HOSPITAL = 'unit-hospital';
+
+function memoryStores(): PairingStores & { deviceMap: Map<string, DeviceRecord> } {
+  const hospitals = new Map<string, HospitalRecord>();
+  const invitations = new Map<string, NewInvitation & { attempts: number; status: string }>();
+  const deviceMap = new Map<string, DeviceRecord>();
+  const nonces = new Set<string>();
+  const active = (hospitalId: string, patientRef: string, now: Date) =>
+    [...deviceMap.values()].filter(
+      (d) =>
+        d.hospitalId === hospitalId &&
+        d.patientRef === patientRef &&
+        d.status === 'active' &&
+        d.expiresAt > now,
+    );
+  return {
+    deviceMap,
+    hospitals: {
+      async registerHospital(r) {
+        hospitals.set(r.hospitalId, {
+          hospitalId: r.hospitalId,
+          status: r.status,
+          publicKeys: Object.fromEntries(r.publicKeys.map((k) => [k.fingerprint, k.toBase64Url()])),
+          expiresAt: r.expiresAt,
+        });
+      },
+      async getHospital(id) {
+        return hospitals.get(id);
+      },
+    },
+    invitations: {
+      async create(invitation) {
+        if (invitations.has(invitation.invitationId)) return false;
+        invitations.set(invitation.invitationId, { ...invitation, attempts: 0, status: 'open' });
+        return true;
+      },
+      async consume(request: ConsumeRequest) {
+        const inv = invitations.get(request.invitationId);
+        if (!inv) return { outcome: 'INVITATION_INVALID' };
+        if (inv.status === 'locked' || inv.attempts >= inv.maxAttempts)
+          return { outcome: 'INVITATION_ATTEMPTS_EXCEEDED' };
+        if (inv.tokenSha256 !== request.tokenSha256) {
+          inv.attempts += 1;
+          if (inv.attempts >= inv.maxAttempts) inv.status = 'locked';
+          return { outcome: 'INVITATION_INVALID' };
+        }
+        if (request.now >= inv.expiresAt) return { outcome: 'INVITATION_EXPIRED' };
+        if (inv.status !== 'open') return { outcome: 'INVITATION_USED' };
+        const device = request.device(inv);
+        if (deviceMap.has(device.deviceId)) return { outcome: 'DEVICE_ALREADY_PAIRED' };
+        if (active(inv.hospitalId, inv.patientRef, request.now).length >= request.maxDevicesPerPatient) {
+          return { outcome: 'DEVICE_LIMIT_REACHED' };
+        }
+        inv.status = 'used';
+        deviceMap.set(device.deviceId, { ...device, status: 'active' });
+        return { outcome: 'paired', device };
+      },
+    },
+    devices: {
+      async get(id) {
+        return deviceMap.get(id);
+      },
+      async listActive(hospitalId, patientRef, now) {
+        return active(hospitalId, patientRef, now);
+      },
+      async revoke(hospitalId, id, at) {
+        const d = deviceMap.get(id);
+        if (!d || d.hospitalId !== hospitalId || d.status !== 'active') return false;
+        deviceMap.set(id, { ...d, status: 'revoked', revokedAt: at });
+        return true;
+      },
+      async clearFcmToken(id, token) {
+        const d = deviceMap.get(id);
+        if (d?.fcmToken === token) deviceMap.set(id, { ...d, fcmToken: '' });
+      },
+    },
+    nonces: {
+      async remember(keyId, nonce) {
+        const key = `${keyId} ${nonce}`;
+        if (nonces.has(key)) return false;
+        nonces.add(key);
+        return true;
+      },
+    },
+  };
+}
+
+async function refusal(promise: Promise<unknown>): Promise<ErrorCode | 'resolved'> {
+  try {
+    await promise;
+    return 'resolved';
+  } catch (error) {
+    if (isProtocolError(error)) return error.code;
+    throw error;
+  }
+}
+
+describe('pairing service', () => {
+  let hospital: KeyPair;
+  let pairingKeys: KeyPair;
+  let clock: ManualClock;
+  let stores: ReturnType<typeof memoryStores>;
+  let service: PairingService;
+  const pushes: { token: string; data: Record<string, string> }[] = [];
+  const dead = new Set<string>();
+  const notifier: Notifier = {
+    async send(token, data): Promise<PushOutcome> {
+      pushes.push({ token, data: { ...data } });
+      return dead.has(token) ? 'unregistered' : 'sent';
+    },
+  };
+
+  beforeAll(async () => {
+    await loadThemis();
+    hospital = generateKeyPair();
+    pairingKeys = generateKeyPair();
+    clock = new ManualClock('2030-01-01T00:00:00Z');
+    stores = memoryStores();
+    await stores.hospitals.registerHospital({
+      hospitalId: HOSPITAL,
+      status: 'active',
+      publicKeys: [hospital.publicKey],
+      expiresAt: new Date('2031-01-01T00:00:00Z'),
+    });
+    service = createPairingService({ stores, clock, keyPair: async () => pairingKeys, notifier });
+  });
+
+  function call(method: string, path: string, json?: unknown) {
+    const body = json === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(json));
+    const target = `/pairing${path}`;
+    const headers = signRequest({
+      method,
+      target,
+      body,
+      keyId: hospitalKeyId(HOSPITAL, hospital.publicKey),
+      privateKey: hospital.privateKey,
+      now: clock.now(),
+    });
+    return { method, target, body, headers };
+  }
+
+  async function invite(lifetimeMs = 600_000, patientRef = newRandomId()) {
+    const invitationId = newRandomId();
+    const token = newInvitationToken();
+    const expiresAt = formatTimestamp(new Date(clock.now().getTime() + lifetimeMs));
+    await service.createInvitation(
+      call('POST', '/v1/invitations', {
+        invitationId,
+        patientRef,
+        tokenSha256: tokenDigest(token),
+        expiresAt,
+        maxAttempts: 3,
+      }),
+    );
+    return {
+      invitationId,
+      patientRef,
+      token,
+      secret: deriveBindingSecret(new Uint8Array(32).fill(7), invitationId, patientRef),
+    };
+  }
+
+  function pairBody(
+    inv: Awaited<ReturnType<typeof invite>>,
+    issuedAt = clock.now(),
+    fcmToken = `fcm-${newRandomId()}`,
+  ) {
+    const device = generateKeyPair();
+    const signed = signPairRequest(
+      {
+        type: PAIR_REQUEST_TYPE,
+        invitationId: inv.invitationId,
+        tokenSha256: tokenDigest(inv.token),
+        devicePublicKey: device.publicKey.toBase64Url(),
+        deviceId: device.publicKey.fingerprint,
+        bindingProof: bindingProofText(inv.secret, inv.invitationId, device.publicKey),
+        fcmToken,
+        platform: 'other',
+        issuedAt: formatTimestamp(issuedAt),
+      },
+      device.privateKey,
+    );
+    return new TextEncoder().encode(JSON.stringify({ token: inv.token, pairRequest: toBase64Url(signed) }));
+  }
+
+  it('refuses invitations that expire in the past or too far ahead', async () => {
+    expect(await refusal(invite(-1000))).toBe('INVALID_REQUEST');
+    expect(await refusal(invite(8 * 24 * 3600 * 1000))).toBe('INVALID_REQUEST');
+  });
+
+  it('refuses an invitation once its expiry has passed', async () => {
+    const inv = await invite(60_000);
+    clock.advance(61_000);
+    expect(await refusal(service.pair(pairBody(inv)))).toBe('INVITATION_EXPIRED');
+  });
+
+  it('refuses a stale pair request', async () => {
+    const inv = await invite();
+    expect(await refusal(service.pair(pairBody(inv, new Date(clock.now().getTime() - 301_000))))).toBe(
+      'REQUEST_EXPIRED',
+    );
+    expect(await refusal(service.pair(pairBody(inv)))).toBe('resolved');
+  });
+
+  it('hints other devices of the patient and forgets dead push tokens', async () => {
+    const first = await invite();
+    const paired = await service.pair(pairBody(first, clock.now(), 'fcm-first'));
+    const second = await invite(600_000, first.patientRef);
+    dead.add('fcm-first');
+    pushes.length = 0;
+    await service.pair(pairBody(second));
+    expect(pushes).toEqual([{ token: 'fcm-first', data: { cb: '1', hint: 'devices' } }]);
+    expect(stores.deviceMap.get(paired.deviceId)?.fcmToken).toBe('');
+  });
+
+  it('refuses a hospital whose registration has expired', async () => {
+    clock.set('2031-01-01T00:00:01Z');
+    expect(
+      await refusal(service.listDevices(call('GET', `/v1/patients/${newRandomId()}/devices`), newRandomId())),
+    ).toBe('HOSPITAL_SUSPENDED');
+  });
+});
