@@ -1,13 +1,14 @@
 // Small byte helpers shared by the files in shared/crypto. Not part of the public API.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { decodeBase64Url } from '../bytes.ts';
 import { CryptoError } from './errors.ts';
+
+export { concatBytes, equalBytes, sha256, toBase64Url } from '../bytes.ts';
 
 /** Record ids are bound into chunk contexts and wrapped keys as UTF-8, length-prefixed. */
 export const MAX_RECORD_ID_BYTES = 255;
 
 const encoder = new TextEncoder();
 const LONE_SURROGATE = /\p{Cs}/u;
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 export function assertBytes(value: unknown, what: string): asserts value is Uint8Array {
   if (!(value instanceof Uint8Array)) throw new CryptoError('INPUT_INVALID', `${what} must be a Uint8Array`);
@@ -27,36 +28,9 @@ export function recordIdBytes(recordId: unknown): Uint8Array {
   return bytes;
 }
 
-export function sha256(data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(data).digest());
-}
-
-export function toBase64Url(data: Uint8Array): string {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64url');
-}
-
 /** Strict base64url (RFC 4648 §5, no padding): rejects other alphabets instead of guessing. */
 export function fromBase64Url(text: string, what: string): Uint8Array {
-  const bytes = Buffer.from(text, 'base64url');
-  if (!BASE64URL.test(text) || bytes.toString('base64url') !== text) {
-    throw new CryptoError('INPUT_INVALID', `${what} is not canonical base64url`);
-  }
-  return new Uint8Array(bytes);
-}
-
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/** Concatenates parts into one new buffer. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  const bytes = decodeBase64Url(text);
+  if (!bytes) throw new CryptoError('INPUT_INVALID', `${what} is not canonical base64url`);
+  return bytes.slice(); // a copy: key bytes must not share Buffer's pool with anything else
 }

@@ -1,28 +1,17 @@
 // Byte and text encodings every wire format in shared/protocol shares: strict base64url,
 // strict UTF-8, canonical JSON, SHA-256 and HMAC-SHA256. Hashing and HMAC use node:crypto;
 // everything Themis does stays in shared/crypto.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { toBase64Url } from '../bytes.ts';
 import { ProtocolError } from './error-codes.ts';
 import type { ErrorCode } from './error-codes.ts';
 
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-export function toBase64Url(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
-}
-
-/**
- * Strict base64url (RFC 4648 §5, no padding, canonical trailing bits). Returns undefined for
- * anything else, so callers pick their own error code.
- */
-export function fromBase64Url(text: string): Uint8Array | undefined {
-  if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
-  const bytes = Buffer.from(text, 'base64url');
-  if (bytes.toString('base64url') !== text) return undefined;
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
+// fromBase64Url returns undefined for anything but strict base64url, so callers pick their
+// own error code.
+export { concatBytes, decodeBase64Url as fromBase64Url, equalBytes, sha256, toBase64Url } from '../bytes.ts';
 
 /** Base64url length of `n` bytes (no padding). */
 export function base64UrlLength(n: number): number {
@@ -42,37 +31,14 @@ export function fromUtf8(bytes: Uint8Array): string | undefined {
   }
 }
 
-export function sha256(...parts: Uint8Array[]): Uint8Array {
-  const hash = createHash('sha256');
-  for (const part of parts) hash.update(part);
-  return new Uint8Array(hash.digest());
-}
-
 export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   const mac = createHmac('sha256', key);
   for (const part of parts) mac.update(part);
   return new Uint8Array(mac.digest());
 }
 
-/** Constant-time equality for equal lengths; false (early) when the lengths differ. */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 export function randomBase64Url(byteLength: number): string {
   return toBase64Url(new Uint8Array(randomBytes(byteLength)));
-}
-
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 // ---- Canonical JSON ----
