@@ -9,6 +9,7 @@ import { ApiError, conditionNotMet, invalid, objectNotFound } from './errors.ts'
 import { checkPreconditions, type Preconditions } from './preconditions.ts';
 import {
   fieldsOf,
+  OBJECT_FIELD_KEYS,
   replaceFields,
   type ObjectFields,
   type ObjectInput,
@@ -56,24 +57,12 @@ const MIB = 1024 * 1024;
 const MAX_COMPONENTS = 1024;
 const MAX_COMPOSE_SOURCES = 32;
 const REWRITE_TTL_MS = 24 * 3600 * 1000;
-const METADATA_KEYS = [
-  'contentType',
-  'contentEncoding',
-  'contentDisposition',
-  'contentLanguage',
-  'cacheControl',
-  'customTime',
-  'storageClass',
-  'temporaryHold',
-  'eventBasedHold',
-  'metadata',
-] as const;
 
 const damaged = (): ApiError =>
   new ApiError(500, 'backendError', 'The source object failed its stored checksum.');
 
 function destinationFields(source: ObjectRecord, input: ObjectInput | undefined): ObjectFields {
-  if (input && METADATA_KEYS.some((key) => input[key] !== undefined)) return replaceFields(input);
+  if (input && OBJECT_FIELD_KEYS.some((key) => input[key] !== undefined)) return replaceFields(input);
   return fieldsOf(source);
 }
 

@@ -115,6 +115,9 @@ const STRING_FIELDS = [
 ] as const;
 const BOOLEAN_FIELDS = ['temporaryHold', 'eventBasedHold'] as const;
 
+/** Every writable object field a request body may set. */
+export const OBJECT_FIELD_KEYS = [...STRING_FIELDS, ...BOOLEAN_FIELDS, 'metadata'] as const;
+
 /**
  * Applies `input` to `base` with patch semantics: absent fields stay, null clears, and the
  * custom `metadata` map is merged key by key (a null value deletes that key).
