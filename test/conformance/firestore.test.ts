@@ -3,22 +3,14 @@
 // and that the official client gets the behaviour later features rely on.
 import { FieldValue } from '@google-cloud/firestore';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { startFirestoreEmulator, type FirestoreEmulator } from '../../emulator/firestore/server.ts';
+import { portIsFree } from '../helpers/net.ts';
 
 const projectId = 'conformance-firestore';
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-  });
-}
 
 describe('Firestore emulator (official, launched by the stack)', () => {
   let dataDir: string;

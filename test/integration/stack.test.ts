@@ -2,13 +2,13 @@
 // lines, use it, stop it with SIGINT, and check that nothing is left running.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFirestore, createKms, createStorage } from '../../shared/adapters/google-clients.ts';
+import { portIsFree } from '../helpers/net.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const REQUIRED = [
@@ -58,14 +58,6 @@ async function stopCli(running: Running): Promise<number | null> {
   const exited = new Promise<number | null>((resolve) => running.child.once('exit', (code) => resolve(code)));
   running.child.kill('SIGINT');
   return exited;
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-  });
 }
 
 function portsOf(env: Record<string, string>): number[] {
