@@ -1,18 +1,17 @@
 // `npm run bench`: measures the local stack. Each comparison is made side by side in this
 // one run (cases interleaved, medians of several rounds), because absolute times on a
 // shared machine drift; the ratios are what to compare between runs.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createKms, createStorage } from '../shared/adapters/google-clients.ts';
 import { cryptoKeyName, loadCatalog } from '../shared/runtime/catalog.ts';
+import { spawnStack } from '../emulator/process.ts';
 import { startStack } from '../emulator/stack.ts';
 import { mbPerSecond, median, table, timed } from './stats.ts';
 
@@ -89,19 +88,9 @@ async function storageAndKms(): Promise<void> {
 
 async function timeToReady(dataDir: string): Promise<number> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['emulator/main.ts', '--port-base', '0', '--data-dir', dataDir], {
-    cwd: root,
-  });
-  const lines = createInterface({ input: child.stdout });
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`stack exited with ${code}`)));
-    lines.on('line', (line) => line === 'ready' && resolve());
-  });
+  const stack = await spawnStack(['--port-base', '0', '--data-dir', dataDir]);
   const seconds = (performance.now() - started) / 1000;
-  child.removeAllListeners('exit');
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGINT');
-  await exited;
+  await stack.stop();
   return seconds;
 }
 

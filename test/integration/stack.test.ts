@@ -1,13 +1,13 @@
 // The stack as a newcomer runs it: `npm start` in a child process, read its NAME=value
 // lines, use it, stop it with SIGINT, and check that nothing is left running.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFirestore, createKms, createStorage } from '../../shared/adapters/google-clients.ts';
+import { spawnStack, type StackProcess } from '../../emulator/process.ts';
 import { portIsFree } from '../helpers/net.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,44 +22,6 @@ const REQUIRED = [
   'RECORDS_BUCKET',
 ];
 
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  env: Record<string, string>;
-  stderr: () => string;
-}
-
-async function startCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Running> {
-  const child = spawn(process.execPath, ['emulator/main.ts', ...args], { cwd: root, env });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const values: Record<string, string> = {};
-  const lines = createInterface({ input: child.stdout });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "ready" within 90 s:\n${stderr}`)), 90_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`stack exited with ${code} before ready:\n${stderr}`));
-    });
-    lines.on('line', (line) => {
-      if (line === 'ready') {
-        clearTimeout(timer);
-        resolve();
-        return;
-      }
-      const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-      if (!match) return reject(new Error(`unexpected stdout line: ${line}`));
-      values[match[1]!] = match[2]!;
-    });
-  });
-  return { child, env: values, stderr: () => stderr };
-}
-
-async function stopCli(running: Running): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => running.child.once('exit', (code) => resolve(code)));
-  running.child.kill('SIGINT');
-  return exited;
-}
-
 function portsOf(env: Record<string, string>): number[] {
   return [
     'FIRESTORE_EMULATOR_HOST',
@@ -72,14 +34,14 @@ function portsOf(env: Record<string, string>): number[] {
 
 describe('npm start (the whole local stack)', () => {
   let dataDir: string;
-  let stack: Running;
+  let stack: StackProcess;
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'cb-stack-'));
-    stack = await startCli(['--port-base', '0', '--data-dir', dataDir]);
+    stack = await spawnStack(['--port-base', '0', '--data-dir', dataDir]);
   });
   afterAll(async () => {
-    if (stack && stack.child.exitCode === null) await stopCli(stack);
+    await stack?.stop();
     await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -132,12 +94,12 @@ describe('npm start (the whole local stack)', () => {
     await db.terminate();
 
     const ports = portsOf(stack.env);
-    expect(await stopCli(stack)).toBe(0);
+    expect(await stack.stop()).toBe(0);
     for (const port of ports) expect(await portIsFree(port), `port ${port}`).toBe(true);
     const jvms = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).stdout.split('\n');
     expect(jvms.filter((args) => args.includes(`--port=${ports[0]}`))).toEqual([]);
 
-    stack = await startCli(['--port-base', '0', '--data-dir', dataDir]);
+    stack = await spawnStack(['--port-base', '0', '--data-dir', dataDir]);
     const [contents] = await createStorage(projectId, stack.env)
       .bucket(stack.env.INGEST_BUCKET!)
       .file('kept.txt')
@@ -149,8 +111,8 @@ describe('npm start (the whole local stack)', () => {
   });
 
   it('wipes its data with --reset', async () => {
-    expect(await stopCli(stack)).toBe(0);
-    stack = await startCli(['--port-base', '0', '--data-dir', dataDir, '--reset']);
+    expect(await stack.stop()).toBe(0);
+    stack = await spawnStack(['--port-base', '0', '--data-dir', dataDir, '--reset']);
     const [exists] = await createStorage(stack.env.GCLOUD_PROJECT!, stack.env)
       .bucket(stack.env.INGEST_BUCKET!)
       .file('kept.txt')
@@ -162,7 +124,7 @@ describe('npm start (the whole local stack)', () => {
 describe('npm start, killed outright', () => {
   it('takes the Firestore JVM down with it even on SIGKILL', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'cb-killed-'));
-    const running = await startCli(['--port-base', '0', '--data-dir', dataDir]);
+    const running = await spawnStack(['--port-base', '0', '--data-dir', dataDir]);
     const firestorePort = portsOf(running.env)[0]!;
     const exited = new Promise((resolve) => running.child.once('exit', resolve));
     running.child.kill('SIGKILL');
