@@ -147,6 +147,15 @@ export function receiptObjectName(hospitalId: string, uploadId: string): string 
   return `hospitals/${hospital}/receipts/${requireValid(uploadIdSchema, uploadId, 'uploadId')}.cbreceipt`;
 }
 
+/**
+ * Object name of an accepted container in the records bucket. Under the hospital's prefix, so
+ * the retention job and an operator can scope by hospital; the record id alone is unique.
+ */
+export function recordObjectName(hospitalId: string, recordId: string): string {
+  const hospital = requireValid(hospitalIdSchema, hospitalId, 'hospitalId');
+  return `hospitals/${hospital}/records/${requireValid(recordIdSchema, recordId, 'recordId')}.cbr`;
+}
+
 const UPLOAD_OBJECT = /^hospitals\/([a-z0-9][a-z0-9-]{2,39})\/uploads\/([A-Za-z0-9_-]{22})\.cbr$/;
 
 /** Parses an ingest object name. Anything else is PATH_MISMATCH (ingest quarantines it). */

@@ -1,0 +1,146 @@
+// Firestore adapter for the record store (shared/ports/record-store.ts), over the official
+// client. One document per record in `records/{recordId}`; `recipients` is an array so a device
+// finds its records with one indexed array-contains query (firestore.indexes.json), and
+// `expiresAt` is a Timestamp for the retention job and the TTL backstop.
+import { FieldPath, Timestamp } from '@google-cloud/firestore';
+import type { DocumentData, Firestore } from '@google-cloud/firestore';
+import { contentClassSchema } from '../protocol/documents.ts';
+import type { NewRecord, RecordAck, RecordCursor, RecordStore, StoredRecord } from '../ports/record-store.ts';
+
+export const RECORDS_COLLECTION = 'records';
+
+const ALREADY_EXISTS = 6;
+
+function ts(date: Date): Timestamp {
+  return Timestamp.fromDate(date);
+}
+
+function toDate(value: unknown): Date {
+  if (value instanceof Timestamp) return value.toDate();
+  throw new Error('a stored timestamp is malformed');
+}
+
+function str(value: unknown): string {
+  if (typeof value !== 'string') throw new Error('a stored field is malformed');
+  return value;
+}
+
+function recordData(record: NewRecord): DocumentData {
+  return {
+    uploadId: record.uploadId,
+    hospitalId: record.hospitalId,
+    patientRef: record.patientRef,
+    contentClass: record.contentClass,
+    createdAt: ts(record.createdAt),
+    expiresAt: ts(record.expiresAt),
+    acceptedAt: ts(record.acceptedAt),
+    size: record.size,
+    objectName: record.objectName,
+    generation: record.generation,
+    recipients: [...record.recipients],
+    acks: {},
+  };
+}
+
+function ackFrom(value: unknown): RecordAck | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const data = value as DocumentData;
+  if (data.outcome !== 'stored' && data.outcome !== 'failed') return undefined;
+  return {
+    outcome: data.outcome,
+    ...(typeof data.errorCode === 'string' ? { errorCode: data.errorCode } : {}),
+    at: toDate(data.at),
+  };
+}
+
+function recordFrom(recordId: string, data: DocumentData): StoredRecord {
+  const acks: Record<string, RecordAck> = {};
+  for (const [deviceId, value] of Object.entries((data.acks ?? {}) as Record<string, unknown>)) {
+    const ack = ackFrom(value);
+    if (ack) acks[deviceId] = ack;
+  }
+  if (!Array.isArray(data.recipients) || typeof data.size !== 'number') {
+    throw new Error('a stored record is malformed');
+  }
+  return {
+    recordId,
+    uploadId: str(data.uploadId),
+    hospitalId: str(data.hospitalId),
+    patientRef: str(data.patientRef),
+    contentClass: contentClassSchema.parse(data.contentClass),
+    createdAt: toDate(data.createdAt),
+    expiresAt: toDate(data.expiresAt),
+    acceptedAt: toDate(data.acceptedAt),
+    size: data.size,
+    objectName: str(data.objectName),
+    generation: str(data.generation),
+    recipients: data.recipients.map(str),
+    acks,
+  };
+}
+
+export function createFirestoreRecordStore(firestore: Firestore): RecordStore {
+  const records = firestore.collection(RECORDS_COLLECTION);
+
+  return Object.freeze({
+    async create(record: NewRecord) {
+      const ref = records.doc(record.recordId);
+      try {
+        await ref.create(recordData(record));
+        return { created: true, record: { ...record, acks: {} } };
+      } catch (error) {
+        if ((error as { code?: unknown } | null)?.code !== ALREADY_EXISTS) throw error;
+        const snapshot = await ref.get();
+        const data = snapshot.data();
+        if (!data) throw error; // deleted between the two calls: let the caller retry
+        return { created: false, record: recordFrom(record.recordId, data) };
+      }
+    },
+
+    async get(recordId: string) {
+      const snapshot = await records.doc(recordId).get();
+      const data = snapshot.data();
+      return snapshot.exists && data ? recordFrom(recordId, data) : undefined;
+    },
+
+    async listForDevice(deviceId: string, options: Parameters<RecordStore['listForDevice']>[1]) {
+      let query = records
+        .where('recipients', 'array-contains', deviceId)
+        .orderBy('acceptedAt')
+        .orderBy(FieldPath.documentId());
+      if (options.after) query = query.startAfter(ts(options.after.acceptedAt), options.after.recordId);
+      // One extra document tells whether another page follows.
+      const { docs } = await query.limit(options.pageSize + 1).get();
+      const page = docs.slice(0, options.pageSize);
+      const last = page.at(-1);
+      const next: RecordCursor | undefined =
+        docs.length > options.pageSize && last
+          ? { acceptedAt: toDate(last.get('acceptedAt')), recordId: last.id }
+          : undefined;
+      const now = options.now.getTime();
+      return {
+        records: page.map((doc) => recordFrom(doc.id, doc.data())).filter((r) => r.expiresAt.getTime() > now),
+        ...(next ? { next } : {}),
+      };
+    },
+
+    async acknowledge(recordId: string, deviceId: string, ack: RecordAck) {
+      const ref = records.doc(recordId);
+      return firestore.runTransaction(async (tx) => {
+        const snapshot = await tx.get(ref);
+        const data = snapshot.data();
+        if (!snapshot.exists || !data) return undefined;
+        const record = recordFrom(recordId, data);
+        if (!record.recipients.includes(deviceId)) return undefined;
+        if (record.acks[deviceId]?.outcome === 'stored') return record;
+        const stored = {
+          outcome: ack.outcome,
+          ...(ack.errorCode !== undefined ? { errorCode: ack.errorCode } : {}),
+          at: ts(ack.at),
+        };
+        tx.update(ref, new FieldPath('acks', deviceId), stored);
+        return { ...record, acks: { ...record.acks, [deviceId]: { ...ack } } };
+      });
+    },
+  });
+}
