@@ -1,7 +1,10 @@
 // `npm start`: runs the local stack in the foreground until Ctrl-C.
 // stdout carries only the NAME=value environment and then `ready`, so a script can read
 // it; everything meant for people goes to stderr.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { STACK_ENV_FILE } from '../shared/emulation.ts';
 import { FirestoreUnavailableError } from './firestore/server.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT_BASE, DEFAULT_PROJECT_ID, resetData, startStack } from './stack.ts';
 
@@ -94,7 +97,12 @@ async function main(): Promise<number> {
     }
   });
 
-  for (const [name, value] of Object.entries(stack.env)) process.stdout.write(`${name}=${value}\n`);
+  const envText = Object.entries(stack.env)
+    .map(([name, value]) => `${name}=${value}\n`)
+    .join('');
+  // The clients (cb-admin, cb-connector, cb-device) read this file by default.
+  await writeFile(join(values['data-dir'], STACK_ENV_FILE), envText);
+  process.stdout.write(envText);
   process.stdout.write('ready\n');
   console.error(
     `Ready in ${((performance.now() - startedAt) / 1000).toFixed(1)} s. Functions: ${stack.functions.functions

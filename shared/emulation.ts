@@ -15,3 +15,6 @@ export function serviceAccountEmail(accountId: string, projectId: string): strin
 export function serviceAccountPrincipal(accountId: string, projectId: string): string {
   return `serviceAccount:${serviceAccountEmail(accountId, projectId)}`;
 }
+
+/** `npm start` writes its NAME=value environment to this file in its data directory for clients. */
+export const STACK_ENV_FILE = 'stack.env';

@@ -1,0 +1,122 @@
+// The clients' side of docs/PROTOCOL.md §8–§9: JSON calls to the functions, signed with the
+// caller's key (device or hospital) when the endpoint wants it, with every error answer turned
+// into an ApiError carrying the stable code, the status and the trace id.
+import type { z } from 'zod';
+import type { PrivateKey } from '../../shared/crypto/index.ts';
+import { errorBodySchema, signRequest } from '../../shared/protocol/index.ts';
+
+/** An error answer from a function: branch on `code`. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly traceId: string | undefined;
+
+  constructor(status: number, code: string, message: string, traceId?: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.traceId = traceId;
+  }
+}
+
+export interface Signer {
+  /** `device:<deviceId>` or `hospital:<hospitalId>:<fingerprint>` (shared/protocol keyIds). */
+  readonly keyId: string;
+  readonly privateKey: PrivateKey;
+}
+
+export interface ApiClientOptions {
+  /** The canonical apiBase (from the QR code, or FUNCTIONS_BASE_URL locally). */
+  readonly apiBase: string;
+  /** Signs every request; leave out for the unsigned pair call. */
+  readonly signer?: Signer;
+  /** Defaults to the system clock; tests may skew it. */
+  readonly now?: () => Date;
+}
+
+export interface ApiCall {
+  readonly method: 'GET' | 'POST' | 'PUT';
+  /** From the versioned prefix on, query included: /records/v1/records?pageSize=10 */
+  readonly target: string;
+  /** Sent as JSON; omit for no body. */
+  readonly json?: unknown;
+}
+
+export interface ApiClient {
+  /** A JSON call whose answer is checked against `schema`. */
+  call<S extends z.ZodType>(request: ApiCall, schema: S): Promise<z.output<S>>;
+  /** A call whose answer body is not JSON (record content); errors still become ApiError. */
+  raw(request: ApiCall): Promise<Response>;
+}
+
+const encoder = new TextEncoder();
+
+async function errorFrom(response: Response): Promise<ApiError> {
+  const traceId = response.headers.get('x-trace-id') ?? undefined;
+  const text = await response.text().catch(() => '');
+  try {
+    const parsed = errorBodySchema.safeParse(JSON.parse(text));
+    if (parsed.success) {
+      const { code, message } = parsed.data.error;
+      return new ApiError(response.status, code, message, parsed.data.error.traceId ?? traceId);
+    }
+  } catch {
+    // not JSON: fall through
+  }
+  return new ApiError(
+    response.status,
+    `HTTP_${response.status}`,
+    'unexpected answer from the service',
+    traceId,
+  );
+}
+
+export function createApiClient(options: ApiClientOptions): ApiClient {
+  const now = options.now ?? (() => new Date());
+
+  async function raw(request: ApiCall): Promise<Response> {
+    const body =
+      request.json === undefined ? new Uint8Array(0) : encoder.encode(JSON.stringify(request.json));
+    const headers: Record<string, string> =
+      request.json === undefined ? {} : { 'content-type': 'application/json' };
+    if (options.signer) {
+      Object.assign(
+        headers,
+        signRequest({
+          method: request.method,
+          target: request.target,
+          body,
+          keyId: options.signer.keyId,
+          privateKey: options.signer.privateKey,
+          now: now(),
+        }),
+      );
+    }
+    const response = await fetch(`${options.apiBase}${request.target}`, {
+      method: request.method,
+      headers,
+      ...(request.json === undefined ? {} : { body }),
+      redirect: 'manual',
+    });
+    if (response.status >= 400) throw await errorFrom(response);
+    return response;
+  }
+
+  return Object.freeze({
+    raw,
+    async call<S extends z.ZodType>(request: ApiCall, schema: S): Promise<z.output<S>> {
+      const response = await raw(request);
+      const text = await response.text();
+      const parsed = schema.safeParse(text === '' ? {} : JSON.parse(text));
+      if (!parsed.success) {
+        throw new ApiError(
+          response.status,
+          'UNEXPECTED_RESPONSE',
+          'the service answered in an unexpected shape',
+        );
+      }
+      return parsed.data;
+    },
+  });
+}

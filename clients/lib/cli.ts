@@ -1,0 +1,56 @@
+// What every client bin shares: one way to fail (a message and an exit code, never a stack
+// trace for an expected error), and one main() wrapper that maps errors to exit codes.
+import { isProtocolError } from '../../shared/protocol/error-codes.ts';
+import { ApiError } from './api-client.ts';
+
+/** Exit codes, the same for every bin. */
+export const EXIT = {
+  OK: 0,
+  /** Something failed that is not the user's input (service unreachable, internal error). */
+  FAILURE: 1,
+  /** Wrong command line, missing configuration. */
+  USAGE: 2,
+  /** The service or the protocol refused (a stable error code is printed). */
+  REFUSED: 3,
+} as const;
+
+/** A mistake in how the command was called or configured. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Maps a thrown error to what the user sees and the exit code. */
+export function describeFailure(error: unknown): { message: string; exitCode: number } {
+  if (error instanceof UsageError) return { message: error.message, exitCode: EXIT.USAGE };
+  if (error instanceof ApiError) {
+    const trace = error.traceId ? ` (trace ${error.traceId})` : '';
+    return {
+      message: `${error.code}: ${error.message}${trace}`,
+      exitCode: error.status >= 500 ? EXIT.FAILURE : EXIT.REFUSED,
+    };
+  }
+  if (isProtocolError(error)) return { message: `${error.code}: ${error.message}`, exitCode: EXIT.REFUSED };
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ECONNREFUSED' || (error as Error | null)?.cause !== undefined) {
+    const cause = (error as { cause?: { code?: unknown } }).cause;
+    if (code === 'ECONNREFUSED' || cause?.code === 'ECONNREFUSED') {
+      return { message: 'cannot reach the service (is the stack running?)', exitCode: EXIT.FAILURE };
+    }
+  }
+  return { message: (error as Error | null)?.message ?? String(error), exitCode: EXIT.FAILURE };
+}
+
+/** Runs a bin's main, printing `name: message` on failure and setting the exit code. */
+export async function runMain(name: string, main: () => Promise<number | void>): Promise<void> {
+  try {
+    process.exitCode = (await main()) ?? EXIT.OK;
+  } catch (error) {
+    const { message, exitCode } = describeFailure(error);
+    process.stderr.write(`${name}: ${message}\n`);
+    if (process.env.CB_DEBUG) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
+    process.exitCode = exitCode;
+  }
+}
