@@ -1,0 +1,251 @@
+// Test-side actors for delivery tests on the whole local stack: a registered hospital, devices
+// paired through the real pairing function, sealed uploads dropped into the ingest bucket, and
+// receipts read back from the outbox. Everything goes through the official clients and the
+// functions' HTTP APIs; nothing is mocked.
+import { randomBytes } from 'node:crypto';
+import type { Firestore } from '@google-cloud/firestore';
+import { createApiClient, type ApiClient } from '../../clients/lib/api-client.ts';
+import { createBlobStore } from '../../shared/adapters/blob-store.ts';
+import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
+import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
+import { createStorage } from '../../shared/adapters/google-clients.ts';
+import { generateKeyPair, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
+import type { BlobStore } from '../../shared/ports/blob-store.ts';
+import {
+  bindingProofText,
+  deriveBindingSecret,
+  derivePatientRef,
+  deviceKeyId,
+  formatTimestamp,
+  hospitalKeyId,
+  memorySpool,
+  newInvitationToken,
+  newRandomId,
+  PAIR_REQUEST_TYPE,
+  pairResponseSchema,
+  invitationResponseSchema,
+  receiptObjectName,
+  sealUpload,
+  signPairRequest,
+  toBase64Url,
+  tokenDigest,
+  verifyReceipt,
+  type ContentClass,
+  type Receipt,
+  type RecordHeader,
+  type SealedUpload,
+} from '../../shared/protocol/index.ts';
+import type { Stack } from '../../emulator/stack.ts';
+
+const YEAR_MS = 365 * 24 * 3600 * 1000;
+
+export interface TestHospital {
+  readonly hospitalId: string;
+  readonly keys: KeyPair;
+  readonly masterSecret: Uint8Array;
+  /** Hospital-signed client for /pairing/v1. */
+  readonly api: ApiClient;
+}
+
+export interface TestDevice {
+  readonly hospitalId: string;
+  readonly patientRef: string;
+  readonly keys: KeyPair;
+  readonly deviceId: string;
+  readonly fcmToken: string;
+  /** base64url signed certificate. */
+  readonly certificate: string;
+  /** Device-signed client for /records/v1. */
+  readonly api: ApiClient;
+}
+
+export async function registerTestHospital(
+  firestore: Firestore,
+  stack: Stack,
+  hospitalId: string,
+): Promise<TestHospital> {
+  const keys = generateKeyPair();
+  await createFirestoreHospitalRegistry(firestore).registerHospital({
+    hospitalId,
+    status: 'active',
+    publicKeys: [keys.publicKey],
+    expiresAt: new Date(Date.now() + YEAR_MS),
+  });
+  return {
+    hospitalId,
+    keys,
+    masterSecret: new Uint8Array(randomBytes(32)),
+    api: createApiClient({
+      apiBase: stack.env.FUNCTIONS_BASE_URL!,
+      signer: { keyId: hospitalKeyId(hospitalId, keys.publicKey), privateKey: keys.privateKey },
+    }),
+  };
+}
+
+/** A function's published public key (pairing signs certificates, ingest signs receipts). */
+export async function functionPublicKey(firestore: Firestore, functionName: string): Promise<PublicKey> {
+  const published = await createFunctionKeyDirectory({ firestore }).publishedPublicKeys();
+  const key = published.find((entry) => entry.functionName === functionName);
+  if (!key) throw new Error(`no published key for ${functionName}`);
+  return key.publicKey;
+}
+
+/** Invites through the pairing function and pairs a fresh device key, as a phone would. */
+export async function pairTestDevice(
+  stack: Stack,
+  hospital: TestHospital,
+  patientNumber: string,
+  options: { fcmToken?: string } = {},
+): Promise<TestDevice> {
+  const invitationId = newRandomId();
+  const patientRef = derivePatientRef(hospital.masterSecret, patientNumber);
+  const token = newInvitationToken();
+  await hospital.api.call(
+    {
+      method: 'POST',
+      target: '/pairing/v1/invitations',
+      json: {
+        invitationId,
+        patientRef,
+        tokenSha256: tokenDigest(token),
+        expiresAt: formatTimestamp(new Date(Date.now() + 15 * 60 * 1000)),
+        maxAttempts: 3,
+      },
+    },
+    invitationResponseSchema,
+  );
+  const bindingSecret = deriveBindingSecret(hospital.masterSecret, invitationId, patientRef);
+  const keys = generateKeyPair();
+  const fcmToken = options.fcmToken ?? `fcm-${newRandomId()}`;
+  const pairRequest = signPairRequest(
+    {
+      type: PAIR_REQUEST_TYPE,
+      invitationId,
+      tokenSha256: tokenDigest(token),
+      devicePublicKey: keys.publicKey.toBase64Url(),
+      deviceId: keys.publicKey.fingerprint,
+      bindingProof: bindingProofText(bindingSecret, invitationId, keys.publicKey),
+      fcmToken,
+      platform: 'android',
+      issuedAt: formatTimestamp(new Date()),
+    },
+    keys.privateKey,
+  );
+  const paired = await createApiClient({ apiBase: stack.env.FUNCTIONS_BASE_URL! }).call(
+    { method: 'POST', target: '/pairing/v1/pair', json: { token, pairRequest: toBase64Url(pairRequest) } },
+    pairResponseSchema,
+  );
+  return {
+    hospitalId: hospital.hospitalId,
+    patientRef,
+    keys,
+    deviceId: paired.deviceId,
+    fcmToken,
+    certificate: paired.certificate,
+    api: createApiClient({
+      apiBase: stack.env.FUNCTIONS_BASE_URL!,
+      signer: { keyId: deviceKeyId(paired.deviceId), privateKey: keys.privateKey },
+    }),
+  };
+}
+
+export interface TestUploadOptions {
+  readonly patientRef: string;
+  readonly recipients: readonly TestDevice[];
+  readonly file: Uint8Array;
+  readonly header?: Partial<RecordHeader>;
+  readonly contentClass?: ContentClass;
+  readonly chunkSize?: number;
+  readonly createdAt?: Date;
+  readonly expiresAt?: Date;
+  readonly recordId?: string;
+  readonly uploadId?: string;
+}
+
+/** Seals a record in memory exactly as the connector does (small files only). */
+export async function sealTestUpload(
+  hospital: TestHospital,
+  options: TestUploadOptions,
+): Promise<SealedUpload> {
+  const createdAt = options.createdAt ?? new Date();
+  return sealUpload({
+    hospitalId: hospital.hospitalId,
+    hospital: hospital.keys,
+    patientRef: options.patientRef,
+    recipients: options.recipients.map((device) => ({
+      deviceId: device.deviceId,
+      publicKey: device.keys.publicKey,
+    })),
+    contentClass: options.contentClass ?? 'document',
+    header: {
+      filename: 'letter.pdf',
+      mediaType: 'application/pdf',
+      size: options.file.length,
+      ...options.header,
+    },
+    file: [options.file],
+    spool: memorySpool(),
+    createdAt,
+    expiresAt: options.expiresAt ?? new Date(createdAt.getTime() + 30 * 24 * 3600 * 1000),
+    ...(options.chunkSize === undefined ? {} : { chunkSize: options.chunkSize }),
+    ...(options.recordId === undefined ? {} : { recordId: options.recordId }),
+    ...(options.uploadId === undefined ? {} : { uploadId: options.uploadId }),
+  });
+}
+
+/** All of an async byte stream, for small objects. */
+export async function collectBytes(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const part of source) parts.push(part);
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+export function stackBlobStore(stack: Stack): BlobStore {
+  return createBlobStore(createStorage(stack.env.GCLOUD_PROJECT!, stack.env));
+}
+
+/** Drops raw bytes into the ingest bucket (which fires the ingest function). */
+export async function dropUpload(stack: Stack, objectName: string, bytes: Uint8Array): Promise<void> {
+  await stackBlobStore(stack).createOnly(
+    stack.env.INGEST_BUCKET!,
+    objectName,
+    (async function* () {
+      yield bytes;
+    })(),
+  );
+}
+
+/** Waits for ingest's signed receipt in the hospital's outbox and verifies it. */
+export async function waitForReceipt(
+  stack: Stack,
+  hospitalId: string,
+  uploadId: string,
+  ingestPublicKey: PublicKey,
+  timeoutMs = 30_000,
+): Promise<Receipt> {
+  const blobs = stackBlobStore(stack);
+  const name = receiptObjectName(hospitalId, uploadId);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const info = await blobs.stat(stack.env.OUTBOX_BUCKET!, name);
+    if (info)
+      return verifyReceipt(await collectBytes(blobs.read(stack.env.OUTBOX_BUCKET!, name)), ingestPublicKey);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no receipt for upload ${uploadId} within ${timeoutMs} ms`);
+}
+
+/** Seals, uploads and waits for the receipt. */
+export async function deliver(
+  stack: Stack,
+  hospital: TestHospital,
+  ingestPublicKey: PublicKey,
+  options: TestUploadOptions,
+): Promise<{ sealed: SealedUpload; receipt: Receipt }> {
+  const sealed = await sealTestUpload(hospital, options);
+  await dropUpload(stack, sealed.objectName, await collectBytes(sealed.bytes()));
+  return {
+    sealed,
+    receipt: await waitForReceipt(stack, hospital.hospitalId, sealed.manifest.uploadId, ingestPublicKey),
+  };
+}
