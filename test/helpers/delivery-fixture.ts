@@ -39,6 +39,9 @@ import type { Stack } from '../../emulator/stack.ts';
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 
+/** What the fixture needs of a stack: its environment (in-process or spawned). */
+export type StackEnv = Pick<Stack, 'env'>;
+
 export interface TestHospital {
   readonly hospitalId: string;
   readonly keys: KeyPair;
@@ -61,7 +64,7 @@ export interface TestDevice {
 
 export async function registerTestHospital(
   firestore: Firestore,
-  stack: Stack,
+  stack: StackEnv,
   hospitalId: string,
 ): Promise<TestHospital> {
   const keys = generateKeyPair();
@@ -90,13 +93,19 @@ export async function functionPublicKey(firestore: Firestore, functionName: stri
   return key.publicKey;
 }
 
-/** Invites through the pairing function and pairs a fresh device key, as a phone would. */
-export async function pairTestDevice(
-  stack: Stack,
+export interface TestInvitation {
+  readonly hospital: TestHospital;
+  readonly invitationId: string;
+  readonly patientRef: string;
+  readonly token: string;
+  readonly bindingSecret: Uint8Array;
+}
+
+/** Creates an invitation through the pairing function, as the connector does (§10.1). */
+export async function inviteTestPatient(
   hospital: TestHospital,
   patientNumber: string,
-  options: { fcmToken?: string } = {},
-): Promise<TestDevice> {
+): Promise<TestInvitation> {
   const invitationId = newRandomId();
   const patientRef = derivePatientRef(hospital.masterSecret, patientNumber);
   const token = newInvitationToken();
@@ -115,6 +124,16 @@ export async function pairTestDevice(
     invitationResponseSchema,
   );
   const bindingSecret = deriveBindingSecret(hospital.masterSecret, invitationId, patientRef);
+  return { hospital, invitationId, patientRef, token, bindingSecret };
+}
+
+/** Pairs a fresh device key with an invitation, as a phone would after scanning (§10.2). */
+export async function pairWithInvitation(
+  stack: StackEnv,
+  invitation: TestInvitation,
+  options: { fcmToken?: string } = {},
+): Promise<TestDevice> {
+  const { invitationId, token, bindingSecret } = invitation;
   const keys = generateKeyPair();
   const fcmToken = options.fcmToken ?? `fcm-${newRandomId()}`;
   const pairRequest = signPairRequest(
@@ -136,8 +155,8 @@ export async function pairTestDevice(
     pairResponseSchema,
   );
   return {
-    hospitalId: hospital.hospitalId,
-    patientRef,
+    hospitalId: invitation.hospital.hospitalId,
+    patientRef: invitation.patientRef,
     keys,
     deviceId: paired.deviceId,
     fcmToken,
@@ -147,6 +166,16 @@ export async function pairTestDevice(
       signer: { keyId: deviceKeyId(paired.deviceId), privateKey: keys.privateKey },
     }),
   };
+}
+
+/** Invites and pairs a fresh device for a patient. */
+export async function pairTestDevice(
+  stack: StackEnv,
+  hospital: TestHospital,
+  patientNumber: string,
+  options: { fcmToken?: string } = {},
+): Promise<TestDevice> {
+  return pairWithInvitation(stack, await inviteTestPatient(hospital, patientNumber), options);
 }
 
 export interface TestUploadOptions {
@@ -200,12 +229,12 @@ export async function collectBytes(source: AsyncIterable<Uint8Array>): Promise<U
   return new Uint8Array(Buffer.concat(parts));
 }
 
-export function stackBlobStore(stack: Stack): BlobStore {
+export function stackBlobStore(stack: StackEnv): BlobStore {
   return createBlobStore(createStorage(stack.env.GCLOUD_PROJECT!, stack.env));
 }
 
 /** Drops raw bytes into the ingest bucket (which fires the ingest function). */
-export async function dropUpload(stack: Stack, objectName: string, bytes: Uint8Array): Promise<void> {
+export async function dropUpload(stack: StackEnv, objectName: string, bytes: Uint8Array): Promise<void> {
   await stackBlobStore(stack).createOnly(
     stack.env.INGEST_BUCKET!,
     objectName,
@@ -217,7 +246,7 @@ export async function dropUpload(stack: Stack, objectName: string, bytes: Uint8A
 
 /** Waits for ingest's signed receipt in the hospital's outbox and verifies it. */
 export async function waitForReceipt(
-  stack: Stack,
+  stack: StackEnv,
   hospitalId: string,
   uploadId: string,
   ingestPublicKey: PublicKey,
@@ -237,7 +266,7 @@ export async function waitForReceipt(
 
 /** Seals, uploads and waits for the receipt. */
 export async function deliver(
-  stack: Stack,
+  stack: StackEnv,
   hospital: TestHospital,
   ingestPublicKey: PublicKey,
   options: TestUploadOptions,
