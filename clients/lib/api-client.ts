@@ -120,3 +120,24 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     },
   });
 }
+
+/** A response body as the async byte source shared/protocol readers take, without buffering it. */
+export async function* responseBytes(response: Response): AsyncGenerator<Uint8Array, void, undefined> {
+  if (!response.body) return;
+  const reader = response.body.getReader();
+  let finished = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) {
+        finished = true;
+        return;
+      }
+      yield value;
+    }
+  } finally {
+    // A consumer that stops early (a failed check) must not leave the connection streaming.
+    if (!finished) await reader.cancel().catch(() => undefined);
+    reader.releaseLock();
+  }
+}
