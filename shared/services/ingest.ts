@@ -96,10 +96,6 @@ class UploadRejected extends Error {
   }
 }
 
-async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes;
-}
-
 export function createIngestService(options: IngestServiceOptions): IngestService {
   const { blobs, buckets, clock } = options;
   const maxCiphertextLength = options.maxCiphertextLength ?? DEFAULT_MAX_CIPHERTEXT_LENGTH;
