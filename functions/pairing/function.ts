@@ -13,17 +13,18 @@ import type { Logger } from '../../shared/ports/logger.ts';
 import { ProtocolError } from '../../shared/protocol/error-codes.ts';
 import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
-import { createPairingService, type PairingService, type SignedCall } from '../../shared/services/pairing.ts';
+import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
+import { signingTarget, type SignedCall } from '../../shared/services/signed-call.ts';
 
 /** The versioned prefix request signatures cover: /pairing/v1/… */
 const SIGNING_PREFIX = '/pairing';
 
 /** The signed call for a request; the pairing API takes no query parameters. */
 function signedCall(request: ApiRequest): SignedCall {
-  if (Object.keys(request.query).length > 0) throw new ProtocolError('INVALID_REQUEST');
+  if (request.rawQuery !== '') throw new ProtocolError('INVALID_REQUEST');
   return {
     method: request.method,
-    target: `${SIGNING_PREFIX}${request.path}`,
+    target: signingTarget(SIGNING_PREFIX, request.path, request.rawQuery),
     headers: request.headers,
     body: request.rawBody,
     logger: request.logger,

@@ -240,6 +240,15 @@ export function createFirestoreDeviceStore(firestore: Firestore): DeviceStore {
         if (snapshot.exists && snapshot.get('fcmToken') === fcmToken) tx.update(ref, { fcmToken: '' });
       });
     },
+    async setFcmToken(deviceId: string, fcmToken: string) {
+      const ref = devices.doc(deviceId);
+      return firestore.runTransaction(async (tx) => {
+        const snapshot = await tx.get(ref);
+        if (!snapshot.exists || snapshot.get('status') !== 'active') return false;
+        tx.update(ref, { fcmToken });
+        return true;
+      });
+    },
   });
 }
 

@@ -19,6 +19,8 @@ export interface ApiRequest {
   readonly path: string;
   readonly params: Readonly<Record<string, string>>;
   readonly query: Readonly<Record<string, string>>;
+  /** The query exactly as sent, without the '?' ('' if none): request signatures cover it. */
+  readonly rawQuery: string;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /** The exact bytes received (request signatures cover these). */
   readonly rawBody: Uint8Array;
@@ -77,6 +79,11 @@ function singleValuedQuery(query: unknown): Record<string, string> | undefined {
   return out;
 }
 
+function rawQueryOf(url: string): string {
+  const at = url.indexOf('?');
+  return at === -1 ? '' : url.slice(at + 1);
+}
+
 const BODY_FAILURE_CODES: Record<NonNullable<ReturnType<typeof bodyFailure>>, ErrorCode> = {
   TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   MALFORMED: 'INVALID_REQUEST',
@@ -120,6 +127,7 @@ export function createApiFunction(options: { logger: Logger; routes: readonly Ap
         path: req.path,
         params: params!,
         query,
+        rawQuery: rawQueryOf(req.originalUrl ?? req.url),
         headers: req.headers,
         rawBody,
         traceId: trace.traceId,

@@ -96,6 +96,8 @@ export interface DeviceStore {
   revoke(hospitalId: string, deviceId: string, at: Date): Promise<boolean>;
   /** Forgets a push token FCM reported dead, if the device still has it. */
   clearFcmToken(deviceId: string, fcmToken: string): Promise<void>;
+  /** Replaces an active device's push token (the app's token rotated); false if not active. */
+  setFcmToken(deviceId: string, fcmToken: string): Promise<boolean>;
 }
 
 export interface NonceStore {

@@ -3,7 +3,7 @@
 // over ports only; the composition root in functions/pairing wires the adapters.
 import { z } from 'zod';
 import type { KeyPair, PublicKey } from '../crypto/index.ts';
-import { importPublicKey, loadThemis } from '../crypto/index.ts';
+import { importPublicKey } from '../crypto/index.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
 import { isNotifierError, type Notifier } from '../ports/notifier.ts';
@@ -23,9 +23,11 @@ import {
   signDeviceCertificate,
   toBase64Url,
   verifyPairRequest,
-  verifyRequest,
 } from '../protocol/index.ts';
-import type { HeaderBag, KeyId } from '../protocol/index.ts';
+import type { KeyId } from '../protocol/index.ts';
+import { createCallVerifier, type SignedCall } from './signed-call.ts';
+
+export type { SignedCall } from './signed-call.ts';
 
 /** Bodies that must be the empty object (revoke). */
 const emptyBodySchema = z.strictObject({});
@@ -46,16 +48,6 @@ export interface PairingServiceOptions {
   readonly keyPair: () => Promise<KeyPair>;
   readonly notifier?: Notifier;
   readonly limits?: Partial<typeof PAIRING_DEFAULTS>;
-}
-
-/** A request as the HTTP edge hands it over. */
-export interface SignedCall {
-  readonly method: string;
-  /** The signing target, from /pairing/v1 on, query included. */
-  readonly target: string;
-  readonly headers: HeaderBag;
-  readonly body: Uint8Array;
-  readonly logger?: Logger;
 }
 
 export interface PairingService {
@@ -85,20 +77,16 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
     return key === undefined ? undefined : importPublicKey(key);
   }
 
+  const verifier = createCallVerifier({
+    accept: ['hospital'],
+    clock,
+    nonces: stores.nonces,
+    resolveKey: resolveHospitalKey,
+  });
+
   /** Verifies a hospital-signed call; returns the hospital id. */
   async function hospitalOf(call: SignedCall): Promise<string> {
-    await loadThemis();
-    const verified = await verifyRequest({
-      method: call.method,
-      target: call.target,
-      body: call.body,
-      headers: call.headers,
-      accept: ['hospital'],
-      clock,
-      resolveKey: resolveHospitalKey,
-      rememberNonce: (keyId, nonce, expiresAt) => stores.nonces.remember(keyId, nonce, expiresAt),
-    });
-    return verified.keyId.id;
+    return (await verifier.verify(call)).keyId.id;
   }
 
   /** Data-only "devices changed" hint to each device; dead tokens are forgotten. */

@@ -104,6 +104,12 @@ function memoryStores(): PairingStores & { deviceMap: Map<string, DeviceRecord> 
         const d = deviceMap.get(id);
         if (d?.fcmToken === token) deviceMap.set(id, { ...d, fcmToken: '' });
       },
+      async setFcmToken(id, token) {
+        const d = deviceMap.get(id);
+        if (d?.status !== 'active') return false;
+        deviceMap.set(id, { ...d, fcmToken: token });
+        return true;
+      },
     },
     nonces: {
       async remember(keyId, nonce) {

@@ -1,0 +1,313 @@
+// The records service (invariants 1, 6, 8, 9; docs/PROTOCOL.md §9.2, §10.4, §10.5): what a
+// paired device may do with its own records and its patient's devices, every call signed by
+// the device key. Another patient's record, or one this device holds no key for, is NOT_FOUND,
+// exactly like an id that does not exist: no existence oracle. Logic over ports only;
+// functions/records wires the adapters.
+import { z } from 'zod';
+import { importPublicKey, type PublicKey } from '../crypto/index.ts';
+import type { BlobStore } from '../ports/blob-store.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { Logger } from '../ports/logger.ts';
+import { isNotifierError, type Notifier } from '../ports/notifier.ts';
+import type { DeviceRecord, DeviceStore, NonceStore } from '../ports/pairing-store.ts';
+import type { RecordCursor, RecordStore, StoredRecord } from '../ports/record-store.ts';
+import {
+  ackBodySchema,
+  CONTAINER_MEDIA_TYPE,
+  deviceCertificateSchema,
+  deviceIdSchema,
+  DEVICE_CERTIFICATE_TYPE,
+  readDocumentUnverified,
+  formatTimestamp,
+  fromBase64Url,
+  isErrorCode,
+  pageQuerySchema,
+  parseBoundary,
+  parseJsonBody,
+  ProtocolError,
+  pushData,
+  pushTokenBodySchema,
+  recordIdSchema,
+  toBase64Url,
+  type KeyId,
+} from '../protocol/index.ts';
+import { createCallVerifier, type SignedCall } from './signed-call.ts';
+
+export const RECORDS_DEFAULTS = {
+  /** Records per page when the device does not ask. */
+  pageSize: 50,
+} as const;
+
+const emptyBodySchema = z.strictObject({});
+
+export interface RecordsServiceOptions {
+  readonly records: RecordStore;
+  readonly devices: DeviceStore;
+  readonly nonces: NonceStore;
+  readonly blobs: BlobStore;
+  /** The records bucket. */
+  readonly bucket: string;
+  readonly clock: Clock;
+  readonly notifier?: Notifier;
+}
+
+export interface RecordSummary {
+  recordId: string;
+  hospitalId: string;
+  contentClass: string;
+  createdAt: string;
+  expiresAt: string;
+  size: number;
+  acknowledgedAt?: string;
+}
+
+export interface RecordContent {
+  readonly size: number;
+  readonly contentType: string;
+  readonly bytes: AsyncIterable<Uint8Array>;
+}
+
+export interface RecordsService {
+  list(
+    call: SignedCall,
+    query: Readonly<Record<string, string>>,
+  ): Promise<{ records: RecordSummary[]; nextPageToken?: string }>;
+  content(call: SignedCall, recordId: string): Promise<RecordContent>;
+  acknowledge(call: SignedCall, recordId: string): Promise<{ recordId: string; acknowledgedAt: string }>;
+  listDevices(call: SignedCall): Promise<{
+    devices: {
+      deviceId: string;
+      hospitalId: string;
+      platform: string;
+      pairedAt: string;
+      expiresAt: string;
+      current: boolean;
+    }[];
+  }>;
+  revokeDevice(call: SignedCall, deviceId: string): Promise<{ deviceId: string; revokedAt: string }>;
+  setPushToken(call: SignedCall): Promise<void>;
+}
+
+/** Page tokens are opaque to devices: base64url of "<acceptedAt ms>.<recordId>". */
+function encodeCursor(cursor: RecordCursor): string {
+  return toBase64Url(new TextEncoder().encode(`${cursor.acceptedAt.getTime()}.${cursor.recordId}`));
+}
+
+function decodeCursor(token: string): RecordCursor {
+  const bytes = fromBase64Url(token);
+  const match = bytes && /^([0-9]{1,15})\.([A-Za-z0-9_-]{22})$/.exec(new TextDecoder().decode(bytes));
+  if (!match || !recordIdSchema.safeParse(match[2]).success) {
+    throw new ProtocolError('INVALID_REQUEST', undefined, { field: 'pageToken' });
+  }
+  return { acceptedAt: new Date(Number(match[1])), recordId: match[2]! };
+}
+
+export function createRecordsService(options: RecordsServiceOptions): RecordsService {
+  const { records, devices, clock } = options;
+
+  /** The calling device, once its signature, freshness and nonce have checked out. */
+  async function resolveDevice(keyId: KeyId): Promise<PublicKey | undefined> {
+    const device = await devices.get(keyId.id);
+    if (!device) return undefined;
+    // An expired enrolment is refused like a revoked one: the device must pair again.
+    if (device.status !== 'active' || device.expiresAt <= clock.now())
+      throw new ProtocolError('DEVICE_REVOKED');
+    return importPublicKey(enrolledKeyOf(device));
+  }
+
+  const verifier = createCallVerifier({
+    accept: ['device'],
+    clock,
+    nonces: options.nonces,
+    resolveKey: resolveDevice,
+  });
+
+  async function caller(call: SignedCall): Promise<DeviceRecord> {
+    const verified = await verifier.verify(call);
+    const device = await devices.get(verified.keyId.id);
+    if (!device || device.status !== 'active') throw new ProtocolError('DEVICE_REVOKED');
+    return device;
+  }
+
+  /** The record if this device may see it; NOT_FOUND otherwise, whatever the reason. */
+  async function visibleRecord(device: DeviceRecord, recordId: string): Promise<StoredRecord> {
+    const id = parseBoundary(recordIdSchema, recordId);
+    const record = await records.get(id);
+    if (
+      !record ||
+      !record.recipients.includes(device.deviceId) ||
+      record.patientRef !== device.patientRef ||
+      record.hospitalId !== device.hospitalId ||
+      record.expiresAt <= clock.now()
+    ) {
+      throw new ProtocolError('NOT_FOUND');
+    }
+    return record;
+  }
+
+  function summary(record: StoredRecord, deviceId: string): RecordSummary {
+    const ack = record.acks[deviceId];
+    return {
+      recordId: record.recordId,
+      hospitalId: record.hospitalId,
+      contentClass: record.contentClass,
+      createdAt: formatTimestamp(record.createdAt),
+      expiresAt: formatTimestamp(record.expiresAt),
+      size: record.size,
+      ...(ack?.outcome === 'stored' ? { acknowledgedAt: formatTimestamp(ack.at) } : {}),
+    };
+  }
+
+  async function notifyDevices(targets: readonly DeviceRecord[], logger?: Logger): Promise<void> {
+    const notifier = options.notifier;
+    if (!notifier) return;
+    await Promise.all(
+      targets
+        .filter((device) => device.fcmToken !== '')
+        .map(async (device) => {
+          try {
+            if ((await notifier.send(device.fcmToken, pushData('devices'))) === 'unregistered') {
+              await devices.clearFcmToken(device.deviceId, device.fcmToken);
+            }
+          } catch (error) {
+            logger?.warning('push failed', {
+              deviceId: device.deviceId,
+              code: isNotifierError(error) ? error.code : 'UNKNOWN',
+            });
+          }
+        }),
+    );
+  }
+
+  const service: RecordsService = {
+    async list(call, query) {
+      const page = parseBoundary(pageQuerySchema, query);
+      const after = page.pageToken === undefined ? undefined : decodeCursor(page.pageToken);
+      const device = await caller(call);
+      const found = await records.listForDevice(device.deviceId, {
+        pageSize: page.pageSize ?? RECORDS_DEFAULTS.pageSize,
+        now: clock.now(),
+        ...(after ? { after } : {}),
+      });
+      const visible = found.records.filter(
+        (record) => record.patientRef === device.patientRef && record.hospitalId === device.hospitalId,
+      );
+      call.logger?.info('records listed', {
+        operation: 'records.list',
+        deviceId: device.deviceId,
+        count: visible.length,
+      });
+      return {
+        records: visible.map((record) => summary(record, device.deviceId)),
+        ...(found.next ? { nextPageToken: encodeCursor(found.next) } : {}),
+      };
+    },
+
+    async content(call, recordId) {
+      const id = parseBoundary(recordIdSchema, recordId);
+      const device = await caller(call);
+      const record = await visibleRecord(device, id);
+      const info = await options.blobs.stat(options.bucket, record.objectName);
+      // The blob must be exactly the one ingest checked; anything else is not served.
+      if (!info || info.generation !== record.generation) throw new ProtocolError('NOT_FOUND');
+      call.logger?.info('record downloaded', {
+        operation: 'records.download',
+        deviceId: device.deviceId,
+        recordId: id,
+        bytes: info.size,
+      });
+      return {
+        size: info.size,
+        contentType: CONTAINER_MEDIA_TYPE,
+        bytes: options.blobs.read(options.bucket, record.objectName, { generation: record.generation }),
+      };
+    },
+
+    async acknowledge(call, recordId) {
+      const id = parseBoundary(recordIdSchema, recordId);
+      const body = parseJsonBody(ackBodySchema, call.body);
+      if (body.outcome === 'failed' && !isErrorCode(body.errorCode)) {
+        throw new ProtocolError('INVALID_REQUEST', undefined, { field: 'errorCode' });
+      }
+      const device = await caller(call);
+      await visibleRecord(device, id);
+      const at = clock.now();
+      const stored = await records.acknowledge(id, device.deviceId, {
+        outcome: body.outcome,
+        ...(body.outcome === 'failed' ? { errorCode: body.errorCode } : {}),
+        at,
+      });
+      if (!stored) throw new ProtocolError('NOT_FOUND');
+      const ack = stored.acks[device.deviceId];
+      call.logger?.info('record acknowledged', {
+        operation: 'records.ack',
+        deviceId: device.deviceId,
+        recordId: id,
+        code: body.outcome === 'failed' ? body.errorCode : 'STORED',
+      });
+      return { recordId: id, acknowledgedAt: formatTimestamp(ack?.at ?? at) };
+    },
+
+    async listDevices(call) {
+      if (call.body.length > 0) parseJsonBody(emptyBodySchema, call.body);
+      const device = await caller(call);
+      const siblings = await devices.listActive(device.hospitalId, device.patientRef, clock.now());
+      return {
+        devices: siblings.slice(0, 64).map((sibling) => ({
+          deviceId: sibling.deviceId,
+          hospitalId: sibling.hospitalId,
+          platform: sibling.platform,
+          pairedAt: formatTimestamp(sibling.pairedAt),
+          expiresAt: formatTimestamp(sibling.expiresAt),
+          current: sibling.deviceId === device.deviceId,
+        })),
+      };
+    },
+
+    async revokeDevice(call, deviceId) {
+      const id = parseBoundary(deviceIdSchema, deviceId);
+      parseJsonBody(emptyBodySchema, call.body);
+      const device = await caller(call);
+      const target = id === device.deviceId ? device : await devices.get(id);
+      const now = clock.now();
+      if (
+        !target ||
+        target.hospitalId !== device.hospitalId ||
+        target.patientRef !== device.patientRef ||
+        !(await devices.revoke(device.hospitalId, id, now))
+      ) {
+        throw new ProtocolError('NOT_FOUND');
+      }
+      call.logger?.info('device revoked', {
+        operation: 'records.revoke',
+        deviceId: id,
+        hospitalId: device.hospitalId,
+      });
+      await notifyDevices(await devices.listActive(device.hospitalId, device.patientRef, now), call.logger);
+      return { deviceId: id, revokedAt: formatTimestamp(now) };
+    },
+
+    async setPushToken(call) {
+      const body = parseJsonBody(pushTokenBodySchema, call.body);
+      const device = await caller(call);
+      if (!(await devices.setFcmToken(device.deviceId, body.fcmToken)))
+        throw new ProtocolError('DEVICE_REVOKED');
+      call.logger?.info('push token replaced', {
+        operation: 'records.push-token',
+        deviceId: device.deviceId,
+      });
+    },
+  };
+  return Object.freeze(service);
+}
+
+/**
+ * The device's enrolled public key, read from the certificate the pairing function signed and
+ * stored itself (so no signature check is needed here); verifyRequest then requires its
+ * fingerprint to be the deviceId the request names.
+ */
+function enrolledKeyOf(device: DeviceRecord): string {
+  const signed = fromBase64Url(device.certificate);
+  if (signed === undefined) throw new ProtocolError('INTERNAL_ERROR', 'a stored certificate is malformed');
+  return readDocumentUnverified(signed, DEVICE_CERTIFICATE_TYPE, deviceCertificateSchema).devicePublicKey;
+}
