@@ -1,0 +1,225 @@
+// Delivery on the whole local stack, attacked from the platform side (invariants 1, 2, 5, 9):
+// someone who controls the cloud project rewrites an accepted container in the records bucket —
+// a flipped byte in a chunk or in the manifest, chunks reordered, dropped, or swapped in from
+// another record — and points the record's metadata at the new object. The device, holding only
+// its key and the hospital key pinned at pairing, must refuse every variant. And a plaintext
+// canary (in the file, its name, its title and the patient number) appears in no stored byte,
+// log line or push payload afterwards.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Firestore } from '@google-cloud/firestore';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { responseBytes } from '../../clients/lib/api-client.ts';
+import { startStack, type Stack } from '../../emulator/stack.ts';
+import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
+import { createFirestore } from '../../shared/adapters/google-clients.ts';
+import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import type { BlobStore } from '../../shared/ports/blob-store.ts';
+import {
+  ackResponseSchema,
+  isProtocolError,
+  openRecord,
+  recordListResponseSchema,
+  type ErrorCode,
+} from '../../shared/protocol/index.ts';
+import { filesContainingCanary, textContainsCanary } from '../helpers/canary.ts';
+import {
+  collectBytes,
+  deliver,
+  functionPublicKey,
+  pairTestDevice,
+  registerTestHospital,
+  stackBlobStore,
+  type TestDevice,
+  type TestHospital,
+} from '../helpers/delivery-fixture.ts';
+
+const CANARY = 'CANARY-e2e-9d41-plaintext';
+const CHUNK = 1024;
+
+/** A container cut into its prefix (header + manifest) and its frames. */
+function splitContainer(bytes: Uint8Array): { prefix: Uint8Array; frames: Uint8Array[] } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let offset = 9 + view.getUint32(5, false);
+  const prefix = bytes.subarray(0, offset);
+  const frames: Uint8Array[] = [];
+  while (offset < bytes.length) {
+    const length = view.getUint32(offset, false);
+    frames.push(bytes.subarray(offset, offset + 4 + length));
+    offset += 4 + length;
+  }
+  return { prefix, frames };
+}
+
+function join_(parts: readonly Uint8Array[]): Uint8Array {
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+function flipped(bytes: Uint8Array, index: number): Uint8Array {
+  const copy = bytes.slice();
+  copy[index]! ^= 0x01;
+  return copy;
+}
+
+describe('delivery attacked from the platform side', () => {
+  let dataDir: string;
+  let stack: Stack;
+  let firestore: Firestore;
+  let blobs: BlobStore;
+  let hospital: TestHospital;
+  let device: TestDevice;
+  let ingestKey: PublicKey;
+  const logLines: string[] = [];
+  const originalWrite = process.stdout.write.bind(process.stdout);
+  const file = new Uint8Array(Buffer.from(`${CANARY} `.repeat(700))); // several chunks of CHUNK bytes
+
+  beforeAll(async () => {
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+      logLines.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      return originalWrite(chunk, ...rest);
+    }) as typeof process.stdout.write;
+    await loadThemis();
+    dataDir = await mkdtemp(join(tmpdir(), 'cb-delivery-security-'));
+    stack = await startStack({ dataDir, portBase: 0 });
+    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    blobs = stackBlobStore(stack);
+    hospital = await registerTestHospital(firestore, stack, 'security-hospital');
+    device = await pairTestDevice(stack, hospital, `${CANARY}-patient-number`);
+    ingestKey = await functionPublicKey(firestore, 'ingest');
+  });
+
+  afterAll(async () => {
+    process.stdout.write = originalWrite;
+    await firestore?.terminate();
+    await stack?.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  async function deliverOne(): Promise<{ recordId: string; objectName: string; container: Uint8Array }> {
+    const { sealed, receipt } = await deliver(stack, hospital, ingestKey, {
+      patientRef: device.patientRef,
+      recipients: [device],
+      file,
+      chunkSize: CHUNK,
+      header: { filename: `${CANARY}.txt`, mediaType: 'text/plain', title: `${CANARY} title` },
+    });
+    expect(receipt).toMatchObject({ status: 'accepted', recordId: sealed.manifest.recordId });
+    const record = await firestore.collection(RECORDS_COLLECTION).doc(sealed.manifest.recordId).get();
+    const objectName = record.get('objectName') as string;
+    const container = await collectBytes(blobs.read(stack.env.RECORDS_BUCKET!, objectName));
+    return { recordId: sealed.manifest.recordId, objectName, container };
+  }
+
+  /** Downloads through the records function and opens on the device; the error code, or 'opened'. */
+  async function openOnDevice(recordId: string): Promise<ErrorCode | 'opened'> {
+    const response = await device.api.raw({
+      method: 'GET',
+      target: `/records/v1/records/${recordId}/content`,
+    });
+    try {
+      const opened = await openRecord(responseBytes(response), {
+        device: device.keys,
+        hospitalPublicKey: hospital.keys.publicKey,
+        hospitalId: hospital.hospitalId,
+        recordId,
+      });
+      const bytes = await collectBytes(opened.file);
+      expect(Buffer.from(bytes).equals(Buffer.from(file))).toBe(true);
+      return 'opened';
+    } catch (error) {
+      if (isProtocolError(error)) return error.code;
+      throw error;
+    }
+  }
+
+  /** The platform attacker: replaces the stored container and repoints the record at it. */
+  async function replaceStored(recordId: string, objectName: string, bytes: Uint8Array): Promise<void> {
+    await blobs.delete(stack.env.RECORDS_BUCKET!, objectName);
+    const info = await blobs.createOnly(
+      stack.env.RECORDS_BUCKET!,
+      objectName,
+      (async function* () {
+        yield bytes;
+      })(),
+    );
+    await firestore
+      .collection(RECORDS_COLLECTION)
+      .doc(recordId)
+      .update({ generation: info.generation, size: info.size });
+  }
+
+  it('the untouched record opens on the device, byte for byte', async () => {
+    const { recordId } = await deliverOne();
+    expect(await openOnDevice(recordId)).toBe('opened');
+  });
+
+  it('refuses every rewrite of the stored container', async () => {
+    const other = await deliverOne();
+    const variants: Record<string, (c: ReturnType<typeof splitContainer>) => Uint8Array> = {
+      'flipped byte in chunk 1': ({ prefix, frames }) =>
+        join_([prefix, frames[0]!, flipped(frames[1]!, 40), ...frames.slice(2)]),
+      'flipped byte in the last chunk': ({ prefix, frames }) =>
+        join_([prefix, ...frames.slice(0, -1), flipped(frames.at(-1)!, 20)]),
+      'flipped byte in the manifest': ({ prefix, frames }) =>
+        join_([flipped(prefix, prefix.length - 90), ...frames]),
+      'chunks 0 and 1 reordered': ({ prefix, frames }) =>
+        join_([prefix, frames[1]!, frames[0]!, ...frames.slice(2)]),
+      'last chunk dropped': ({ prefix, frames }) => join_([prefix, ...frames.slice(0, -1)]),
+      'chunk 1 swapped in from another record': ({ prefix, frames }) =>
+        join_([prefix, frames[0]!, splitContainer(other.container).frames[1]!, ...frames.slice(2)]),
+    };
+    const outcomes: Record<string, string> = {};
+    for (const [name, rewrite] of Object.entries(variants)) {
+      const { recordId, objectName, container } = await deliverOne();
+      const parts = splitContainer(container);
+      expect(parts.frames.length).toBeGreaterThan(2);
+      await replaceStored(recordId, objectName, rewrite(parts));
+      outcomes[name] = await openOnDevice(recordId);
+    }
+    for (const [name, outcome] of Object.entries(outcomes)) {
+      expect([name, outcome]).not.toEqual([name, 'opened']);
+    }
+    expect(outcomes).toMatchObject({
+      'flipped byte in the manifest': expect.stringMatching(/^MANIFEST_(SIGNATURE_)?INVALID$/),
+      'last chunk dropped': 'UPLOAD_TRUNCATED',
+    });
+  });
+
+  it('a failed open is acknowledged with its code, and the listing shows no stored ack', async () => {
+    const { recordId, objectName, container } = await deliverOne();
+    const { prefix, frames } = splitContainer(container);
+    await replaceStored(recordId, objectName, join_([prefix, flipped(frames[0]!, 30), ...frames.slice(1)]));
+    const code = await openOnDevice(recordId);
+    expect(code).not.toBe('opened');
+    await device.api.call(
+      {
+        method: 'POST',
+        target: `/records/v1/records/${recordId}/ack`,
+        json: { outcome: 'failed', errorCode: code },
+      },
+      ackResponseSchema,
+    );
+    const stored = await firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
+    expect(stored.get('acks')).toMatchObject({ [device.deviceId]: { outcome: 'failed', errorCode: code } });
+    const listed = await device.api.call(
+      { method: 'GET', target: '/records/v1/records?pageSize=100' },
+      recordListResponseSchema,
+    );
+    expect(listed.records.find((r) => r.recordId === recordId)?.acknowledgedAt).toBeUndefined();
+  });
+
+  it('leaves the canary in no stored byte, log line or push payload', async () => {
+    const pushes = await fetch(`${stack.env.FCM_EMULATOR_URL}/_recorder/messages`).then((r) => r.text());
+    expect(pushes).toContain(device.fcmToken); // pushes were recorded, and are scanned
+    expect(textContainsCanary(pushes, CANARY)).toBe(false);
+    expect(logLines.length).toBeGreaterThan(0);
+    expect(logLines.filter((line) => textContainsCanary(line, CANARY))).toEqual([]);
+    // Close the stack so Firestore exports its state to disk, then scan every file it kept.
+    await firestore.terminate();
+    await stack.close();
+    expect(await filesContainingCanary(dataDir, CANARY)).toEqual([]);
+    // The scan does reach stored state: Firestore's export holds the device's push token.
+    expect(await filesContainingCanary(join(dataDir, 'firestore'), device.fcmToken)).not.toEqual([]);
+  });
+});
