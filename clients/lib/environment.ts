@@ -43,7 +43,11 @@ export function loadClientEnvironment(envFile?: string): ClientEnvironment {
   } catch {
     throw new UsageError(`cannot read the stack environment ${path} (is \`npm start\` running?)`);
   }
-  return { env: { ...base, ...parseEnvText(text, path) }, source: path };
+  const fromFile = parseEnvText(text, path);
+  // Google's libraries also read some of these (METADATA_SERVER_DETECTION, emulator hosts)
+  // straight from the process environment.
+  Object.assign(process.env, fromFile);
+  return { env: { ...base, ...fromFile }, source: path };
 }
 
 /** A required variable, with a message that says where it should have come from. */

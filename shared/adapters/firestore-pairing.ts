@@ -4,7 +4,7 @@
 // only the token's SHA-256; a consumption is one transaction, so two concurrent pairs on one
 // invitation cannot both succeed.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Timestamp } from '@google-cloud/firestore';
+import { FieldPath, Timestamp } from '@google-cloud/firestore';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import type {
   ConsumeOutcome,
@@ -54,6 +54,15 @@ function sameDigest(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+function hospitalFrom(hospitalId: string, data: DocumentData): HospitalRecord {
+  const status = data.status === 'active' ? 'active' : 'suspended';
+  const keys: Record<string, string> = {};
+  for (const [fingerprint, key] of Object.entries((data.publicKeys ?? {}) as Record<string, unknown>)) {
+    if (typeof key === 'string') keys[fingerprint] = key;
+  }
+  return { hospitalId, status, publicKeys: keys, expiresAt: toDate(data.expiresAt) };
+}
+
 export function createFirestoreHospitalRegistry(firestore: Firestore): HospitalRegistry {
   const collection = firestore.collection(PAIRING_COLLECTIONS.hospitals);
   return Object.freeze({
@@ -69,13 +78,11 @@ export function createFirestoreHospitalRegistry(firestore: Firestore): HospitalR
     async getHospital(hospitalId: string): Promise<HospitalRecord | undefined> {
       const snapshot = await collection.doc(hospitalId).get();
       const data = snapshot.data();
-      if (!snapshot.exists || !data) return undefined;
-      const status = data.status === 'active' ? 'active' : 'suspended';
-      const keys: Record<string, string> = {};
-      for (const [fingerprint, key] of Object.entries((data.publicKeys ?? {}) as Record<string, unknown>)) {
-        if (typeof key === 'string') keys[fingerprint] = key;
-      }
-      return { hospitalId, status, publicKeys: keys, expiresAt: toDate(data.expiresAt) };
+      return snapshot.exists && data ? hospitalFrom(hospitalId, data) : undefined;
+    },
+    async listHospitals(): Promise<HospitalRecord[]> {
+      const { docs } = await collection.orderBy(FieldPath.documentId()).get();
+      return docs.map((doc) => hospitalFrom(doc.id, doc.data()));
     },
   });
 }

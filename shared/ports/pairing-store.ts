@@ -27,6 +27,8 @@ export interface HospitalRegistry {
   /** Creates or replaces a hospital's registration (tests now, cb-admin later). */
   registerHospital(registration: HospitalRegistration): Promise<void>;
   getHospital(hospitalId: string): Promise<HospitalRecord | undefined>;
+  /** Every registered hospital, by id (the operator's view; no secrets are stored here). */
+  listHospitals(): Promise<HospitalRecord[]>;
 }
 
 export interface NewInvitation {

@@ -58,6 +58,9 @@ function memoryStores(): PairingStores & { deviceMap: Map<string, DeviceRecord> 
       async getHospital(id) {
         return hospitals.get(id);
       },
+      async listHospitals() {
+        return [...hospitals.values()];
+      },
     },
     invitations: {
       async create(invitation) {

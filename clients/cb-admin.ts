@@ -1,0 +1,96 @@
+// cb-admin: the operator's tool. Run with `npm run cb-admin -- <command>` (the repo's Node 22).
+import { parseArgs } from 'node:util';
+import { createFirestore } from '../shared/adapters/google-clients.ts';
+import { loadThemis } from '../shared/crypto/index.ts';
+import { listHospitals, registerHospital, suspendHospital } from './admin/admin.ts';
+import { EXIT, runMain, UsageError } from './lib/cli.ts';
+import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
+
+const HELP = `cb-admin: operate Clinic Bridge (the operator's tool; talks to Firestore with project credentials)
+
+Usage: npm run cb-admin -- <command> [options]
+
+Commands:
+  register-hospital --id ID --public-key KEY [--expires-days 365] [--api-base URL] [--json]
+        Register (or re-register) a hospital's public key (base64url, from \`cb-connector keys\`).
+        Its uploads go under hospitals/ID/ in the ingest bucket. Prints the configuration to hand
+        to the hospital's connector (\`cb-connector configure --from FILE\` reads the --json form).
+  list-hospitals            Hospitals with status, key fingerprints and expiry (no secrets).
+  suspend-hospital --id ID  Refuse the hospital's requests and uploads from now on.
+
+Options:
+  --env FILE   the stack environment (default: $CB_STACK_ENV, then .data/stack.env from \`npm start\`)
+  --help       this text
+
+Exit codes: 0 done, 1 failure (service unreachable), 2 usage, 3 refused (a stable code is printed).`;
+
+await runMain('cb-admin', async () => {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      env: { type: 'string' },
+      id: { type: 'string' },
+      'public-key': { type: 'string' },
+      'expires-days': { type: 'string', default: '365' },
+      'api-base': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || command === undefined) {
+    console.log(HELP);
+    return values.help ? EXIT.OK : EXIT.USAGE;
+  }
+  if (rest.length > 0) throw new UsageError(`unexpected argument: ${rest[0]}`);
+  const environment = loadClientEnvironment(values.env);
+  const projectId = requireEnv(environment, 'GCLOUD_PROJECT');
+  const firestore = createFirestore(projectId, environment.env);
+  try {
+    switch (command) {
+      case 'register-hospital': {
+        if (!values.id || !values['public-key'])
+          throw new UsageError('register-hospital needs --id and --public-key');
+        await loadThemis();
+        const onboarding = await registerHospital(firestore, {
+          hospitalId: values.id,
+          publicKey: values['public-key'],
+          expiresDays: Number(values['expires-days']),
+          apiBase: values['api-base'] ?? requireEnv(environment, 'FUNCTIONS_BASE_URL'),
+          projectId,
+          now: new Date(),
+        });
+        if (values.json) console.log(JSON.stringify(onboarding, null, 2));
+        else {
+          console.log(
+            `Registered ${onboarding.hospitalId}; its uploads go to gs://${onboarding.ingestBucket}/hospitals/${onboarding.hospitalId}/`,
+          );
+          console.log('Give the hospital this connector configuration (or use --json):');
+          for (const [name, value] of Object.entries(onboarding)) console.log(`  ${name}: ${value}`);
+        }
+        return EXIT.OK;
+      }
+      case 'list-hospitals': {
+        const hospitals = await listHospitals(firestore);
+        if (hospitals.length === 0) console.log('No hospitals are registered.');
+        for (const hospital of hospitals) {
+          console.log(
+            `${hospital.hospitalId}  ${hospital.status}  expires ${hospital.expiresAt.toISOString()}  keys ${Object.keys(hospital.publicKeys).join(', ')}`,
+          );
+        }
+        return EXIT.OK;
+      }
+      case 'suspend-hospital': {
+        if (!values.id) throw new UsageError('suspend-hospital needs --id');
+        await loadThemis();
+        await suspendHospital(firestore, values.id);
+        console.log(`Suspended ${values.id}.`);
+        return EXIT.OK;
+      }
+      default:
+        throw new UsageError(`unknown command ${command} (see --help)`);
+    }
+  } finally {
+    await firestore.terminate();
+  }
+});

@@ -1,0 +1,244 @@
+// cb-connector: runs inside the hospital. Run with `npm run cb-connector -- <command>`.
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { createBlobStore } from '../shared/adapters/blob-store.ts';
+import { createStorage } from '../shared/adapters/google-clients.ts';
+import { loadThemis } from '../shared/crypto/index.ts';
+import { contentClassSchema } from '../shared/protocol/index.ts';
+import { sendFile } from './connector/deliver.ts';
+import { ConnectorHome, onboardingSchema, type Connector } from './connector/home.ts';
+import { invitePatient } from './connector/invite.ts';
+import { progressBar } from './connector/progress.ts';
+import { refreshJournal, waitForReceipt } from './connector/receipts.ts';
+import { watchOnce } from './connector/watch.ts';
+import { EXIT, runMain, UsageError } from './lib/cli.ts';
+import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
+import { qrForTerminal, writeQrPng } from './lib/qr.ts';
+
+const HELP = `cb-connector: encrypt and send records from inside the hospital
+
+Usage: npm run cb-connector -- <command> [options]
+
+Commands:
+  keys --hospital ID [--force]      Generate the hospital key pair and master secret (owner-only
+                                    files in --home); prints the public key for the operator.
+  configure --from FILE             Store the configuration from \`cb-admin register-hospital --json\`.
+  invite PATIENT_NUMBER [--out qr.png] [--expires-minutes 60] [--attempts 3]
+                                    Invite a patient: the QR code as PNG and in the terminal.
+  send FILE... --patient NUMBER [--class document|fhir|imaging|other] [--title T]
+       [--media-type T] [--expires-days 90] [--wait [--timeout 60]] [--progress]
+                                    Encrypt each file for the patient's verified devices and upload it.
+  receipts [--upload ID [--wait]] [--timeout 60]
+                                    Check ingest's signed receipts for what was sent (or one upload).
+  resend --patient NUMBER           Send every file sent to that patient again, to its current
+                                    devices (new uploads, new keys; e.g. after a new phone).
+  watch DIR [--once] [--class C]    Send files dropped into DIR/inbox/<patient number>/; they move
+                                    to DIR/done/ when accepted, DIR/failed/ (+ .reason.txt) if not.
+
+Options:
+  --home DIR   connector state (default $CB_CONNECTOR_HOME or ./.connector); holds the private key,
+               the master secret and a journal with patient numbers: keep it inside the hospital
+  --env FILE   the stack environment (default $CB_STACK_ENV, then .data/stack.env from \`npm start\`)
+  --help       this text
+
+Exit codes: 0 done, 1 failure, 2 usage, 3 refused or rejected (a stable code is printed).`;
+
+await runMain('cb-connector', async () => {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      home: { type: 'string' },
+      env: { type: 'string' },
+      hospital: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      from: { type: 'string' },
+      out: { type: 'string' },
+      'expires-minutes': { type: 'string', default: '60' },
+      attempts: { type: 'string', default: '3' },
+      patient: { type: 'string' },
+      class: { type: 'string', default: 'document' },
+      title: { type: 'string' },
+      'media-type': { type: 'string' },
+      'expires-days': { type: 'string', default: '90' },
+      wait: { type: 'boolean', default: false },
+      upload: { type: 'string' },
+      timeout: { type: 'string', default: '60' },
+      progress: { type: 'boolean', default: false },
+      once: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined) {
+    console.log(HELP);
+    return values.help ? EXIT.OK : EXIT.USAGE;
+  }
+  const home = new ConnectorHome(values.home ?? process.env.CB_CONNECTOR_HOME ?? '.connector');
+  await loadThemis();
+
+  if (command === 'keys') {
+    if (!values.hospital) throw new UsageError('keys needs --hospital ID');
+    const keys = await home.createKeys(values.hospital, values.force);
+    console.error(`Keys written to ${home.dir}. Give the operator this public key:`);
+    console.log(keys.publicKey.toBase64Url());
+    return EXIT.OK;
+  }
+  if (command === 'configure') {
+    if (!values.from)
+      throw new UsageError('configure needs --from FILE (from `cb-admin register-hospital --json`)');
+    const parsed = onboardingSchema.safeParse(JSON.parse(await readFile(values.from, 'utf8')));
+    if (!parsed.success) throw new UsageError(`${values.from} is not a connector configuration`);
+    await home.configure(parsed.data);
+    console.log(`Configured ${parsed.data.hospitalId} (API ${parsed.data.apiBase}).`);
+    return EXIT.OK;
+  }
+
+  const connector = await home.open();
+  const environment = loadClientEnvironment(values.env);
+  const blobs = () =>
+    createBlobStore(createStorage(requireEnv(environment, 'GCLOUD_PROJECT'), environment.env));
+  const timeoutMs = Number(values.timeout) * 1000;
+  const contentClass = contentClassSchema.safeParse(values.class);
+  if (!contentClass.success) throw new UsageError('--class must be document, fhir, imaging or other');
+
+  switch (command) {
+    case 'invite': {
+      const [patientNumber, ...extra] = args;
+      if (!patientNumber || extra.length > 0) throw new UsageError('invite takes one PATIENT_NUMBER');
+      const invitation = await invitePatient(connector, {
+        patientNumber,
+        expiresMinutes: Number(values['expires-minutes']),
+        attempts: Number(values.attempts),
+        now: new Date(),
+      });
+      if (values.out) await writeQrPng(invitation.qrText, values.out);
+      console.log(await qrForTerminal(invitation.qrText));
+      console.log(`Invitation ${invitation.invitationId}, valid until ${invitation.expiresAt}.`);
+      if (values.out) console.log(`QR code written to ${values.out}.`);
+      return EXIT.OK;
+    }
+    case 'send':
+      return send(connector, blobs(), args, values.patient, {
+        contentClass: contentClass.data,
+        ...(values['media-type'] ? { mediaType: values['media-type'] } : {}),
+        ...(values.title ? { title: values.title } : {}),
+        expiresDays: Number(values['expires-days']),
+        wait: values.wait ? timeoutMs : undefined,
+        progress: values.progress || process.stderr.isTTY,
+      });
+    case 'resend': {
+      if (!values.patient) throw new UsageError('resend needs --patient NUMBER');
+      const entries = (await home.journal()).filter((entry) => entry.patientNumber === values.patient);
+      if (entries.length === 0) throw new UsageError('nothing was sent to that patient from this connector');
+      const files = [...new Set(entries.map((entry) => entry.file))];
+      const first = entries[0]!;
+      return send(connector, blobs(), files, values.patient, {
+        contentClass: first.contentClass,
+        expiresDays: Number(values['expires-days']),
+        wait: values.wait ? timeoutMs : undefined,
+        progress: values.progress || process.stderr.isTTY,
+      });
+    }
+    case 'receipts': {
+      const store = blobs();
+      if (values.upload) {
+        const status = await waitForReceipt(connector, store, values.upload, values.wait ? timeoutMs : 0);
+        console.log(
+          `${values.upload}  ${status.state}${status.state === 'rejected' ? `  ${status.errorCode}` : ''}`,
+        );
+        if (status.state === 'accepted') return EXIT.OK;
+        return status.state === 'pending' ? EXIT.FAILURE : EXIT.REFUSED;
+      }
+      const journal = await refreshJournal(connector, store);
+      if (journal.length === 0) console.log('Nothing has been sent from this connector.');
+      for (const { entry, forged } of journal) {
+        const state = forged ? 'FORGED receipt (ignored)' : entry.status;
+        console.log(
+          `${entry.uploadId}  ${state}${entry.errorCode ? `  ${entry.errorCode}` : ''}  ${entry.file}`,
+        );
+      }
+      return journal.some((item) => item.entry.status === 'rejected' || item.forged) ? EXIT.REFUSED : EXIT.OK;
+    }
+    case 'watch': {
+      const [dir, ...extra] = args;
+      if (!dir || extra.length > 0) throw new UsageError('watch takes one DIR');
+      const store = blobs();
+      const options = {
+        dir,
+        contentClass: contentClass.data,
+        expiresDays: Number(values['expires-days']),
+        settleMs: values.once ? 0 : 1000,
+        log: (line: string) => console.log(line),
+      };
+      if (values.once) {
+        // Send what is there, then wait (up to --timeout) for every receipt.
+        const deadline = Date.now() + timeoutMs;
+        let pass = await watchOnce(connector, store, options);
+        let failed = pass.failed;
+        while (pass.waiting > 0 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          pass = await watchOnce(connector, store, options);
+          failed += pass.failed;
+        }
+        return failed > 0 ? EXIT.REFUSED : pass.waiting > 0 ? EXIT.FAILURE : EXIT.OK;
+      }
+      console.error(`Watching ${dir}/inbox/<patient number>/ (Ctrl-C to stop).`);
+      for (;;) {
+        await watchOnce(connector, store, options);
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    }
+    default:
+      throw new UsageError(`unknown command ${command} (see --help)`);
+  }
+});
+
+async function send(
+  connector: Connector,
+  blobs: ReturnType<typeof createBlobStore>,
+  files: readonly string[],
+  patientNumber: string | undefined,
+  options: {
+    contentClass: 'document' | 'fhir' | 'imaging' | 'other';
+    mediaType?: string;
+    title?: string;
+    expiresDays: number;
+    wait: number | undefined;
+    progress: boolean;
+  },
+): Promise<number> {
+  if (!patientNumber) throw new UsageError('send needs --patient NUMBER');
+  if (files.length === 0) throw new UsageError('send needs at least one FILE');
+  let refused = 0;
+  for (const file of files) {
+    const { entry, devices } = await sendFile(connector, blobs, {
+      file,
+      patientNumber,
+      contentClass: options.contentClass,
+      ...(options.mediaType ? { mediaType: options.mediaType } : {}),
+      ...(options.title ? { title: options.title } : {}),
+      expiresDays: options.expiresDays,
+      now: new Date(),
+      onProgress: progressBar(options.progress),
+    });
+    for (const skipped of devices.refused) {
+      console.error(`skipped device ${skipped.deviceId}: ${skipped.code}`);
+    }
+    console.log(`${entry.uploadId}  sent  ${file}  (for ${devices.accepted.length} device(s))`);
+    if (options.wait !== undefined) {
+      const status = await waitForReceipt(connector, blobs, entry.uploadId, options.wait);
+      if (status.state === 'accepted' || status.state === 'rejected') {
+        await connector.home.record({
+          ...entry,
+          status: status.state,
+          ...(status.state === 'rejected' ? { errorCode: status.errorCode } : {}),
+        });
+      }
+      console.log(
+        `${entry.uploadId}  ${status.state}${status.state === 'rejected' ? `  ${status.errorCode}` : ''}`,
+      );
+      if (status.state !== 'accepted') refused++;
+    }
+  }
+  return refused > 0 ? EXIT.REFUSED : EXIT.OK;
+}

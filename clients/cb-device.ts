@@ -1,0 +1,140 @@
+// cb-device: the reference device. Run with `npm run cb-device -- <command>`.
+import { parseArgs } from 'node:util';
+import { loadThemis } from '../shared/crypto/index.ts';
+import { deviceIdSchema, deviceListResponseSchema, revokeResponseSchema } from '../shared/protocol/index.ts';
+import { DeviceHome } from './device/home.ts';
+import { pairFromQr } from './device/pair.ts';
+import { syncRecords, waitForPush } from './device/sync.ts';
+import { EXIT, runMain, UsageError } from './lib/cli.ts';
+import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
+import { readQrPng } from './lib/qr.ts';
+
+const HELP = `cb-device: the reference device (what a patient's phone does)
+
+Usage: npm run cb-device -- <command> [options]
+
+Commands:
+  pair QR.png [--platform ios|android|other]
+                          Decode the invitation QR code, make a fresh key pair, and pair.
+  sync [--wait SECONDS] [--out DIR]
+                          With --wait, first wait for a push; then download, verify, decrypt and
+                          acknowledge every new record into DIR (default: <home>/records).
+  devices                 The patient's devices at this hospital.
+  revoke DEVICE_ID | --self
+                          Revoke a lost device of the same patient (or this one).
+  push-token TOKEN        Replace this device's push token.
+
+Options:
+  --home DIR      device state (default $CB_DEVICE_HOME or ./.device). A phone keeps its private
+                  key in the platform keystore; this reference device keeps it in an owner-only file.
+  --hospital ID   which enrolment, when paired with more than one hospital
+  --env FILE      the stack environment, for the local push recorder (FCM_EMULATOR_URL)
+  --help          this text
+
+Exit codes: 0 done, 1 failure, 2 usage, 3 refused or a record failed (a stable code is printed).`;
+
+await runMain('cb-device', async () => {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      home: { type: 'string' },
+      hospital: { type: 'string' },
+      env: { type: 'string' },
+      platform: { type: 'string', default: 'other' },
+      wait: { type: 'string' },
+      out: { type: 'string' },
+      self: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined) {
+    console.log(HELP);
+    return values.help ? EXIT.OK : EXIT.USAGE;
+  }
+  const home = new DeviceHome(values.home ?? process.env.CB_DEVICE_HOME ?? '.device');
+  await loadThemis();
+
+  switch (command) {
+    case 'pair': {
+      const [png, ...extra] = args;
+      if (!png || extra.length > 0) throw new UsageError('pair takes one QR.png');
+      const platform = values.platform;
+      if (platform !== 'ios' && platform !== 'android' && platform !== 'other') {
+        throw new UsageError('--platform must be ios, android or other');
+      }
+      const paired = await pairFromQr(home, await readQrPng(png), { platform, now: new Date() });
+      console.log(`Paired with ${paired.hospitalId} at ${paired.apiHost} as device ${paired.deviceId}.`);
+      console.log(`Certificate valid until ${paired.expiresAt}.`);
+      return EXIT.OK;
+    }
+    case 'sync': {
+      if (args.length > 0) throw new UsageError('sync takes no arguments');
+      let enrolment = await home.open(values.hospital);
+      if (values.wait !== undefined) {
+        const seconds = Number(values.wait);
+        if (!Number.isFinite(seconds) || seconds < 0 || seconds > 3600) {
+          throw new UsageError('--wait must be 0..3600 seconds');
+        }
+        const fcm = requireEnv(loadClientEnvironment(values.env), 'FCM_EMULATOR_URL');
+        const hint = await waitForPush(fcm, enrolment, home, seconds * 1000);
+        console.log(hint ? `Push received (${hint}).` : `No push within ${seconds} s; syncing anyway.`);
+        enrolment = await home.open(enrolment.data.hospitalId);
+      }
+      const out = values.out ?? `${home.dir}/records`;
+      const results = await syncRecords(home, enrolment, out);
+      for (const result of results) {
+        console.log(
+          result.outcome === 'stored'
+            ? `${result.recordId}  stored  ${out}/${result.file}`
+            : `${result.recordId}  FAILED  ${result.errorCode}`,
+        );
+      }
+      console.log(`${results.filter((r) => r.outcome === 'stored').length} new record(s).`);
+      return results.some((r) => r.outcome === 'failed') ? EXIT.REFUSED : EXIT.OK;
+    }
+    case 'devices': {
+      const enrolment = await home.open(values.hospital);
+      const { devices } = await enrolment.api.call(
+        { method: 'GET', target: '/records/v1/devices' },
+        deviceListResponseSchema,
+      );
+      for (const device of devices) {
+        console.log(
+          `${device.deviceId}  ${device.platform}  paired ${device.pairedAt}${device.current ? '  (this device)' : ''}`,
+        );
+      }
+      return EXIT.OK;
+    }
+    case 'revoke': {
+      const enrolment = await home.open(values.hospital);
+      const target = values.self ? enrolment.data.deviceId : args[0];
+      if (!target || (values.self && args.length > 0) || args.length > 1) {
+        throw new UsageError('revoke takes one DEVICE_ID, or --self');
+      }
+      if (!deviceIdSchema.safeParse(target).success) throw new UsageError('that is not a device id');
+      const revoked = await enrolment.api.call(
+        { method: 'POST', target: `/records/v1/devices/${target}/revoke`, json: {} },
+        revokeResponseSchema,
+      );
+      if (target === enrolment.data.deviceId) await home.save({ ...enrolment.data, status: 'revoked' });
+      console.log(`Revoked ${revoked.deviceId} at ${revoked.revokedAt}.`);
+      return EXIT.OK;
+    }
+    case 'push-token': {
+      const [token, ...extra] = args;
+      if (!token || extra.length > 0) throw new UsageError('push-token takes one TOKEN');
+      const enrolment = await home.open(values.hospital);
+      await enrolment.api.raw({
+        method: 'PUT',
+        target: '/records/v1/devices/self/push-token',
+        json: { fcmToken: token },
+      });
+      await home.save({ ...enrolment.data, fcmToken: token, lastPushSeq: 0 });
+      console.log('Push token replaced.');
+      return EXIT.OK;
+    }
+    default:
+      throw new UsageError(`unknown command ${command} (see --help)`);
+  }
+});

@@ -1,0 +1,74 @@
+// Inviting a patient (docs/PROTOCOL.md §10.1): a fresh invitation id and one-time token, the
+// binding secret derived from the master secret, the invitation registered with the pairing
+// function (only the token's digest), and the QR text. Nothing about the invitation is kept:
+// the binding secret can always be derived again, and the token lives only in the QR code.
+import {
+  deriveBindingSecret,
+  derivePatientRef,
+  encodeInvitationQr,
+  formatTimestamp,
+  invitationResponseSchema,
+  MAX_INVITATION_ATTEMPTS,
+  newInvitationToken,
+  newRandomId,
+  tokenDigest,
+} from '../../shared/protocol/index.ts';
+import { UsageError } from '../lib/cli.ts';
+import type { Connector } from './home.ts';
+
+export interface InviteOptions {
+  readonly patientNumber: string;
+  readonly expiresMinutes: number;
+  readonly attempts: number;
+  readonly now: Date;
+}
+
+export interface Invitation {
+  readonly invitationId: string;
+  readonly expiresAt: string;
+  /** The `CB1:` text: render it, never store or log it (it holds the token and binding secret). */
+  readonly qrText: string;
+}
+
+export async function invitePatient(connector: Connector, options: InviteOptions): Promise<Invitation> {
+  if (
+    !Number.isInteger(options.expiresMinutes) ||
+    options.expiresMinutes < 1 ||
+    options.expiresMinutes > 7 * 24 * 60
+  ) {
+    throw new UsageError('--expires-minutes must be a whole number from 1 to 10080 (7 days)');
+  }
+  if (
+    !Number.isInteger(options.attempts) ||
+    options.attempts < 1 ||
+    options.attempts > MAX_INVITATION_ATTEMPTS
+  ) {
+    throw new UsageError(`--attempts must be a whole number from 1 to ${MAX_INVITATION_ATTEMPTS}`);
+  }
+  const patientRef = derivePatientRef(connector.masterSecret, options.patientNumber);
+  const invitationId = newRandomId();
+  const token = newInvitationToken();
+  const created = await connector.api.call(
+    {
+      method: 'POST',
+      target: '/pairing/v1/invitations',
+      json: {
+        invitationId,
+        patientRef,
+        tokenSha256: tokenDigest(token),
+        expiresAt: formatTimestamp(new Date(options.now.getTime() + options.expiresMinutes * 60_000)),
+        maxAttempts: options.attempts,
+      },
+    },
+    invitationResponseSchema,
+  );
+  const qrText = encodeInvitationQr({
+    apiBase: connector.config.apiBase,
+    hospitalId: connector.hospitalId,
+    invitationId,
+    token,
+    bindingSecret: deriveBindingSecret(connector.masterSecret, invitationId, patientRef),
+    hospitalPublicKey: connector.keys.publicKey,
+  });
+  return { invitationId, expiresAt: created.expiresAt, qrText };
+}
