@@ -1,0 +1,287 @@
+// The product through its command-line clients, as child processes on the whole local stack:
+// the operator registers a hospital, the connector invites a patient (QR PNG), the device pairs
+// from the PNG, the connector sends a FHIR DocumentReference and its PDF, the device is pinged,
+// syncs, decrypts and acknowledges, byte for byte. Then the attacks the connector itself must
+// stop (invariant 3): a device injected straight into Firestore with a forged certificate, and
+// one certified with the pairing function's own key but without a binding proof from the
+// hospital's master secret, are never given a wrapped key. And the drop folder settles files.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Firestore } from '@google-cloud/firestore';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from '../../emulator/stack.ts';
+import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
+import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
+import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import { createFirestore, createKms } from '../../shared/adapters/google-clients.ts';
+import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/crypto/index.ts';
+import {
+  bindingProofText,
+  derivePatientRef,
+  DEVICE_CERTIFICATE_TYPE,
+  formatTimestamp,
+  fromBase64Url,
+  newRandomId,
+  readDocumentUnverified,
+  signDeviceCertificate,
+  toBase64Url,
+  uploadManifestSchema,
+  UPLOAD_MANIFEST_TYPE,
+} from '../../shared/protocol/index.ts';
+import { loadCatalog } from '../../shared/runtime/catalog.ts';
+import { collectBytes, stackBlobStore } from '../helpers/delivery-fixture.ts';
+
+const run = promisify(execFile);
+const HOSPITAL = 'st-clients-zh';
+const PATIENT = 'CANARY-991-patient';
+
+interface Outcome {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+describe('clients end to end', () => {
+  let dir: string;
+  let stack: Stack;
+  let firestore: Firestore;
+  let envFile: string;
+  const connectorHome = () => join(dir, 'connector');
+  const deviceHome = () => join(dir, 'device');
+
+  async function bin(name: 'cb-admin' | 'cb-connector' | 'cb-device', args: string[]): Promise<Outcome> {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [`clients/${name}.ts`, ...args], {
+        env: { ...process.env, CB_STACK_ENV: envFile },
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const failed = error as { code: number; stdout: string; stderr: string };
+      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  }
+
+  const connector = (...args: string[]) => bin('cb-connector', [...args, '--home', connectorHome()]);
+  const device = (...args: string[]) => bin('cb-device', [...args, '--home', deviceHome()]);
+
+  beforeAll(async () => {
+    await loadThemis();
+    dir = await mkdtemp(join(tmpdir(), 'cb-clients-'));
+    stack = await startStack({ dataDir: join(dir, 'stack'), portBase: 0 });
+    envFile = join(dir, 'stack.env');
+    await writeFile(
+      envFile,
+      Object.entries(stack.env)
+        .map(([name, value]) => `${name}=${value}\n`)
+        .join(''),
+    );
+    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+
+    const keys = await connector('keys', '--hospital', HOSPITAL);
+    expect(keys.code).toBe(0);
+    const registered = await bin('cb-admin', [
+      'register-hospital',
+      '--id',
+      HOSPITAL,
+      '--public-key',
+      keys.stdout.trim(),
+      '--json',
+    ]);
+    expect(registered.code).toBe(0);
+    await writeFile(join(dir, 'onboarding.json'), registered.stdout);
+    expect((await connector('configure', '--from', join(dir, 'onboarding.json'))).code).toBe(0);
+  });
+
+  afterAll(async () => {
+    await firestore?.terminate();
+    await stack?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('pairs from the PNG, delivers a FHIR DocumentReference and its PDF, and the device decrypts both', async () => {
+    const qr = join(dir, 'invite.png');
+    const invited = await connector('invite', PATIENT, '--out', qr);
+    expect(invited.code).toBe(0);
+    expect(invited.stdout).toMatch(/Invitation [A-Za-z0-9_-]{22}/);
+    expect(invited.stdout).not.toContain('CB1:'); // the QR text (token, binding secret) is never printed as text
+
+    const paired = await device('pair', qr, '--platform', 'android');
+    expect(paired.code).toBe(0);
+    expect(paired.stdout).toContain(`Paired with ${HOSPITAL}`);
+    // The same QR code cannot pair a second device.
+    const again = await bin('cb-device', ['pair', qr, '--home', join(dir, 'other-device')]);
+    expect(again).toMatchObject({ code: 3 });
+    expect(again.stderr).toContain('INVITATION_USED');
+
+    const documentReference = join(dir, 'documentreference.json');
+    const pdf = join(dir, 'discharge-letter.pdf');
+    await writeFile(
+      documentReference,
+      JSON.stringify({
+        resourceType: 'DocumentReference',
+        id: 'dr-1',
+        status: 'current',
+        description: PATIENT,
+      }),
+    );
+    await writeFile(
+      pdf,
+      Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(200_000), Buffer.from('\n%%EOF\n')]),
+    );
+    const sentFhir = await connector(
+      'send',
+      documentReference,
+      '--patient',
+      PATIENT,
+      '--class',
+      'fhir',
+      '--wait',
+    );
+    const sentPdf = await connector(
+      'send',
+      pdf,
+      '--patient',
+      PATIENT,
+      '--title',
+      'Discharge letter',
+      '--wait',
+    );
+    for (const sent of [sentFhir, sentPdf]) {
+      expect(sent.code).toBe(0);
+      expect(sent.stdout).toMatch(/accepted/);
+    }
+
+    const synced = await device('sync', '--wait', '20', '--out', join(dir, 'received'));
+    expect(synced.code).toBe(0);
+    expect(synced.stdout).toContain('Push received (records)');
+    expect(synced.stdout).toContain('2 new record(s)');
+    for (const file of [documentReference, pdf]) {
+      const name = file.split('/').at(-1)!;
+      expect((await readFile(join(dir, 'received', name))).equals(await readFile(file))).toBe(true);
+    }
+    const about = JSON.parse(await readFile(join(dir, 'received', 'documentreference.json.json'), 'utf8'));
+    expect(about.mediaType).toBe('application/fhir+json');
+
+    // Acknowledged on the server; a second sync fetches nothing.
+    const records = await firestore.collection(RECORDS_COLLECTION).where('hospitalId', '==', HOSPITAL).get();
+    expect(records.docs.every((doc) => Object.values(doc.get('acks') as object).length === 1)).toBe(true);
+    const second = await device('sync', '--out', join(dir, 'received'));
+    expect(second.stdout).toContain('0 new record(s)');
+    const receipts = await connector('receipts');
+    expect(receipts.code).toBe(0);
+    expect(receipts.stdout.match(/accepted/g)).toHaveLength(2);
+  });
+
+  it('never wraps a key for a device injected into Firestore, however it is certified', async () => {
+    const onboarding = JSON.parse(await readFile(join(dir, 'onboarding.json'), 'utf8')) as {
+      hospitalId: string;
+    };
+    const keysFile = JSON.parse(await readFile(join(connectorHome(), 'hospital-keys.json'), 'utf8')) as {
+      masterSecret: string;
+    };
+    const patientRef = derivePatientRef(fromBase64Url(keysFile.masterSecret)!, PATIENT);
+    // Someone with the pairing function's own key (e.g. a leaked service account) can certify,
+    // but cannot compute a binding proof without the hospital's master secret.
+    const pairingKey = await createFunctionKeys({
+      firestore,
+      kms: createKms(stack.env),
+      catalog: loadCatalog(),
+      projectId: stack.env.GCLOUD_PROJECT!,
+      functionName: 'pairing',
+    }).keyPair();
+    const inject = async (signer: KeyPair, label: string) => {
+      const attacker = generateKeyPair();
+      const invitationId = newRandomId();
+      const certificate = signDeviceCertificate(
+        {
+          type: DEVICE_CERTIFICATE_TYPE,
+          deviceId: attacker.publicKey.fingerprint,
+          devicePublicKey: attacker.publicKey.toBase64Url(),
+          hospitalId: onboarding.hospitalId,
+          patientRef,
+          invitationId,
+          bindingProof: bindingProofText(new Uint8Array(randomBytes(32)), invitationId, attacker.publicKey),
+          issuedAt: formatTimestamp(new Date()),
+          expiresAt: formatTimestamp(new Date(Date.now() + 86_400_000)),
+        },
+        signer.privateKey,
+      );
+      await firestore
+        .collection(PAIRING_COLLECTIONS.devices)
+        .doc(attacker.publicKey.fingerprint)
+        .create({
+          hospitalId: onboarding.hospitalId,
+          patientRef,
+          invitationId,
+          certificate: toBase64Url(certificate),
+          bindingProof: 'x',
+          fcmToken: `injected-${label}`,
+          platform: 'other',
+          status: 'active',
+          pairedAt: new Date(),
+          expiresAt: new Date(Date.now() + 86_400_000),
+        });
+      return attacker.publicKey.fingerprint;
+    };
+    const forged = await inject(generateKeyPair(), 'forged');
+    const unbound = await inject(pairingKey, 'unbound');
+
+    const letter = join(dir, 'after-injection.txt');
+    await writeFile(letter, 'results');
+    const sent = await connector('send', letter, '--patient', PATIENT, '--wait');
+    expect(sent.code).toBe(0);
+    expect(sent.stderr).toContain(`skipped device ${forged}: CERTIFICATE_INVALID`);
+    expect(sent.stderr).toContain(`skipped device ${unbound}: BINDING_PROOF_INVALID`);
+    expect(sent.stdout).toContain('(for 1 device(s))');
+    // The stored container's manifest names only the genuine device.
+    const uploadId = /^([A-Za-z0-9_-]{22}) {2}sent/m.exec(sent.stdout)![1]!;
+    const record = (await firestore.collection(RECORDS_COLLECTION).where('uploadId', '==', uploadId).get())
+      .docs[0]!;
+    expect(record.get('recipients')).not.toContain(forged);
+    expect(record.get('recipients')).not.toContain(unbound);
+    const container = await collectBytes(
+      stackBlobStore(stack).read(stack.env.RECORDS_BUCKET!, record.get('objectName') as string),
+    );
+    const manifestLength = new DataView(container.buffer, container.byteOffset).getUint32(5, false);
+    const manifest = readDocumentUnverified(
+      container.subarray(9, 9 + manifestLength),
+      UPLOAD_MANIFEST_TYPE,
+      uploadManifestSchema,
+    );
+    expect(manifest.recipients.map((r) => r.deviceId)).toHaveLength(1);
+  });
+
+  it('the drop folder moves accepted files to done/ and refused ones to failed/ with the code', async () => {
+    const drop = join(dir, 'drop');
+    await mkdir(join(drop, 'inbox', PATIENT), { recursive: true });
+    await mkdir(join(drop, 'inbox', 'never-invited'), { recursive: true });
+    await writeFile(join(drop, 'inbox', PATIENT, 'lab.txt'), 'lab results');
+    await writeFile(join(drop, 'inbox', 'never-invited', 'orphan.txt'), 'nobody');
+    const watched = await connector('watch', drop, '--once');
+    expect(watched.code).toBe(3); // one file failed
+    expect(await readdir(join(drop, 'done', PATIENT))).toEqual(['lab.txt']);
+    expect((await readdir(join(drop, 'failed', 'never-invited'))).sort()).toEqual([
+      'orphan.txt',
+      'orphan.txt.reason.txt',
+    ]);
+    expect(await readFile(join(drop, 'failed', 'never-invited', 'orphan.txt.reason.txt'), 'utf8')).toBe(
+      'UNKNOWN_PATIENT\n',
+    );
+    expect(await readdir(join(drop, 'inbox', PATIENT))).toEqual([]);
+  });
+
+  it('explains wrong usage with exit code 2 and --help with 0', async () => {
+    expect((await bin('cb-admin', ['--help'])).code).toBe(0);
+    const unknown = await connector('frobnicate');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command');
+    const notPaired = await bin('cb-device', ['sync', '--home', join(dir, 'nobody')]);
+    expect(notPaired.code).toBe(2);
+    expect(notPaired.stderr).toContain('not paired yet');
+  });
+});
