@@ -12,8 +12,8 @@ import {
   createFirestoreHospitalRegistry,
 } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
-import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createKms, createStorage } from '../../shared/adapters/google-clients.ts';
+import { ownFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
@@ -32,13 +32,7 @@ function compose(context: RuntimeContext): {
 } {
   const catalog = loadCatalog();
   const firestore = createFirestore(context.projectId, context.env);
-  const keys = createFunctionKeys({
-    firestore,
-    kms: createKms(context.env, context.localPrincipal),
-    catalog,
-    projectId: context.projectId,
-    functionName: context.functionName,
-  });
+  const keys = ownFunctionKeys(context, firestore, catalog);
   const bucket = (role: string) => bucketName(catalog, role, context.projectId);
   const service = createIngestService({
     blobs: createBlobStore(createStorage(context.projectId, context.env)),

@@ -6,8 +6,8 @@ import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
 import { systemClock } from '../../shared/adapters/clock.ts';
 import { createFcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
 import { createFirestorePairingStores } from '../../shared/adapters/firestore-pairing.ts';
-import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createKms } from '../../shared/adapters/google-clients.ts';
+import { ownFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { createApiFunction, type ApiRequest } from '../../shared/http/api-function.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import { ProtocolError } from '../../shared/protocol/error-codes.ts';
@@ -74,13 +74,7 @@ function compose(context: RuntimeContext): {
   warm: () => Promise<unknown>;
 } {
   const firestore = createFirestore(context.projectId, context.env);
-  const keys = createFunctionKeys({
-    firestore,
-    kms: createKms(context.env, context.localPrincipal),
-    catalog: loadCatalog(),
-    projectId: context.projectId,
-    functionName: context.functionName,
-  });
+  const keys = ownFunctionKeys(context, firestore, loadCatalog());
   const logger = cloudLogger({ functionName: context.functionName, projectId: context.projectId });
   const service = createPairingService({
     stores: createFirestorePairingStores(firestore),

@@ -12,8 +12,8 @@ import {
   createFirestoreNonceStore,
 } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
-import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createKms, createStorage } from '../../shared/adapters/google-clients.ts';
+import { ownFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { createApiFunction, type ApiRequest } from '../../shared/http/api-function.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import { ProtocolError } from '../../shared/protocol/error-codes.ts';
@@ -104,13 +104,7 @@ function compose(context: RuntimeContext): {
   const firestore = createFirestore(context.projectId, context.env);
   // The records function signs nothing yet, but it owns a key like every function, and loading
   // it at cold start proves the instance runs with the right identity before serving.
-  const keys = createFunctionKeys({
-    firestore,
-    kms: createKms(context.env, context.localPrincipal),
-    catalog,
-    projectId: context.projectId,
-    functionName: context.functionName,
-  });
+  const keys = ownFunctionKeys(context, firestore, catalog);
   const service = createRecordsService({
     records: createFirestoreRecordStore(firestore),
     devices: createFirestoreDeviceStore(firestore),

@@ -20,6 +20,7 @@ import type {
   NonceStore,
   PairingStores,
 } from '../ports/pairing-store.ts';
+import { isAlreadyExists, str, toDate, ts } from './firestore-values.ts';
 
 export const PAIRING_COLLECTIONS = {
   hospitals: 'hospitals',
@@ -27,26 +28,6 @@ export const PAIRING_COLLECTIONS = {
   devices: 'devices',
   nonces: 'nonces',
 } as const;
-
-const ALREADY_EXISTS = 6;
-
-function isAlreadyExists(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === ALREADY_EXISTS;
-}
-
-function ts(date: Date): Timestamp {
-  return Timestamp.fromDate(date);
-}
-
-function toDate(value: unknown): Date {
-  if (value instanceof Timestamp) return value.toDate();
-  throw new Error('a stored timestamp is malformed');
-}
-
-function str(value: unknown): string {
-  if (typeof value !== 'string') throw new Error('a stored field is malformed');
-  return value;
-}
 
 function sameDigest(a: string, b: string): boolean {
   const x = Buffer.from(a, 'utf8');

@@ -2,28 +2,13 @@
 // client. One document per record in `records/{recordId}`; `recipients` is an array so a device
 // finds its records with one indexed array-contains query (firestore.indexes.json), and
 // `expiresAt` is a Timestamp for the retention job and the TTL backstop.
-import { FieldPath, Timestamp } from '@google-cloud/firestore';
+import { FieldPath } from '@google-cloud/firestore';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import { contentClassSchema } from '../protocol/documents.ts';
 import type { NewRecord, RecordAck, RecordCursor, RecordStore, StoredRecord } from '../ports/record-store.ts';
+import { isAlreadyExists, str, toDate, ts } from './firestore-values.ts';
 
 export const RECORDS_COLLECTION = 'records';
-
-const ALREADY_EXISTS = 6;
-
-function ts(date: Date): Timestamp {
-  return Timestamp.fromDate(date);
-}
-
-function toDate(value: unknown): Date {
-  if (value instanceof Timestamp) return value.toDate();
-  throw new Error('a stored timestamp is malformed');
-}
-
-function str(value: unknown): string {
-  if (typeof value !== 'string') throw new Error('a stored field is malformed');
-  return value;
-}
 
 function recordData(record: NewRecord): DocumentData {
   return {
@@ -89,7 +74,7 @@ export function createFirestoreRecordStore(firestore: Firestore): RecordStore {
         await ref.create(recordData(record));
         return { created: true, record: { ...record, acks: {} } };
       } catch (error) {
-        if ((error as { code?: unknown } | null)?.code !== ALREADY_EXISTS) throw error;
+        if (!isAlreadyExists(error)) throw error;
         const snapshot = await ref.get();
         const data = snapshot.data();
         if (!data) throw error; // deleted between the two calls: let the caller retry

@@ -35,6 +35,8 @@ import {
   type PublishedFunctionKey,
 } from '../ports/function-keys.ts';
 import { cryptoKeyName, type Catalog } from '../runtime/catalog.ts';
+import type { RuntimeContext } from '../runtime/function.ts';
+import { createKms } from './google-clients.ts';
 import { systemClock } from './clock.ts';
 
 export const FUNCTION_KEYS_COLLECTION = 'functionKeys';
@@ -90,6 +92,21 @@ export interface FunctionKeysOptions {
   readonly catalog: Catalog;
   readonly projectId: string;
   readonly functionName: string;
+}
+
+/** A function's own keys, speaking to KMS as the identity its host gave it (composition roots). */
+export function ownFunctionKeys(
+  context: RuntimeContext,
+  firestore: Firestore,
+  catalog: Catalog,
+): FunctionKeys {
+  return createFunctionKeys({
+    firestore,
+    kms: createKms(context.env, context.localPrincipal),
+    catalog,
+    projectId: context.projectId,
+    functionName: context.functionName,
+  });
 }
 
 /** The function's own key pair, unwrapped on first use and then shared (one Decrypt per instance). */

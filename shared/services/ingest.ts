@@ -12,7 +12,7 @@ import { importPublicKey, isCryptoError } from '../crypto/index.ts';
 import { isBlobStoreError, type BlobInfo, type BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
-import { isNotifierError, type Notifier } from '../ports/notifier.ts';
+import type { Notifier } from '../ports/notifier.ts';
 import type { DeviceRecord, DeviceStore, HospitalRegistry } from '../ports/pairing-store.ts';
 import type { RecordStore } from '../ports/record-store.ts';
 import {
@@ -23,7 +23,6 @@ import {
   MAX_MANIFEST_BYTES,
   ProtocolError,
   parseUploadObjectName,
-  pushData,
   readUploadContainer,
   receiptObjectName,
   recordObjectName,
@@ -36,6 +35,7 @@ import {
   type UploadContainer,
   type UploadManifest,
 } from '../protocol/index.ts';
+import { sendPushHints } from './push-hints.ts';
 
 /** The bucket names ingest works with (from the catalog's roles). */
 export interface IngestBuckets {
@@ -192,27 +192,6 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
     }
   }
 
-  async function ping(devices: readonly DeviceRecord[], logger: Logger): Promise<void> {
-    const notifier = options.notifier;
-    if (!notifier) return;
-    await Promise.all(
-      devices
-        .filter((device) => device.fcmToken !== '')
-        .map(async (device) => {
-          try {
-            const outcome = await notifier.send(device.fcmToken, pushData('records'));
-            if (outcome === 'unregistered')
-              await options.devices.clearFcmToken(device.deviceId, device.fcmToken);
-          } catch (error) {
-            logger.warning('push failed', {
-              deviceId: device.deviceId,
-              code: isNotifierError(error) ? error.code : 'UNKNOWN',
-            });
-          }
-        }),
-    );
-  }
-
   async function deleteUpload(upload: BlobInfo): Promise<void> {
     try {
       await blobs.delete(upload.bucket, upload.name, { ifGenerationMatch: upload.generation });
@@ -288,7 +267,7 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
         recordId: manifest.recordId,
         at: formatTimestamp(clock.now()),
       });
-      await ping(recipients, logger);
+      await sendPushHints(options.notifier, options.devices, recipients, 'records', logger);
       await deleteUpload(upload);
       logger.info('upload accepted', {
         operation: 'ingest.accepted',

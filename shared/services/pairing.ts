@@ -6,8 +6,8 @@ import type { KeyPair, PublicKey } from '../crypto/index.ts';
 import { importPublicKey } from '../crypto/index.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
-import { isNotifierError, type Notifier } from '../ports/notifier.ts';
-import type { DeviceRecord, PairingStores } from '../ports/pairing-store.ts';
+import type { Notifier } from '../ports/notifier.ts';
+import type { PairingStores } from '../ports/pairing-store.ts';
 import {
   ProtocolError,
   certificateFor,
@@ -19,12 +19,12 @@ import {
   parseJsonBody,
   patientRefSchema,
   deviceIdSchema,
-  pushData,
   signDeviceCertificate,
   toBase64Url,
   verifyPairRequest,
 } from '../protocol/index.ts';
 import type { KeyId } from '../protocol/index.ts';
+import { sendPushHints } from './push-hints.ts';
 import { createCallVerifier, type SignedCall } from './signed-call.ts';
 
 export type { SignedCall } from './signed-call.ts';
@@ -87,28 +87,6 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
   /** Verifies a hospital-signed call; returns the hospital id. */
   async function hospitalOf(call: SignedCall): Promise<string> {
     return (await verifier.verify(call)).keyId.id;
-  }
-
-  /** Data-only "devices changed" hint to each device; dead tokens are forgotten. */
-  async function notify(devices: readonly DeviceRecord[], logger?: Logger): Promise<void> {
-    const notifier = options.notifier;
-    if (!notifier) return;
-    await Promise.all(
-      devices
-        .filter((device) => device.fcmToken !== '')
-        .map(async (device) => {
-          try {
-            const outcome = await notifier.send(device.fcmToken, pushData('devices'));
-            if (outcome === 'unregistered')
-              await stores.devices.clearFcmToken(device.deviceId, device.fcmToken);
-          } catch (error) {
-            logger?.warning('push failed', {
-              deviceId: device.deviceId,
-              code: isNotifierError(error) ? error.code : 'UNKNOWN',
-            });
-          }
-        }),
-    );
   }
 
   return Object.freeze({
@@ -182,7 +160,7 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
       const others = (await stores.devices.listActive(device.hospitalId, device.patientRef, now)).filter(
         (other) => other.deviceId !== device.deviceId,
       );
-      await notify(others, logger);
+      await sendPushHints(options.notifier, stores.devices, others, 'devices', logger);
       return {
         deviceId: device.deviceId,
         certificate: device.certificate,
@@ -215,7 +193,13 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
         throw new ProtocolError('NOT_FOUND');
       }
       call.logger?.info('device revoked', { hospitalId, deviceId: id });
-      await notify(await stores.devices.listActive(hospitalId, device.patientRef, now), call.logger);
+      await sendPushHints(
+        options.notifier,
+        stores.devices,
+        await stores.devices.listActive(hospitalId, device.patientRef, now),
+        'devices',
+        call.logger,
+      );
       return { deviceId: id, revokedAt: formatTimestamp(now) };
     },
   });

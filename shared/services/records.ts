@@ -7,8 +7,7 @@ import { z } from 'zod';
 import { importPublicKey, type PublicKey } from '../crypto/index.ts';
 import type { BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
-import type { Logger } from '../ports/logger.ts';
-import { isNotifierError, type Notifier } from '../ports/notifier.ts';
+import type { Notifier } from '../ports/notifier.ts';
 import type { DeviceRecord, DeviceStore, NonceStore } from '../ports/pairing-store.ts';
 import type { RecordCursor, RecordStore, StoredRecord } from '../ports/record-store.ts';
 import {
@@ -25,12 +24,12 @@ import {
   parseBoundary,
   parseJsonBody,
   ProtocolError,
-  pushData,
   pushTokenBodySchema,
   recordIdSchema,
   toBase64Url,
   type KeyId,
 } from '../protocol/index.ts';
+import { sendPushHints } from './push-hints.ts';
 import { createCallVerifier, type SignedCall } from './signed-call.ts';
 
 export const RECORDS_DEFAULTS = {
@@ -158,27 +157,6 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
     };
   }
 
-  async function notifyDevices(targets: readonly DeviceRecord[], logger?: Logger): Promise<void> {
-    const notifier = options.notifier;
-    if (!notifier) return;
-    await Promise.all(
-      targets
-        .filter((device) => device.fcmToken !== '')
-        .map(async (device) => {
-          try {
-            if ((await notifier.send(device.fcmToken, pushData('devices'))) === 'unregistered') {
-              await devices.clearFcmToken(device.deviceId, device.fcmToken);
-            }
-          } catch (error) {
-            logger?.warning('push failed', {
-              deviceId: device.deviceId,
-              code: isNotifierError(error) ? error.code : 'UNKNOWN',
-            });
-          }
-        }),
-    );
-  }
-
   const service: RecordsService = {
     async list(call, query) {
       const page = parseBoundary(pageQuerySchema, query);
@@ -283,7 +261,13 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
         deviceId: id,
         hospitalId: device.hospitalId,
       });
-      await notifyDevices(await devices.listActive(device.hospitalId, device.patientRef, now), call.logger);
+      await sendPushHints(
+        options.notifier,
+        devices,
+        await devices.listActive(device.hospitalId, device.patientRef, now),
+        'devices',
+        call.logger,
+      );
       return { deviceId: id, revokedAt: formatTimestamp(now) };
     },
 
