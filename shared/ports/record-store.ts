@@ -3,7 +3,9 @@
 // which devices have acknowledged it. Nothing here is PHI: ids are opaque, the content class is
 // coarse, and sizes are of ciphertext. The Firestore adapter lives in
 // shared/adapters/firestore-records.ts.
-import type { ContentClass } from '../protocol/documents.ts';
+
+/** The manifest's coarse class (PROTOCOL.md §5.3); no filename or media type reaches the platform. */
+export type ContentClass = 'document' | 'fhir' | 'imaging' | 'other';
 
 export interface NewRecord {
   readonly recordId: string;

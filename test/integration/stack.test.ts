@@ -88,7 +88,9 @@ describe('npm start (the whole local stack)', () => {
   it('keeps state across a restart, stops on SIGINT leaving no process or port behind', async () => {
     const projectId = stack.env.GCLOUD_PROJECT!;
     const storage = createStorage(projectId, stack.env);
-    await storage.bucket(stack.env.INGEST_BUCKET!).file('kept.txt').save('still here');
+    // The records bucket: nothing is triggered by it (an object in the ingest bucket would be
+    // taken by the ingest function).
+    await storage.bucket(stack.env.RECORDS_BUCKET!).file('kept.txt').save('still here');
     const db = createFirestore(projectId, stack.env);
     await db.doc('kept/one').set({ n: 1 });
     await db.terminate();
@@ -101,7 +103,7 @@ describe('npm start (the whole local stack)', () => {
 
     stack = await spawnStack(['--port-base', '0', '--data-dir', dataDir]);
     const [contents] = await createStorage(projectId, stack.env)
-      .bucket(stack.env.INGEST_BUCKET!)
+      .bucket(stack.env.RECORDS_BUCKET!)
       .file('kept.txt')
       .download();
     expect(contents.toString()).toBe('still here');
@@ -114,7 +116,7 @@ describe('npm start (the whole local stack)', () => {
     expect(await stack.stop()).toBe(0);
     stack = await spawnStack(['--port-base', '0', '--data-dir', dataDir, '--reset']);
     const [exists] = await createStorage(stack.env.GCLOUD_PROJECT!, stack.env)
-      .bucket(stack.env.INGEST_BUCKET!)
+      .bucket(stack.env.RECORDS_BUCKET!)
       .file('kept.txt')
       .exists();
     expect(exists).toBe(false);
