@@ -4,8 +4,8 @@ import { parseArgs } from 'node:util';
 import { createBlobStore } from '../shared/adapters/blob-store.ts';
 import { createStorage } from '../shared/adapters/google-clients.ts';
 import { loadThemis } from '../shared/crypto/index.ts';
-import { contentClassSchema } from '../shared/protocol/index.ts';
-import { sendFile } from './connector/deliver.ts';
+import { contentClassSchema, derivePatientRef } from '../shared/protocol/index.ts';
+import { checkedDevices, sendFile } from './connector/deliver.ts';
 import { ConnectorHome, onboardingSchema, type Connector } from './connector/home.ts';
 import { invitePatient } from './connector/invite.ts';
 import { progressBar } from './connector/progress.ts';
@@ -28,6 +28,8 @@ Commands:
   send FILE... --patient NUMBER [--class document|fhir|imaging|other] [--title T]
        [--media-type T] [--expires-days 90] [--wait [--timeout 60]] [--progress]
                                     Encrypt each file for the patient's verified devices and upload it.
+  devices --patient NUMBER           The patient's paired devices, each with whether this connector
+                                    accepts it (certificate and binding proof) or why not.
   receipts [--upload ID [--wait]] [--timeout 60]
                                     Check ingest's signed receipts for what was sent (or one upload).
   resend --patient NUMBER           Send every file sent to that patient again, to its current
@@ -138,6 +140,17 @@ await runMain('cb-connector', async () => {
         wait: values.wait ? timeoutMs : undefined,
         progress: values.progress || process.stderr.isTTY,
       });
+    }
+    case 'devices': {
+      if (!values.patient) throw new UsageError('devices needs --patient NUMBER');
+      const patientRef = derivePatientRef(connector.masterSecret, values.patient);
+      const { accepted, refused } = await checkedDevices(connector, patientRef, new Date());
+      if (accepted.length + refused.length === 0) console.log('The patient has no paired device.');
+      for (const device of accepted) {
+        console.log(`${device.deviceId}  verified  paired ${device.certificate.issuedAt}`);
+      }
+      for (const device of refused) console.log(`${device.deviceId}  REFUSED  ${device.code}`);
+      return refused.length > 0 ? EXIT.REFUSED : EXIT.OK;
     }
     case 'receipts': {
       const store = blobs();

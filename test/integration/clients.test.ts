@@ -231,6 +231,12 @@ describe('clients end to end', () => {
     const forged = await inject(generateKeyPair(), 'forged');
     const unbound = await inject(pairingKey, 'unbound');
 
+    const listed = await connector('devices', '--patient', PATIENT);
+    expect(listed.code).toBe(3);
+    expect(listed.stdout).toMatch(/ verified /);
+    expect(listed.stdout).toContain(`${forged}  REFUSED  CERTIFICATE_INVALID`);
+    expect(listed.stdout).toContain(`${unbound}  REFUSED  BINDING_PROOF_INVALID`);
+
     const letter = join(dir, 'after-injection.txt');
     await writeFile(letter, 'results');
     const sent = await connector('send', letter, '--patient', PATIENT, '--wait');

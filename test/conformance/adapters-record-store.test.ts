@@ -1,0 +1,110 @@
+// The Firestore record store (shared/adapters/firestore-records.ts) against Google's Firestore
+// emulator: create-only with the stored record handed back on a collision, a device's listing
+// (only records it is a recipient of, in acceptance order, expired ones left out, cursor paging
+// without loss or duplicates), and acknowledgements ('stored' is final; non-recipients refused).
+import type { Firestore } from '@google-cloud/firestore';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFirestoreEmulator, type FirestoreEmulator } from '../../emulator/firestore/server.ts';
+import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
+import { createFirestore } from '../../shared/adapters/google-clients.ts';
+import type { NewRecord, RecordCursor, RecordStore } from '../../shared/ports/record-store.ts';
+import { newRandomId } from '../../shared/protocol/index.ts';
+
+const NOW = new Date('2031-05-01T10:00:00Z');
+const DAY = 24 * 3600 * 1000;
+const DEVICE_A = 'A'.repeat(43);
+const DEVICE_B = 'B'.repeat(43);
+
+function record(overrides: Partial<NewRecord> = {}): NewRecord {
+  const recordId = overrides.recordId ?? newRandomId();
+  return {
+    recordId,
+    uploadId: newRandomId(),
+    hospitalId: 'st-records-zh',
+    patientRef: 'xdnLtlQnC0V61gqvvTVwYg',
+    contentClass: 'document',
+    createdAt: new Date(NOW.getTime() - DAY),
+    expiresAt: new Date(NOW.getTime() + 30 * DAY),
+    acceptedAt: NOW,
+    size: 1234,
+    objectName: `hospitals/st-records-zh/records/${recordId}.cbr`,
+    generation: '1700000000000000',
+    recipients: [DEVICE_A],
+    ...overrides,
+  };
+}
+
+describe('RecordStore over Firestore', () => {
+  let emulator: FirestoreEmulator;
+  let firestore: Firestore;
+  let store: RecordStore;
+
+  beforeAll(async () => {
+    emulator = await startFirestoreEmulator({ projectId: 'cb-record-store' });
+    firestore = createFirestore('cb-record-store', { FIRESTORE_EMULATOR_HOST: emulator.address });
+    store = createFirestoreRecordStore(firestore);
+  });
+
+  afterAll(async () => {
+    await firestore?.terminate();
+    await emulator?.close();
+  });
+
+  it('creates once and hands back the stored record on a collision', async () => {
+    const first = record();
+    expect(await store.create(first)).toEqual({ created: true, record: { ...first, acks: {} } });
+    const other = { ...record({ recordId: first.recordId }), size: 99 };
+    const again = await store.create(other);
+    expect(again.created).toBe(false);
+    expect(again.record).toEqual({ ...first, acks: {} });
+    expect(await store.get(first.recordId)).toEqual({ ...first, acks: {} });
+    expect(await store.get(newRandomId())).toBeUndefined();
+  });
+
+  it("lists only a device's own unexpired records, in acceptance order, across pages", async () => {
+    const device = 'C'.repeat(43);
+    const mine: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const r = record({ recipients: [device, DEVICE_B], acceptedAt: new Date(NOW.getTime() + i * 1000) });
+      await store.create(r);
+      mine.push(r.recordId);
+    }
+    await store.create(record({ recipients: [DEVICE_B] })); // not this device's
+    const expired = record({ recipients: [device], expiresAt: new Date(NOW.getTime() - 1) });
+    await store.create(expired);
+
+    const seen: string[] = [];
+    let after: RecordCursor | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await store.listForDevice(device, { pageSize: 3, now: NOW, ...(after ? { after } : {}) });
+      seen.push(...page.records.map((r) => r.recordId));
+      if (!page.next) break;
+      after = page.next;
+    }
+    expect(seen).toEqual(mine);
+    expect(seen).not.toContain(expired.recordId);
+  });
+
+  it("keeps the first 'stored' acknowledgement and refuses non-recipients", async () => {
+    const r = record({ recipients: [DEVICE_A, DEVICE_B] });
+    await store.create(r);
+    const failed = await store.acknowledge(r.recordId, DEVICE_A, {
+      outcome: 'failed',
+      errorCode: 'CHUNK_INVALID',
+      at: NOW,
+    });
+    expect(failed?.acks[DEVICE_A]).toEqual({ outcome: 'failed', errorCode: 'CHUNK_INVALID', at: NOW });
+    const storedAt = new Date(NOW.getTime() + 1000);
+    await store.acknowledge(r.recordId, DEVICE_A, { outcome: 'stored', at: storedAt });
+    await store.acknowledge(r.recordId, DEVICE_A, {
+      outcome: 'failed',
+      errorCode: 'CHUNK_INVALID',
+      at: new Date(NOW.getTime() + 2000),
+    });
+    expect((await store.get(r.recordId))?.acks).toEqual({ [DEVICE_A]: { outcome: 'stored', at: storedAt } });
+    expect(
+      await store.acknowledge(r.recordId, 'D'.repeat(43), { outcome: 'stored', at: NOW }),
+    ).toBeUndefined();
+    expect(await store.acknowledge(newRandomId(), DEVICE_A, { outcome: 'stored', at: NOW })).toBeUndefined();
+  });
+});
