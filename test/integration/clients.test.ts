@@ -262,6 +262,18 @@ describe('clients end to end', () => {
     expect(manifest.recipients.map((r) => r.deviceId)).toHaveLength(1);
   });
 
+  it('resends everything a patient was sent to the devices they have now', async () => {
+    const before = (await firestore.collection(RECORDS_COLLECTION).where('hospitalId', '==', HOSPITAL).get())
+      .size;
+    const resent = await connector('resend', '--patient', PATIENT, '--wait');
+    expect(resent.code).toBe(0);
+    const uploads = resent.stdout.match(/^[A-Za-z0-9_-]{22} {2}accepted$/gm) ?? [];
+    expect(uploads.length).toBeGreaterThanOrEqual(3); // the FHIR document, the PDF and the letter
+    const after = (await firestore.collection(RECORDS_COLLECTION).where('hospitalId', '==', HOSPITAL).get())
+      .size;
+    expect(after - before).toBe(uploads.length); // new uploads, new records
+  });
+
   it('the drop folder moves accepted files to done/ and refused ones to failed/ with the code', async () => {
     const drop = join(dir, 'drop');
     await mkdir(join(drop, 'inbox', PATIENT), { recursive: true });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
+import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
@@ -130,6 +131,24 @@ describe('ingest function', () => {
     expect(Buffer.from(stored).equals(Buffer.from(await collectBytes(sealed.bytes())))).toBe(true);
     expect(await blobs.stat(stack.env.INGEST_BUCKET!, sealed.objectName)).toBeUndefined();
     expect(await pushesTo(device.fcmToken)).toEqual([{ data: { cb: '1', hint: 'records' } }]);
+  });
+
+  it('forgets a push token FCM reports dead, and still files the record', async () => {
+    const phone = await pairTestDevice(stack, hospital, 'patient-dead-token');
+    await fetch(
+      `${stack.env.FCM_EMULATOR_URL}/_recorder/tokens/${encodeURIComponent(phone.fcmToken)}:unregister`,
+      {
+        method: 'POST',
+      },
+    );
+    const { receipt } = await deliver(stack, hospital, ingestKey, {
+      patientRef: phone.patientRef,
+      recipients: [phone],
+      file: file(),
+    });
+    expect(receipt.status).toBe('accepted');
+    const stored = await firestore.collection(PAIRING_COLLECTIONS.devices).doc(phone.deviceId).get();
+    expect(stored.get('fcmToken')).toBe('');
   });
 
   it('rejects a flipped byte in a chunk with DIGEST_MISMATCH', async () => {
