@@ -114,7 +114,7 @@ export class GcsBlobStore implements BlobStore {
     }
     const file = this.#file(bucket, name);
     const contentType = options.contentType ?? DEFAULT_CONTENT_TYPE;
-    const metadata = { contentType, metadata: { ...options.metadata } };
+    const metadata = objectMetadata(contentType, options);
     // The upload starts with the first byte; an empty source is written in one request below.
     let upload: Upload | undefined;
     let ended = false;
@@ -215,7 +215,7 @@ export class GcsBlobStore implements BlobStore {
         resumable: false,
         validation: 'crc32c',
         contentType,
-        metadata: { contentType, metadata: { ...options.metadata } },
+        metadata: objectMetadata(contentType, options),
         ...(options.createOnly ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
       });
       return toInfo(bucket, name, file.metadata);
@@ -343,6 +343,18 @@ interface Upload {
   check(): void;
   /** Destroys the stream and cancels the session: the object is never finalized. */
   abort(): Promise<void>;
+}
+
+/** The object resource fields a write sets: type, custom metadata and, if given, customTime. */
+function objectMetadata(
+  contentType: string,
+  options: { readonly metadata?: Readonly<Record<string, string>>; readonly expiresAt?: Date },
+): FileMetadata {
+  return {
+    contentType,
+    metadata: { ...options.metadata },
+    ...(options.expiresAt ? { customTime: options.expiresAt.toISOString() } : {}),
+  };
 }
 
 function startUpload(

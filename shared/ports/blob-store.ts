@@ -40,6 +40,8 @@ export interface CreateOnlyOptions {
   readonly beforeCommit?: () => void | Promise<void>;
   /** Refuse (TOO_LARGE, no object) once the source yields more than this many bytes. */
   readonly maxBytes?: number;
+  /** When the object expires: Cloud Storage's customTime, which the buckets' lifecycle rules act on. */
+  readonly expiresAt?: Date;
 }
 
 export interface ListOptions {
@@ -62,6 +64,8 @@ export interface WriteSmallOptions {
   readonly createOnly?: boolean;
   readonly contentType?: string;
   readonly metadata?: Readonly<Record<string, string>>;
+  /** When the object expires (customTime), as for createOnly. */
+  readonly expiresAt?: Date;
 }
 
 /** The most `writeSmall` takes; stream anything bigger through `createOnly`. */

@@ -57,7 +57,20 @@ export interface IngestServiceOptions {
   readonly buckets: IngestBuckets;
   /** Largest chunk section accepted (default 2 GiB, as PROTOCOL.md §13). */
   readonly maxCiphertextLength?: number;
+  /** How long receipts and quarantined uploads are kept (their objects' customTime). */
+  readonly lifetimes?: Partial<typeof INGEST_LIFETIMES>;
 }
+
+/**
+ * Defaults until per-hospital retention policy exists: a receipt outlives the connector's
+ * polling by far, and a quarantined upload stays long enough for hospital ICT to look at it.
+ */
+export const INGEST_LIFETIMES = {
+  receiptDays: 90,
+  quarantineDays: 30,
+} as const;
+
+const DAY_MS = 24 * 3600 * 1000;
 
 /** What a storage.finalized CloudEvent carries that ingest uses. */
 export const finalizedEventSchema = z.object({
@@ -100,6 +113,8 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
   const { blobs, buckets, clock } = options;
   const maxCiphertextLength = options.maxCiphertextLength ?? DEFAULT_MAX_CIPHERTEXT_LENGTH;
   const maxUploadBytes = CONTAINER_HEADER_LENGTH + MAX_MANIFEST_BYTES + maxCiphertextLength;
+  const lifetimes = { ...INGEST_LIFETIMES, ...options.lifetimes };
+  const daysFromNow = (days: number) => new Date(clock.now().getTime() + days * DAY_MS);
 
   async function hospitalKeys(hospitalId: string): Promise<PublicKey[]> {
     const hospital = await options.hospitals.getHospital(hospitalId);
@@ -159,6 +174,7 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
       return await blobs.createOnly(buckets.records, name, container.bytes(), {
         contentType: CONTAINER_MEDIA_TYPE,
         maxBytes: container.size,
+        expiresAt: new Date(manifest.expiresAt),
       });
     } catch (error) {
       if (!isBlobStoreError(error, 'ALREADY_EXISTS')) throw error;
@@ -184,6 +200,7 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
         {
           createOnly: true,
           contentType: 'application/vnd.clinic-bridge.receipt',
+          expiresAt: daysFromNow(lifetimes.receiptDays),
         },
       );
     } catch (error) {
@@ -208,7 +225,7 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
           buckets.quarantine,
           upload.name,
           blobs.read(upload.bucket, upload.name, { generation: upload.generation }),
-          { maxBytes: upload.size },
+          { maxBytes: upload.size, expiresAt: daysFromNow(lifetimes.quarantineDays) },
         );
       } catch (error) {
         if (!isBlobStoreError(error, 'ALREADY_EXISTS') && !isBlobStoreError(error, 'NOT_FOUND')) throw error;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { createFirestore } from '../../shared/adapters/google-clients.ts';
+import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
@@ -96,6 +96,11 @@ describe('ingest function', () => {
     expect(await blobs.stat(stack.env.INGEST_BUCKET!, name)).toBeUndefined();
     const quarantined = await blobs.stat(stack.env.QUARANTINE_BUCKET!, name);
     expect(quarantined?.size).toBe(bytes.length);
+    const [quarantineMeta] = await createStorage(stack.env.GCLOUD_PROJECT!, stack.env)
+      .bucket(stack.env.QUARANTINE_BUCKET!)
+      .file(name)
+      .getMetadata();
+    expect(Date.parse(quarantineMeta.customTime!)).toBeGreaterThan(Date.now() + 20 * DAY_MS);
     const recordDoc = await firestore.collection(RECORDS_COLLECTION).doc(sealed.manifest.recordId).get();
     expect(recordDoc.exists).toBe(false);
     expect(
@@ -131,6 +136,20 @@ describe('ingest function', () => {
     expect(Buffer.from(stored).equals(Buffer.from(await collectBytes(sealed.bytes())))).toBe(true);
     expect(await blobs.stat(stack.env.INGEST_BUCKET!, sealed.objectName)).toBeUndefined();
     expect(await pushesTo(device.fcmToken)).toEqual([{ data: { cb: '1', hint: 'records' } }]);
+    // Every object carries its expiry for the buckets' lifecycle backstop.
+    const storage = createStorage(stack.env.GCLOUD_PROJECT!, stack.env);
+    const [recordMeta] = await storage
+      .bucket(stack.env.RECORDS_BUCKET!)
+      .file(record.objectName as string)
+      .getMetadata();
+    expect(recordMeta.customTime && new Date(recordMeta.customTime).toISOString()).toBe(
+      new Date(sealed.manifest.expiresAt).toISOString(),
+    );
+    const [receiptMeta] = await storage
+      .bucket(stack.env.OUTBOX_BUCKET!)
+      .file(`hospitals/${hospital.hospitalId}/receipts/${uploadId}.cbreceipt`)
+      .getMetadata();
+    expect(Date.parse(receiptMeta.customTime!)).toBeGreaterThan(Date.now() + 80 * DAY_MS);
   });
 
   it('forgets a push token FCM reports dead, and still files the record', async () => {
