@@ -4,7 +4,6 @@
 // receipt) and the device (`cb-device sync`: download, verify, decrypt, write) — with MB/s per
 // stage, each stage's ratio to a plain copy of the same file measured in the same run, and the
 // peak RSS (VmHWM) of each process. The goal is a flat peak RSS whatever the file size.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { spawnStack, type StackProcess } from '../emulator/process.ts';
 import { createBlobStore } from '../shared/adapters/blob-store.ts';
 import { createStorage } from '../shared/adapters/google-clients.ts';
-import { CLIENT_NODE_FLAGS } from '../clients/lib/cli.ts';
+import { spawnClient, type ClientName } from '../clients/lib/cli.ts';
 import { STACK_ENV_FILE } from '../shared/emulation.ts';
 import { receiptObjectName } from '../shared/protocol/index.ts';
 import { isMain, mbPerSecond, peakRssMiB, table, timed, writeResults } from './stats.ts';
@@ -31,13 +30,9 @@ interface ProcessRun {
 }
 
 /** Runs a client bin to completion, sampling its peak RSS until it exits. */
-async function runClient(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<ProcessRun> {
+async function runClient(name: ClientName, args: string[], env: NodeJS.ProcessEnv): Promise<ProcessRun> {
   const started = performance.now();
-  const child = spawn(
-    process.execPath,
-    [...CLIENT_NODE_FLAGS, join(ROOT, 'clients', `${name}.ts`), ...args],
-    { env, cwd: ROOT },
-  );
+  const child = spawnClient(name, args, env);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -5,19 +5,16 @@
 // the phone is pinged, syncs, verifies and decrypts; every file is compared byte for byte; and
 // a plaintext canary is searched for in everything the platform stored. Exits 0 only if every
 // step really happened. `--imaging-mib N` changes the size of the imaging file.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { spawnStack, type StackProcess } from '../emulator/process.ts';
 import { STACK_ENV_FILE } from '../shared/emulation.ts';
-import { CLIENT_NODE_FLAGS } from './lib/cli.ts';
+import { spawnClient, type ClientName } from './lib/cli.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PATIENT_NUMBER = 'DEMO-CANARY-000123456';
 const CANARY = 'CLINIC-BRIDGE-DEMO-CANARY-plaintext-7c1f';
 const steps: { title: string; ok: boolean }[] = [];
@@ -46,18 +43,14 @@ async function step(title: string, body: () => Promise<string>): Promise<boolean
 
 /** Runs a client as a newcomer would (`npm run cb-… -- args`), showing the command and its output. */
 async function client(
-  name: 'cb-admin' | 'cb-connector' | 'cb-device',
+  name: ClientName,
   args: string[],
   env: NodeJS.ProcessEnv,
   show: { quiet?: boolean; passStderr?: boolean } = {},
 ): Promise<string> {
   console.log(`  $ npm run ${name} -- ${args.map((a) => (a.includes(' ') ? `"${a}"` : a)).join(' ')}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [...CLIENT_NODE_FLAGS, join(ROOT, 'clients', `${name}.ts`), ...args],
-      { env, cwd: ROOT },
-    );
+    const child = spawnClient(name, args, env);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -1,5 +1,7 @@
 // What every client bin shares: one way to fail (a message and an exit code, never a stack
 // trace for an expected error), and one main() wrapper that maps errors to exit codes.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { isProtocolError } from '../../shared/protocol/error-codes.ts';
 import { ApiError } from './api-client.ts';
 
@@ -9,6 +11,19 @@ import { ApiError } from './api-client.ts';
  * old generation make V8 collect it early, which keeps a 1 GiB record under 256 MiB RSS.
  */
 export const CLIENT_NODE_FLAGS = ['--max-semi-space-size=2', '--max-old-space-size=96'] as const;
+
+export type ClientName = 'cb-admin' | 'cb-connector' | 'cb-device';
+
+const CLIENTS_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+/** Starts a bin as its own process, as `npm run <name>` would (same Node, same flags). */
+export function spawnClient(
+  name: ClientName,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, [...CLIENT_NODE_FLAGS, `${CLIENTS_DIR}${name}.ts`, ...args], { env });
+}
 
 /** Exit codes, the same for every bin. */
 export const EXIT = {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureStdout, type StdoutCapture } from '../helpers/stdout-capture.ts';
 import { responseBytes } from '../../clients/lib/api-client.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
@@ -70,15 +71,11 @@ describe('delivery attacked from the platform side', () => {
   let hospital: TestHospital;
   let device: TestDevice;
   let ingestKey: PublicKey;
-  const logLines: string[] = [];
-  const originalWrite = process.stdout.write.bind(process.stdout);
+  let stdout: StdoutCapture;
   const file = new Uint8Array(Buffer.from(`${CANARY} `.repeat(700))); // several chunks of CHUNK bytes
 
   beforeAll(async () => {
-    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-      logLines.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-      return originalWrite(chunk, ...rest);
-    }) as typeof process.stdout.write;
+    stdout = captureStdout(); // the functions run in this process: their logs are scanned
     await loadThemis();
     dataDir = await mkdtemp(join(tmpdir(), 'cb-delivery-security-'));
     stack = await startStack({ dataDir, portBase: 0 });
@@ -90,7 +87,7 @@ describe('delivery attacked from the platform side', () => {
   });
 
   afterAll(async () => {
-    process.stdout.write = originalWrite;
+    stdout?.restore();
     await firestore?.terminate();
     await stack?.close();
     await rm(dataDir, { recursive: true, force: true });
@@ -213,8 +210,8 @@ describe('delivery attacked from the platform side', () => {
     const pushes = await fetch(`${stack.env.FCM_EMULATOR_URL}/_recorder/messages`).then((r) => r.text());
     expect(pushes).toContain(device.fcmToken); // pushes were recorded, and are scanned
     expect(textContainsCanary(pushes, CANARY)).toBe(false);
-    expect(logLines.length).toBeGreaterThan(0);
-    expect(logLines.filter((line) => textContainsCanary(line, CANARY))).toEqual([]);
+    expect(stdout.lines.length).toBeGreaterThan(0);
+    expect(stdout.lines.filter((line) => textContainsCanary(line, CANARY))).toEqual([]);
     // Close the stack so Firestore exports its state to disk, then scan every file it kept.
     await firestore.terminate();
     await stack.close();

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureStdout, type StdoutCapture } from '../helpers/stdout-capture.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { PAIRING_DEFAULTS } from '../../shared/services/pairing.ts';
 import {
@@ -56,15 +57,10 @@ describe('pairing function', () => {
   let pairingKey: PublicKey;
   const masterSecret = new Uint8Array(randomBytes(32));
   const secrets: string[] = [];
-  const logLines: string[] = [];
-  const originalWrite = process.stdout.write.bind(process.stdout);
+  let stdout: StdoutCapture;
 
   beforeAll(async () => {
-    // The functions run in this process and log to stdout: keep a copy to scan.
-    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-      logLines.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-      return originalWrite(chunk, ...rest);
-    }) as typeof process.stdout.write;
+    stdout = captureStdout(); // the functions run in this process: their logs are scanned
     await loadThemis();
     dataDir = await mkdtemp(join(tmpdir(), 'cb-pairing-'));
     stack = await startStack({ dataDir, portBase: 0 });
@@ -81,7 +77,7 @@ describe('pairing function', () => {
   });
 
   afterAll(async () => {
-    process.stdout.write = originalWrite;
+    stdout?.restore();
     await firestore?.terminate();
     await stack?.close();
     await rm(dataDir, { recursive: true, force: true });
@@ -523,7 +519,7 @@ describe('pairing function', () => {
   it('stores no token, binding secret or patient number, everything expires, and logs hold none', async () => {
     expect(secrets.length).toBeGreaterThan(0);
     const stored = await snapshotAll();
-    const logs = logLines.join('');
+    const logs = stdout.lines.join('');
     expect(logs).toContain('"message":"device paired"');
     for (const secret of [...secrets, PATIENT_NUMBER, 'CANARY']) {
       expect(stored).not.toContain(secret);
