@@ -2,7 +2,14 @@
 import { parseArgs } from 'node:util';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
 import { loadThemis } from '../shared/crypto/index.ts';
-import { listHospitals, registerHospital, suspendHospital } from './admin/admin.ts';
+import { RETENTION_BOUNDS, RETENTION_SETTINGS } from '../shared/retention/policy.ts';
+import {
+  listHospitals,
+  parsePolicyChanges,
+  registerHospital,
+  retentionPolicy,
+  suspendHospital,
+} from './admin/admin.ts';
 import { EXIT, runMain, UsageError } from './lib/cli.ts';
 import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
 
@@ -17,6 +24,9 @@ Commands:
         to the hospital's connector (\`cb-connector configure --from FILE\` reads the --json form).
   list-hospitals            Hospitals with status, key fingerprints and expiry (no secrets).
   suspend-hospital --id ID  Refuse the hospital's requests and uploads from now on.
+  retention --id ID [--set NAME=NUMBER ...] [--operator NAME]
+                            Show the hospital's retention policy, or change settings within their
+                            bounds (each change is written to the audit trail with --operator).
 
 Options:
   --env FILE   the stack environment (default: $CB_STACK_ENV, then .data/stack.env from \`npm start\`)
@@ -34,6 +44,8 @@ await runMain('cb-admin', async () => {
       'expires-days': { type: 'string', default: '365' },
       'api-base': { type: 'string' },
       json: { type: 'boolean', default: false },
+      set: { type: 'string', multiple: true, default: [] },
+      operator: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -85,6 +97,23 @@ await runMain('cb-admin', async () => {
         await loadThemis();
         await suspendHospital(firestore, values.id);
         console.log(`Suspended ${values.id}.`);
+        return EXIT.OK;
+      }
+      case 'retention': {
+        if (!values.id) throw new UsageError('retention needs --id');
+        const { before, after } = await retentionPolicy(firestore, {
+          hospitalId: values.id,
+          changes: parsePolicyChanges(values.set),
+          ...(values.operator ? { operator: values.operator } : {}),
+          now: new Date(),
+        });
+        for (const name of RETENTION_SETTINGS) {
+          const [, min, max] = RETENTION_BOUNDS[name];
+          const changed = before[name] !== after[name] ? `  (was ${before[name]})` : '';
+          console.log(
+            `${name.padEnd(24)} ${String(after[name]).padStart(5)}   bounds ${min}..${max}${changed}`,
+          );
+        }
         return EXIT.OK;
       }
       default:

@@ -8,6 +8,15 @@ import { importPublicKey, isCryptoError, type PublicKey } from '../../shared/cry
 import type { HospitalRecord } from '../../shared/ports/pairing-store.ts';
 import { canonicalApiBase, hospitalIdSchema } from '../../shared/protocol/index.ts';
 import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
+import { ZodError } from 'zod';
+import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
+import {
+  RETENTION_BOUNDS,
+  RETENTION_SETTINGS,
+  type RetentionPolicy,
+  type RetentionSetting,
+} from '../../shared/retention/policy.ts';
 import { UsageError } from '../lib/cli.ts';
 import type { Onboarding } from '../connector/home.ts';
 
@@ -82,4 +91,54 @@ export async function suspendHospital(firestore: Firestore, hospitalId: string):
     publicKeys: Object.values(hospital.publicKeys).map((key) => importPublicKey(key)),
     expiresAt: hospital.expiresAt,
   });
+}
+
+/** Parses `name=value` retention changes; unknown names and non-numbers are usage errors. */
+export function parsePolicyChanges(assignments: readonly string[]): Partial<RetentionPolicy> {
+  const changes: Partial<Record<RetentionSetting, number>> = {};
+  for (const assignment of assignments) {
+    const match = /^([A-Za-z]+)=([0-9]{1,6})$/.exec(assignment);
+    const name = match?.[1] as RetentionSetting | undefined;
+    if (!match || name === undefined || !RETENTION_SETTINGS.includes(name)) {
+      throw new UsageError(`--set takes NAME=NUMBER with NAME one of ${RETENTION_SETTINGS.join(', ')}`);
+    }
+    changes[name] = Number(match[2]);
+  }
+  return changes;
+}
+
+/** Changes a registered hospital's retention policy (audited), or shows it when `changes` is empty. */
+export async function retentionPolicy(
+  firestore: Firestore,
+  options: { hospitalId: string; changes: Partial<RetentionPolicy>; operator?: string; now: Date },
+): Promise<{ before: RetentionPolicy; after: RetentionPolicy }> {
+  if (!(await createFirestoreHospitalRegistry(firestore).getHospital(options.hospitalId))) {
+    throw new UsageError(`no hospital ${options.hospitalId} is registered`);
+  }
+  const store = createFirestoreRetentionPolicyStore(firestore, createFirestoreAuditLog(firestore));
+  if (Object.keys(options.changes).length === 0) {
+    const policy = await store.get(options.hospitalId);
+    return { before: policy, after: policy };
+  }
+  if (!options.operator) throw new UsageError('a change needs --operator NAME (the audit trail records who)');
+  try {
+    return await store.change({
+      hospitalId: options.hospitalId,
+      changes: options.changes,
+      operator: options.operator,
+      at: options.now,
+    });
+  } catch (error) {
+    if (error instanceof ZodError) {
+      const issue = error.issues[0];
+      const name = String(issue?.path[0] ?? '');
+      const bounds = RETENTION_BOUNDS[name as RetentionSetting];
+      throw new UsageError(
+        bounds
+          ? `${name} must be ${bounds[1]}..${bounds[2]}${issue?.code === 'custom' ? ` (${issue.message})` : ''}`
+          : 'invalid policy',
+      );
+    }
+    throw error;
+  }
 }

@@ -293,6 +293,34 @@ describe('clients end to end', () => {
     expect(await readdir(join(drop, 'inbox', PATIENT))).toEqual([]);
   });
 
+  it('changes a retention policy within bounds, audited with the operator, and refuses the rest', async () => {
+    const admin = (...args: string[]) => bin('cb-admin', ['retention', '--id', HOSPITAL, ...args]);
+    const shown = await admin();
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/recordDays\s+90 {3}bounds 1\.\.400/);
+    expect(await admin('--set', 'recordDays=30')).toMatchObject({ code: 2 }); // no --operator
+    const tooLow = await admin('--set', 'auditEntryDays=30', '--operator', 'ops-alice');
+    expect(tooLow.code).toBe(2);
+    expect(tooLow.stderr).toContain('auditEntryDays must be 1825..3650');
+    const changed = await admin(
+      '--set',
+      'recordDays=30',
+      '--set',
+      'acknowledgedRecordDays=7',
+      '--operator',
+      'ops-alice',
+    );
+    expect(changed.code).toBe(0);
+    expect(changed.stdout).toMatch(/recordDays\s+30 .*\(was 90\)/);
+    expect((await admin()).stdout).toMatch(/acknowledgedRecordDays\s+7 /);
+    const audit = await firestore.collection('auditEvents').orderBy('seq').get();
+    const changes = audit.docs
+      .map((doc) => doc.get('fields'))
+      .filter((fields) => fields.action === 'policy.changed');
+    expect(changes).toHaveLength(1);
+    expect(changes[0]).toMatchObject({ actor: { kind: 'operator', id: 'ops-alice' }, hospitalId: HOSPITAL });
+  });
+
   it('explains wrong usage with exit code 2 and --help with 0', async () => {
     expect((await bin('cb-admin', ['--help'])).code).toBe(0);
     const unknown = await connector('frobnicate');
