@@ -1,19 +1,34 @@
 // Firestore adapter for the audit log (shared/audit/log.ts). One document per event in
-// `auditEvents/{seq, zero-padded}` and the chain head in `auditHeads/main`; an append reads
-// the head, chains the new events and writes them with the new head in one transaction, so
-// concurrent appends serialise into a single chain instead of forking it.
+// `auditEvents/{chain}:{seq, zero-padded}`, each chain's head in `auditHeads/{chain}`, used
+// idempotency keys in `auditOnce/{key}` and signed heads in `auditCheckpoints/{chain}:{seq}`.
+// An append reads the head (and the keys), chains the new events and writes them with the new
+// head in one transaction, so concurrent appends serialise into one chain instead of forking it.
+import { createHash } from 'node:crypto';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
-import { auditFieldsSchema, chainEvents, type AuditEvent, type AuditFields } from '../audit/chain.ts';
-import type { AuditLog } from '../audit/log.ts';
+import { auditFieldsSchema, chainEvents, type AuditCheckpoint, type AuditEvent } from '../audit/chain.ts';
+import { chainOf, type AuditEntry, type AuditLog } from '../audit/log.ts';
+import { formatTimestamp } from '../protocol/ids.ts';
 import { str } from './firestore-values.ts';
 
-export const AUDIT_COLLECTIONS = { events: 'auditEvents', heads: 'auditHeads' } as const;
+export const AUDIT_COLLECTIONS = {
+  events: 'auditEvents',
+  heads: 'auditHeads',
+  once: 'auditOnce',
+  checkpoints: 'auditCheckpoints',
+} as const;
 
 const SEQ_DIGITS = 12;
 const MAX_PAGE = 1000;
+/** Entries per transaction: Firestore allows 500 writes in one; each entry may take two. */
+const MAX_ENTRIES_PER_APPEND = 200;
 
-export function auditEventId(seq: number): string {
-  return String(seq).padStart(SEQ_DIGITS, '0');
+export function auditEventId(chain: string, seq: number): string {
+  return `${chain}:${String(seq).padStart(SEQ_DIGITS, '0')}`;
+}
+
+/** Keys may be any text; their document ids are hashes so no key can form a bad path. */
+function onceId(key: string): string {
+  return createHash('sha256').update(key).digest('base64url');
 }
 
 function eventFrom(data: DocumentData): AuditEvent {
@@ -26,37 +41,119 @@ function eventFrom(data: DocumentData): AuditEvent {
   };
 }
 
+function stored(chain: string, event: AuditEvent): DocumentData {
+  // `chain` and `patientRef` are copied out of `fields` only to be queried on.
+  return {
+    ...event,
+    fields: { ...event.fields },
+    chain,
+    ...(event.fields.patientRef ? { patientRef: event.fields.patientRef } : {}),
+  };
+}
+
 export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
   const events = firestore.collection(AUDIT_COLLECTIONS.events);
-  const head = firestore.collection(AUDIT_COLLECTIONS.heads).doc('main');
+  const heads = firestore.collection(AUDIT_COLLECTIONS.heads);
+  const once = firestore.collection(AUDIT_COLLECTIONS.once);
+  const checkpoints = firestore.collection(AUDIT_COLLECTIONS.checkpoints);
+
+  async function appendToChain(chain: string, entries: readonly AuditEntry[]): Promise<AuditEvent[]> {
+    const parsed = entries.map((entry) => ({ ...entry, fields: auditFieldsSchema.parse(entry.fields) }));
+    return firestore.runTransaction(
+      async (tx) => {
+        const head = heads.doc(chain);
+        const keyed = parsed.filter((entry) => entry.once !== undefined);
+        const [snapshot, ...keySnapshots] = await tx.getAll(
+          head,
+          ...keyed.map((entry) => once.doc(onceId(entry.once!))),
+        );
+        const seen = new Set(keySnapshots.filter((s) => s.exists).map((s) => s.id));
+        const fresh = parsed.filter((entry) => entry.once === undefined || !seen.has(onceId(entry.once)));
+        // The same key twice in one call counts once too.
+        const unique = fresh.filter(
+          (entry, index) =>
+            entry.once === undefined || fresh.findIndex((e) => e.once === entry.once) === index,
+        );
+        if (unique.length === 0) return [];
+        const current = snapshot!.exists ? eventFrom(snapshot!.data()!) : undefined;
+        const chained = chainEvents(
+          current,
+          unique.map((entry) => entry.fields),
+        );
+        chained.forEach((event, index) => {
+          tx.create(events.doc(auditEventId(chain, event.seq)), stored(chain, event));
+          const key = unique[index]!.once;
+          if (key !== undefined) tx.create(once.doc(onceId(key)), { chain, seq: event.seq });
+        });
+        tx.set(head, stored(chain, chained.at(-1)!));
+        return chained;
+      },
+      { maxAttempts: 30 },
+    );
+  }
 
   return Object.freeze({
-    async append(fields: readonly AuditFields[]) {
-      if (fields.length === 0) return [];
-      return firestore.runTransaction(
-        async (tx) => {
-          const snapshot = await tx.get(head);
-          const current = snapshot.exists ? eventFrom(snapshot.data()!) : undefined;
-          const chained = chainEvents(current, fields);
-          for (const event of chained) {
-            tx.create(events.doc(auditEventId(event.seq)), { ...event, fields: { ...event.fields } });
-          }
-          const last = chained.at(-1)!;
-          tx.set(head, { ...last, fields: { ...last.fields } });
-          return chained;
-        },
-        { maxAttempts: 20 },
-      );
+    async append(entries: readonly AuditEntry[]) {
+      const byChain = new Map<string, AuditEntry[]>();
+      for (const entry of entries) {
+        const chain = chainOf(entry.fields);
+        byChain.set(chain, [...(byChain.get(chain) ?? []), entry]);
+      }
+      const out: AuditEvent[] = [];
+      for (const [chain, list] of byChain) {
+        for (let i = 0; i < list.length; i += MAX_ENTRIES_PER_APPEND) {
+          out.push(...(await appendToChain(chain, list.slice(i, i + MAX_ENTRIES_PER_APPEND))));
+        }
+      }
+      return out;
     },
 
-    async list(options: { readonly afterSeq?: number; readonly limit?: number } = {}) {
+    async list(chain: string, options: { readonly afterSeq?: number; readonly limit?: number } = {}) {
       const limit = Math.min(options.limit ?? MAX_PAGE, MAX_PAGE);
       const { docs } = await events
+        .where('chain', '==', chain)
         .orderBy('seq')
         .startAfter(options.afterSeq ?? 0)
         .limit(limit)
         .get();
       return docs.map((doc) => eventFrom(doc.data()));
+    },
+
+    async chains() {
+      const refs = await heads.listDocuments();
+      return refs.map((ref) => ref.id).sort();
+    },
+
+    async forPatient(hospitalId: string, patientRef: string, limit: number) {
+      const { docs } = await events
+        .where('chain', '==', hospitalId)
+        .where('patientRef', '==', patientRef)
+        .orderBy('seq', 'desc')
+        .limit(Math.min(limit, MAX_PAGE))
+        .get();
+      return docs.map((doc) => eventFrom(doc.data()));
+    },
+
+    async checkpoint(chain: string, sign: Parameters<AuditLog['checkpoint']>[1], at: Date) {
+      const snapshot = await heads.doc(chain).get();
+      if (!snapshot.exists) return undefined;
+      const head = eventFrom(snapshot.data()!);
+      const signed = { seq: head.seq, hash: head.hash, at: formatTimestamp(at) };
+      const checkpoint: AuditCheckpoint = { ...signed, signature: await sign(signed) };
+      await checkpoints
+        .doc(auditEventId(chain, head.seq))
+        .set({ ...signed, chain, signature: Buffer.from(checkpoint.signature) });
+      return checkpoint;
+    },
+
+    async checkpoints(chain: string) {
+      const { docs } = await checkpoints.where('chain', '==', chain).get();
+      return docs.map((doc) => ({
+        seq: Number(doc.get('seq')),
+        hash: str(doc.get('hash')),
+        at: str(doc.get('at')),
+        signature: new Uint8Array(doc.get('signature') as Buffer),
+      }));
     },
   });
 }

@@ -28,10 +28,12 @@ export function createFirestoreRetentionPolicyStore(
       const after = changePolicy(before, change.changes); // out of bounds: throws, nothing written
       await audit.append([
         {
-          at: formatTimestamp(change.at),
-          actor: { kind: 'operator', id: change.operator },
-          action: 'policy.changed',
-          hospitalId: change.hospitalId,
+          fields: {
+            at: formatTimestamp(change.at),
+            actor: { kind: 'operator', id: change.operator },
+            action: 'policy.changed',
+            hospitalId: change.hospitalId,
+          },
         },
       ]);
       await policies.doc(change.hospitalId).set({ policy: { ...after }, updatedAt: ts(change.at) });

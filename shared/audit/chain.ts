@@ -30,6 +30,7 @@ export const auditFieldsSchema = z.strictObject({
   action: z.enum([
     'device.paired',
     'device.revoked',
+    'device.removed',
     'record.created',
     'record.downloaded',
     'record.acknowledged',

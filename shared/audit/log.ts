@@ -1,11 +1,40 @@
-// Where audit events are kept, as the services will need it: appends that extend one chain
-// (never two concurrent appends forking it) and reads in sequence order for the verifier. The
-// Firestore adapter lives in shared/adapters/firestore-audit.ts.
-import type { AuditEvent, AuditFields } from './chain.ts';
+// Where audit events are kept, as the services need it. Each hospital has its own chain (and the
+// platform one more, for events no hospital owns), so one busy hospital never serialises the
+// others' appends behind a single head. Appends extend a chain atomically; an entry may carry a
+// `once` key so that a retried step (a redelivered ingest event, a retention rerun after a
+// crash) logs its event exactly once. The Firestore adapter is shared/adapters/firestore-audit.ts.
+import type { AuditCheckpoint, AuditEvent, AuditFields } from './chain.ts';
+
+/** The chain of events that no hospital owns (operator actions on the platform itself). */
+export const PLATFORM_CHAIN = 'platform';
+
+export function chainOf(fields: Pick<AuditFields, 'hospitalId'>): string {
+  return fields.hospitalId ?? PLATFORM_CHAIN;
+}
+
+export interface AuditEntry {
+  readonly fields: AuditFields;
+  /** Idempotency key: an entry whose key was logged before is skipped. */
+  readonly once?: string;
+}
 
 export interface AuditLog {
-  /** Chains and stores the events after the current head, atomically; returns them as stored. */
-  append(fields: readonly AuditFields[]): Promise<AuditEvent[]>;
-  /** Events in sequence order after `afterSeq` (default 0), at most `limit`. */
-  list(options?: { readonly afterSeq?: number; readonly limit?: number }): Promise<AuditEvent[]>;
+  /** Chains and stores the entries after their chain's head, atomically per chain. */
+  append(entries: readonly AuditEntry[]): Promise<AuditEvent[]>;
+  /** One chain's events in sequence order after `afterSeq` (default 0), at most `limit`. */
+  list(
+    chain: string,
+    options?: { readonly afterSeq?: number; readonly limit?: number },
+  ): Promise<AuditEvent[]>;
+  /** The chains that have events. */
+  chains(): Promise<string[]>;
+  /** One patient's events at one hospital, newest first, at most `limit`. */
+  forPatient(hospitalId: string, patientRef: string, limit: number): Promise<AuditEvent[]>;
+  /** Signs the chain's current head (nothing if the chain is empty) and stores the checkpoint. */
+  checkpoint(
+    chain: string,
+    sign: (head: { seq: number; hash: string; at: string }) => Promise<Uint8Array> | Uint8Array,
+    at: Date,
+  ): Promise<AuditCheckpoint | undefined>;
+  checkpoints(chain: string): Promise<AuditCheckpoint[]>;
 }
