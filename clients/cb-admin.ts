@@ -1,14 +1,18 @@
 // cb-admin: the operator's tool. Run with `npm run cb-admin -- <command>` (the repo's Node 22).
 import { parseArgs } from 'node:util';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
-import { loadThemis } from '../shared/crypto/index.ts';
+import { importPublicKey, loadThemis } from '../shared/crypto/index.ts';
+import { deletionCounts, verifyDeletionReceipt } from '../shared/protocol/index.ts';
 import { RETENTION_BOUNDS, RETENTION_SETTINGS } from '../shared/retention/policy.ts';
 import {
   listHospitals,
   parsePolicyChanges,
   registerHospital,
+  publishedFunctionKey,
   retentionPolicy,
+  runRetention,
   suspendHospital,
+  verifyAudit,
 } from './admin/admin.ts';
 import { EXIT, runMain, UsageError } from './lib/cli.ts';
 import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
@@ -27,6 +31,15 @@ Commands:
   retention --id ID [--set NAME=NUMBER ...] [--operator NAME]
                             Show the hospital's retention policy, or change settings within their
                             bounds (each change is written to the audit trail with --operator).
+  run-retention [--job ID]  Run the retention function now (it also runs nightly) and print its
+                            signed deletion receipt's counts. The same --job ID resumes a run
+                            that was cut short, or hands back its receipt.
+  audit-verify [--chain ID] [--retention-key KEY]
+                            Check every audit chain (one per hospital, and "platform") for edited,
+                            deleted, inserted or reordered events and a cut-off tail, against the
+                            checkpoints the retention function signs. Pin the retention function's
+                            public key with --retention-key; without it the key is read from the
+                            database, which an attacker who can edit the trail could also edit.
 
 Options:
   --env FILE   the stack environment (default: $CB_STACK_ENV, then .data/stack.env from \`npm start\`)
@@ -46,6 +59,9 @@ await runMain('cb-admin', async () => {
       json: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
       operator: { type: 'string' },
+      job: { type: 'string' },
+      chain: { type: 'string' },
+      'retention-key': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -115,6 +131,42 @@ await runMain('cb-admin', async () => {
           );
         }
         return EXIT.OK;
+      }
+      case 'run-retention': {
+        await loadThemis();
+        const run = await runRetention(requireEnv(environment, 'FUNCTIONS_BASE_URL'), {
+          ...(values.job ? { jobId: values.job } : {}),
+        });
+        const receipt = verifyDeletionReceipt(
+          run.receipt,
+          await publishedFunctionKey(firestore, 'retention'),
+        );
+        const counts = deletionCounts(receipt);
+        console.log(
+          `${receipt.jobId}${run.alreadyDone ? ' (already done)' : ''}: ${receipt.complete ? 'complete' : 'PARTIAL, run again'}`,
+        );
+        for (const [kind, count] of Object.entries(counts)) console.log(`  ${kind.padEnd(12)} ${count}`);
+        return EXIT.OK;
+      }
+      case 'audit-verify': {
+        await loadThemis();
+        const pinned = values['retention-key'];
+        const result = await verifyAudit(firestore, {
+          ...(values.chain ? { chain: values.chain } : {}),
+          ...(pinned ? { retentionKey: importPublicKey(pinned) } : {}),
+        });
+        console.log(
+          `Checkpoints checked with ${result.pinned ? 'the pinned' : "the database's copy of the"} retention key ${result.key.fingerprint}.`,
+        );
+        for (const { chain, verdict } of result.chains) {
+          console.log(
+            verdict.ok
+              ? `${chain}  ok  ${verdict.lastSeq} event(s), ${verdict.checkpointsVerified} checkpoint(s)`
+              : `${chain}  ${verdict.problem} at event ${verdict.seq}`,
+          );
+        }
+        if (result.chains.length === 0) console.log('No audit events yet.');
+        return result.chains.every((c) => c.verdict.ok) ? EXIT.OK : EXIT.REFUSED;
       }
       default:
         throw new UsageError(`unknown command ${command} (see --help)`);

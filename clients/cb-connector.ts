@@ -4,7 +4,14 @@ import { parseArgs } from 'node:util';
 import { createBlobStore } from '../shared/adapters/blob-store.ts';
 import { createStorage } from '../shared/adapters/google-clients.ts';
 import { loadThemis } from '../shared/crypto/index.ts';
-import { contentClassSchema, derivePatientRef } from '../shared/protocol/index.ts';
+import {
+  contentClassSchema,
+  deletionResponseSchema,
+  derivePatientRef,
+  fromBase64Url,
+  recordIdSchema,
+  verifyDeletionReceipt,
+} from '../shared/protocol/index.ts';
 import { checkedDevices, sendFile } from './connector/deliver.ts';
 import { ConnectorHome, onboardingSchema, type Connector } from './connector/home.ts';
 import { invitePatient } from './connector/invite.ts';
@@ -34,6 +41,9 @@ Commands:
                                     Check ingest's signed receipts for what was sent (or one upload).
   resend --patient NUMBER           Send every file sent to that patient again, to its current
                                     devices (new uploads, new keys; e.g. after a new phone).
+  recall RECORD_ID                  Take back a record this hospital sent: its container and metadata
+                                    are deleted, and the signed receipt is checked and printed. A
+                                    device that already downloaded it keeps its copy.
   watch DIR [--once] [--class C]    Send files dropped into DIR/inbox/<patient number>/; they move
                                     to DIR/done/ when accepted, DIR/failed/ (+ .reason.txt) if not.
 
@@ -151,6 +161,24 @@ await runMain('cb-connector', async () => {
       }
       for (const device of refused) console.log(`${device.deviceId}  REFUSED  ${device.code}`);
       return refused.length > 0 ? EXIT.REFUSED : EXIT.OK;
+    }
+    case 'recall': {
+      const [recordId, ...extra] = args;
+      if (!recordId || extra.length > 0 || !recordIdSchema.safeParse(recordId).success) {
+        throw new UsageError('recall takes one RECORD_ID (see `receipts`)');
+      }
+      const { receipt } = await connector.api.call(
+        { method: 'POST', target: `/pairing/v1/records/${recordId}/recall`, json: {} },
+        deletionResponseSchema,
+      );
+      const signed = fromBase64Url(receipt);
+      if (!signed) throw new Error('the recall receipt is not base64url');
+      const verified = verifyDeletionReceipt(signed, connector.pairingKey);
+      if (verified.reason !== 'recall' || !verified.deleted.records.includes(recordId)) {
+        throw new Error('the recall receipt does not name this record');
+      }
+      console.log(`Recalled ${recordId} at ${verified.finishedAt} (receipt verified with the pairing key).`);
+      return EXIT.OK;
     }
     case 'receipts': {
       const store = blobs();

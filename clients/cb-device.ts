@@ -1,7 +1,18 @@
 // cb-device: the reference device. Run with `npm run cb-device -- <command>`.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadThemis } from '../shared/crypto/index.ts';
-import { deviceIdSchema, deviceListResponseSchema, revokeResponseSchema } from '../shared/protocol/index.ts';
+import { importPublicKey, loadThemis } from '../shared/crypto/index.ts';
+import {
+  accessLogResponseSchema,
+  deletionCounts,
+  deletionResponseSchema,
+  deviceIdSchema,
+  deviceListResponseSchema,
+  fromBase64Url,
+  revokeResponseSchema,
+  verifyDeletionReceipt,
+} from '../shared/protocol/index.ts';
 import { DeviceHome } from './device/home.ts';
 import { pairFromQr } from './device/pair.ts';
 import { syncRecords, waitForPush } from './device/sync.ts';
@@ -23,6 +34,11 @@ Commands:
   revoke DEVICE_ID | --self
                           Revoke a lost device of the same patient (or this one).
   push-token TOKEN        Replace this device's push token.
+  access-log [--limit N]  Who did what with this patient's records and devices (NEN 7513),
+                          newest first.
+  erase --yes             Erase everything about this patient at this hospital: records,
+                          devices (this one too) and invitations. Prints the signed receipt's
+                          counts, saves the receipt and forgets the enrolment.
 
 Options:
   --home DIR      device state (default $CB_DEVICE_HOME or ./.device). A phone keeps its private
@@ -44,6 +60,8 @@ await runMain('cb-device', async () => {
       wait: { type: 'string' },
       out: { type: 'string' },
       self: { type: 'boolean', default: false },
+      yes: { type: 'boolean', default: false },
+      limit: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -132,6 +150,58 @@ await runMain('cb-device', async () => {
       });
       await home.save({ ...enrolment.data, fcmToken: token, lastPushSeq: 0 });
       console.log('Push token replaced.');
+      return EXIT.OK;
+    }
+    case 'access-log': {
+      if (args.length > 0) throw new UsageError('access-log takes no arguments');
+      const limit = values.limit ?? '50';
+      if (!/^[1-9][0-9]{0,2}$/.test(limit) || Number(limit) > 200)
+        throw new UsageError('--limit must be 1..200');
+      const enrolment = await home.open(values.hospital);
+      const { entries } = await enrolment.api.call(
+        { method: 'GET', target: `/records/v1/access-log?pageSize=${limit}` },
+        accessLogResponseSchema,
+      );
+      for (const entry of entries) {
+        const subject = entry.recordId
+          ? `record ${entry.recordId}`
+          : entry.deviceId
+            ? `device ${entry.deviceId}`
+            : '';
+        const by =
+          entry.actor.id === enrolment.data.deviceId
+            ? 'this device'
+            : `${entry.actor.kind} ${entry.actor.id}`;
+        console.log(
+          `${entry.at}  ${entry.action.padEnd(19)}  ${subject}  by ${by}${entry.outcome ? `  (${entry.outcome})` : ''}`,
+        );
+      }
+      console.log(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}.`);
+      return EXIT.OK;
+    }
+    case 'erase': {
+      if (args.length > 0) throw new UsageError('erase takes no arguments');
+      if (!values.yes) throw new UsageError('erase cannot be undone: add --yes to confirm');
+      const enrolment = await home.open(values.hospital);
+      const signingKey = enrolment.data.recordsPublicKey;
+      if (!signingKey) throw new UsageError('this enrolment predates erasure receipts: pair again first');
+      const { receipt } = await enrolment.api.call(
+        { method: 'POST', target: '/records/v1/patient/erase', json: { confirm: 'erase-everything' } },
+        deletionResponseSchema,
+      );
+      const signed = fromBase64Url(receipt);
+      if (!signed) throw new Error('the erasure receipt is not base64url');
+      // A receipt that does not verify is not proof of anything: report it and keep the enrolment.
+      const verified = verifyDeletionReceipt(signed, importPublicKey(signingKey));
+      const saved = join(home.dir, 'receipts', `${verified.jobId}.cbreceipt`);
+      await mkdir(dirname(saved), { recursive: true });
+      await writeFile(saved, signed, { mode: 0o600 });
+      await home.remove(enrolment.data.hospitalId);
+      const counts = deletionCounts(verified);
+      console.log(
+        `Erased at ${verified.hospitalId}: ${counts.records} record(s), ${counts.devices} device(s), ${counts.invitations} invitation(s).`,
+      );
+      console.log(`Signed receipt (verified with the records function's key): ${saved}`);
       return EXIT.OK;
     }
     default:

@@ -6,3 +6,4 @@ import './health/index.ts';
 import './pairing/index.ts';
 import './ingest/index.ts';
 import './records/index.ts';
+import './retention/index.ts';

@@ -6,9 +6,15 @@ import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { importPublicKey, isCryptoError, type PublicKey } from '../../shared/crypto/index.ts';
 import type { HospitalRecord } from '../../shared/ports/pairing-store.ts';
-import { canonicalApiBase, hospitalIdSchema } from '../../shared/protocol/index.ts';
+import { canonicalApiBase, documentFromText, hospitalIdSchema } from '../../shared/protocol/index.ts';
 import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
-import { ZodError } from 'zod';
+import { z, ZodError } from 'zod';
+import {
+  checkpointSignatureVerifier,
+  verifyAuditTrail,
+  type AuditEvent,
+  type AuditVerdict,
+} from '../../shared/audit/chain.ts';
 import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
 import {
@@ -40,7 +46,8 @@ function parsePublicKey(text: string): PublicKey {
   }
 }
 
-async function functionKey(firestore: Firestore, name: string): Promise<PublicKey> {
+/** A function's public key as published in the database (see verifyAudit on pinning). */
+export async function publishedFunctionKey(firestore: Firestore, name: string): Promise<PublicKey> {
   const published = await createFunctionKeyDirectory({ firestore }).publishedPublicKeys();
   const key = published.find((entry) => entry.functionName === name);
   if (!key)
@@ -71,8 +78,8 @@ export async function registerHospital(firestore: Firestore, options: RegisterOp
     apiBase,
     ingestBucket: bucketName(catalog, 'ingest', options.projectId),
     outboxBucket: bucketName(catalog, 'outbox', options.projectId),
-    pairingPublicKey: (await functionKey(firestore, 'pairing')).toBase64Url(),
-    ingestPublicKey: (await functionKey(firestore, 'ingest')).toBase64Url(),
+    pairingPublicKey: (await publishedFunctionKey(firestore, 'pairing')).toBase64Url(),
+    ingestPublicKey: (await publishedFunctionKey(firestore, 'ingest')).toBase64Url(),
   };
 }
 
@@ -142,3 +149,65 @@ export async function retentionPolicy(
     throw error;
   }
 }
+
+export interface ChainVerdict {
+  readonly chain: string;
+  readonly verdict: AuditVerdict;
+}
+
+/**
+ * Verifies every audit chain (or one) against the checkpoints the retention function signed.
+ * `retentionKey` should be pinned by the operator: a key read from the database is only as
+ * trustworthy as the database, which is exactly what the audit trail must not rely on.
+ */
+export async function verifyAudit(
+  firestore: Firestore,
+  options: { chain?: string; retentionKey?: PublicKey },
+): Promise<{ key: PublicKey; pinned: boolean; chains: ChainVerdict[] }> {
+  const key = options.retentionKey ?? (await publishedFunctionKey(firestore, 'retention'));
+  const audit = createFirestoreAuditLog(firestore);
+  const chains = options.chain ? [options.chain] : await audit.chains();
+  const verdicts: ChainVerdict[] = [];
+  for (const chain of chains) {
+    const events: AuditEvent[] = [];
+    for (;;) {
+      const page = await audit.list(chain, { afterSeq: events.at(-1)?.seq ?? 0 });
+      events.push(...page);
+      if (page.length < 1000) break;
+    }
+    verdicts.push({
+      chain,
+      verdict: verifyAuditTrail(events, await audit.checkpoints(chain), checkpointSignatureVerifier(key)),
+    });
+  }
+  return { key, pinned: options.retentionKey !== undefined, chains: verdicts };
+}
+
+/**
+ * Runs retention now through the deployed function (locally: the functions host). On Google
+ * Cloud the call needs an identity token of someone infra/ lets invoke the function.
+ */
+export async function runRetention(
+  functionsBaseUrl: string,
+  options: { jobId?: string; idToken?: string },
+): Promise<{ jobId: string; complete: boolean; alreadyDone: boolean; receipt: Uint8Array }> {
+  const response = await fetch(`${functionsBaseUrl.replace(/\/+$/, '')}/retention`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(options.idToken ? { authorization: `Bearer ${options.idToken}` } : {}),
+    },
+    body: JSON.stringify(options.jobId ? { jobId: options.jobId } : {}),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`the retention function answered ${response.status}`);
+  const body = retentionRunResponseSchema.parse(JSON.parse(text));
+  return { ...body, receipt: documentFromText(body.receipt, 'receipt') };
+}
+
+const retentionRunResponseSchema = z.strictObject({
+  jobId: z.string(),
+  complete: z.boolean(),
+  alreadyDone: z.boolean(),
+  receipt: z.string(),
+});

@@ -2,7 +2,7 @@
 // keystore (Secure Enclave / Android Keystore); this command-line device keeps it in an
 // owner-only file. One enrolment per hospital (a fresh key pair for each, PROTOCOL.md §2.1),
 // with the hospital key pinned from the QR code. The token and binding secret are never stored.
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import {
@@ -33,6 +33,8 @@ const enrolmentSchema = z.strictObject({
   certificate: z.string().min(1),
   fcmToken: z.string().min(1),
   status: z.enum(['active', 'revoked']),
+  /** The records function's key, fetched right after pairing: erasure receipts verify with it. */
+  recordsPublicKey: publicKeySchema.optional(),
   pairedAt: z.string(),
   /** The last push sequence seen from the local FCM recorder. */
   lastPushSeq: z.int().min(0),
@@ -58,6 +60,11 @@ export class DeviceHome {
 
   private path(hospitalId: string): string {
     return join(this.dir, 'enrolments', `${hospitalId}.json`);
+  }
+
+  /** Forgets an enrolment: its key is worthless once the platform has erased the device. */
+  async remove(hospitalId: string): Promise<void> {
+    await rm(this.path(hospitalId), { force: true });
   }
 
   async save(data: StoredEnrolment): Promise<void> {

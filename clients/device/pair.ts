@@ -9,6 +9,7 @@ import {
   formatTimestamp,
   PAIR_REQUEST_TYPE,
   pairResponseSchema,
+  signingKeyResponseSchema,
   signPairRequest,
   toBase64Url,
   tokenDigest,
@@ -62,9 +63,14 @@ export async function pairFromQr(
     },
     pairResponseSchema,
   );
+  const signingKey = await createApiClient({ apiBase: qr.apiBase }).call(
+    { method: 'GET', target: '/records/v1/signing-key' },
+    signingKeyResponseSchema,
+  );
   await home.create(
     {
       apiBase: qr.apiBase,
+      recordsPublicKey: signingKey.publicKey,
       hospitalId: qr.hospitalId,
       hospitalPublicKey: qr.hospitalPublicKey.toBase64Url(),
       deviceId: paired.deviceId,

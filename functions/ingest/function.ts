@@ -3,6 +3,7 @@
 // over shared/services/ingest.ts; this file is also its composition root. Returning normally
 // acknowledges the event; throwing (transient failures only) makes Eventarc retry it.
 import type { CloudEventFunction } from '@google-cloud/functions-framework';
+import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
 import { createBlobStore } from '../../shared/adapters/blob-store.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
 import { systemClock } from '../../shared/adapters/clock.ts';
@@ -40,6 +41,7 @@ function compose(context: RuntimeContext): {
     hospitals: createFirestoreHospitalRegistry(firestore),
     devices: createFirestoreDeviceStore(firestore),
     notifier: createFcmNotifier({ projectId: context.projectId, env: context.env, collapseKey: 'records' }),
+    audit: createFirestoreAuditLog(firestore),
     keyPair: () => keys.keyPair(),
     clock: systemClock,
     buckets: {

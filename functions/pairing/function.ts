@@ -7,13 +7,18 @@ import { systemClock } from '../../shared/adapters/clock.ts';
 import { createFcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
 import { createFirestorePairingStores } from '../../shared/adapters/firestore-pairing.ts';
 import { ownFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore } from '../../shared/adapters/google-clients.ts';
+import { createBlobStore } from '../../shared/adapters/blob-store.ts';
+import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
+import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
+import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { createApiFunction, type ApiRequest } from '../../shared/http/api-function.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import { ProtocolError } from '../../shared/protocol/error-codes.ts';
-import { loadCatalog } from '../../shared/runtime/catalog.ts';
+import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
+import { createRecallService, type RecallService } from '../../shared/services/recall.ts';
 import { signingTarget, type SignedCall } from '../../shared/services/signed-call.ts';
 
 /** The versioned prefix request signatures cover: /pairing/v1/… */
@@ -31,7 +36,7 @@ function signedCall(request: ApiRequest): SignedCall {
   };
 }
 
-export function pairingHandler(service: PairingService, logger: Logger): HttpFunction {
+export function pairingHandler(service: PairingService, recall: RecallService, logger: Logger): HttpFunction {
   return createApiFunction({
     logger,
     routes: [
@@ -64,33 +69,62 @@ export function pairingHandler(service: PairingService, logger: Logger): HttpFun
           body: await service.revokeDevice(signedCall(r), r.params.deviceId ?? ''),
         }),
       },
+      {
+        method: 'POST',
+        path: '/v1/records/:recordId/recall',
+        handle: async (r) => ({
+          status: 200,
+          body: await recall.recall(signedCall(r), r.params.recordId ?? ''),
+        }),
+      },
     ],
   });
 }
 
 function compose(context: RuntimeContext): {
   service: PairingService;
+  recall: RecallService;
   logger: Logger;
   warm: () => Promise<unknown>;
 } {
+  const catalog = loadCatalog();
   const firestore = createFirestore(context.projectId, context.env);
-  const keys = ownFunctionKeys(context, firestore, loadCatalog());
+  const keys = ownFunctionKeys(context, firestore, catalog);
   const logger = cloudLogger({ functionName: context.functionName, projectId: context.projectId });
+  const stores = createFirestorePairingStores(firestore);
+  const audit = createFirestoreAuditLog(firestore);
+  const notifier = createFcmNotifier({
+    projectId: context.projectId,
+    env: context.env,
+    collapseKey: 'devices',
+  });
   const service = createPairingService({
-    stores: createFirestorePairingStores(firestore),
+    stores,
     clock: systemClock,
     keyPair: () => keys.keyPair(),
-    notifier: createFcmNotifier({ projectId: context.projectId, env: context.env, collapseKey: 'devices' }),
+    notifier,
+    audit,
   });
-  return { service, logger, warm: () => keys.keyPair() };
+  const recall = createRecallService({
+    stores,
+    records: createFirestoreRecordStore(firestore),
+    purge: createFirestorePurgeStore(firestore),
+    blobs: createBlobStore(createStorage(context.projectId, context.env)),
+    recordsBucket: bucketName(catalog, 'records', context.projectId),
+    audit,
+    clock: systemClock,
+    notifier,
+    signingKey: async () => (await keys.keyPair()).privateKey,
+  });
+  return { service, recall, logger, warm: () => keys.keyPair() };
 }
 
 export const definition: FunctionDefinition = {
   name: 'pairing',
   signature: 'http',
   async build(context): Promise<HttpFunction> {
-    const { service, logger, warm } = compose(context);
+    const { service, recall, logger, warm } = compose(context);
     await warm(); // one KMS Decrypt per instance, at cold start
-    return pairingHandler(service, logger);
+    return pairingHandler(service, recall, logger);
   },
 };

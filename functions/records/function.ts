@@ -11,6 +11,8 @@ import {
   createFirestoreDeviceStore,
   createFirestoreNonceStore,
 } from '../../shared/adapters/firestore-pairing.ts';
+import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
 import { ownFunctionKeys } from '../../shared/adapters/function-keys.ts';
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
@@ -41,7 +43,15 @@ function withoutQuery(request: ApiRequest): SignedCall {
   return signedCall(request);
 }
 
-export function recordsHandler(service: RecordsService, logger: Logger): HttpFunction {
+/**
+ * `publicKey` is the records function's own: devices keep it at pairing to check erasure
+ * receipts (unsigned on purpose: the device has no key to sign with before it pairs).
+ */
+export function recordsHandler(
+  service: RecordsService,
+  logger: Logger,
+  publicKey: () => Promise<string>,
+): HttpFunction {
   return createApiFunction({
     logger,
     routes: [
@@ -84,6 +94,24 @@ export function recordsHandler(service: RecordsService, logger: Logger): HttpFun
         }),
       },
       {
+        method: 'GET',
+        path: '/v1/signing-key',
+        handle: async (r) => {
+          if (r.rawQuery !== '') throw new ProtocolError('INVALID_REQUEST');
+          return { status: 200, body: { publicKey: await publicKey() } };
+        },
+      },
+      {
+        method: 'GET',
+        path: '/v1/access-log',
+        handle: async (r) => ({ status: 200, body: await service.accessLog(signedCall(r), r.query) }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/patient/erase',
+        handle: async (r) => ({ status: 200, body: await service.erase(withoutQuery(r)) }),
+      },
+      {
         method: 'PUT',
         path: '/v1/devices/self/push-token',
         handle: async (r) => {
@@ -98,32 +126,37 @@ export function recordsHandler(service: RecordsService, logger: Logger): HttpFun
 function compose(context: RuntimeContext): {
   service: RecordsService;
   logger: Logger;
+  publicKey: () => Promise<string>;
   warm: () => Promise<unknown>;
 } {
   const catalog = loadCatalog();
   const firestore = createFirestore(context.projectId, context.env);
-  // The records function signs nothing yet, but it owns a key like every function, and loading
-  // it at cold start proves the instance runs with the right identity before serving.
+  // The records function signs erasure receipts with its own key, unwrapped at cold start.
   const keys = ownFunctionKeys(context, firestore, catalog);
   const service = createRecordsService({
+    audit: createFirestoreAuditLog(firestore),
+    purge: createFirestorePurgeStore(firestore),
+    signingKey: async () => (await keys.keyPair()).privateKey,
     records: createFirestoreRecordStore(firestore),
     devices: createFirestoreDeviceStore(firestore),
     nonces: createFirestoreNonceStore(firestore),
     blobs: createBlobStore(createStorage(context.projectId, context.env)),
     bucket: bucketName(catalog, 'records', context.projectId),
+    outboxBucket: bucketName(catalog, 'outbox', context.projectId),
     clock: systemClock,
     notifier: createFcmNotifier({ projectId: context.projectId, env: context.env, collapseKey: 'devices' }),
   });
   const logger = cloudLogger({ functionName: context.functionName, projectId: context.projectId });
-  return { service, logger, warm: () => keys.keyPair() };
+  const publicKey = async () => (await keys.keyPair()).publicKey.toBase64Url();
+  return { service, logger, publicKey, warm: () => keys.keyPair() };
 }
 
 export const definition: FunctionDefinition = {
   name: 'records',
   signature: 'http',
   async build(context): Promise<HttpFunction> {
-    const { service, logger, warm } = compose(context);
+    const { service, logger, publicKey, warm } = compose(context);
     await warm();
-    return recordsHandler(service, logger);
+    return recordsHandler(service, logger, publicKey);
   },
 };

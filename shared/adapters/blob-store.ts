@@ -442,6 +442,7 @@ function toInfo(bucket: string, name: string, metadata: FileMetadata): BlobInfo 
     crc32c: metadata.crc32c ?? '',
     contentType: metadata.contentType,
     metadata: custom,
+    ...(metadata.timeCreated ? { createdAt: new Date(metadata.timeCreated) } : {}),
   };
 }
 

@@ -124,13 +124,17 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
       return refs.map((ref) => ref.id).sort();
     },
 
-    async forPatient(hospitalId: string, patientRef: string, limit: number) {
-      const { docs } = await events
+    async forPatient(
+      hospitalId: string,
+      patientRef: string,
+      options: { readonly limit: number; readonly beforeSeq?: number },
+    ) {
+      let query = events
         .where('chain', '==', hospitalId)
         .where('patientRef', '==', patientRef)
-        .orderBy('seq', 'desc')
-        .limit(Math.min(limit, MAX_PAGE))
-        .get();
+        .orderBy('seq', 'desc');
+      if (options.beforeSeq !== undefined) query = query.startAfter(options.beforeSeq);
+      const { docs } = await query.limit(Math.min(options.limit, MAX_PAGE)).get();
       return docs.map((doc) => eventFrom(doc.data()));
     },
 

@@ -79,6 +79,7 @@ function deviceData(device: NewDevice): DocumentData {
     platform: device.platform,
     status: 'active',
     pairedAt: ts(device.pairedAt),
+    lastSeenAt: ts(device.pairedAt),
     expiresAt: ts(device.expiresAt),
   };
 }
@@ -95,6 +96,7 @@ function deviceFrom(deviceId: string, data: DocumentData): DeviceRecord {
     platform: str(data.platform),
     status: data.status === 'active' ? 'active' : 'revoked',
     pairedAt: toDate(data.pairedAt),
+    lastSeenAt: toDate(data.lastSeenAt ?? data.pairedAt),
     expiresAt: toDate(data.expiresAt),
     ...(data.revokedAt instanceof Timestamp ? { revokedAt: data.revokedAt.toDate() } : {}),
   };
@@ -185,6 +187,7 @@ export function createFirestoreInvitationStore(firestore: Firestore): Invitation
 }
 
 const ABORTED = 10;
+const NOT_FOUND = 5;
 
 function isAborted(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === ABORTED;
@@ -227,6 +230,13 @@ export function createFirestoreDeviceStore(firestore: Firestore): DeviceStore {
         const snapshot = await tx.get(ref);
         if (snapshot.exists && snapshot.get('fcmToken') === fcmToken) tx.update(ref, { fcmToken: '' });
       });
+    },
+    async touch(deviceId: string, at: Date) {
+      try {
+        await devices.doc(deviceId).update({ lastSeenAt: ts(at) });
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== NOT_FOUND) throw error;
+      }
     },
     async setFcmToken(deviceId: string, fcmToken: string) {
       const ref = devices.doc(deviceId);

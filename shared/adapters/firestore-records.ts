@@ -109,7 +109,12 @@ export function createFirestoreRecordStore(firestore: Firestore): RecordStore {
       };
     },
 
-    async acknowledge(recordId: string, deviceId: string, ack: RecordAck) {
+    async acknowledge(
+      recordId: string,
+      deviceId: string,
+      ack: RecordAck,
+      activeRecipients?: readonly string[],
+    ) {
       const ref = records.doc(recordId);
       return firestore.runTransaction(async (tx) => {
         const snapshot = await tx.get(ref);
@@ -123,8 +128,19 @@ export function createFirestoreRecordStore(firestore: Firestore): RecordStore {
           ...(ack.errorCode !== undefined ? { errorCode: ack.errorCode } : {}),
           at: ts(ack.at),
         };
-        tx.update(ref, new FieldPath('acks', deviceId), stored);
-        return { ...record, acks: { ...record.acks, [deviceId]: { ...ack } } };
+        const acks = { ...record.acks, [deviceId]: { ...ack } };
+        const waitingFor = record.recipients.filter(
+          (id) => (activeRecipients?.includes(id) ?? true) && acks[id]?.outcome !== 'stored',
+        );
+        // The shortened lifetime starts when the last active recipient has stored it.
+        const allStored = waitingFor.length === 0 && data.allStoredAt === undefined;
+        tx.update(
+          ref,
+          new FieldPath('acks', deviceId),
+          stored,
+          ...(allStored ? ['allStoredAt', ts(ack.at)] : []),
+        );
+        return { ...record, acks };
       });
     },
   });

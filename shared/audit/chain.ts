@@ -8,6 +8,7 @@
 //   hash(e_0's predecessor) = 32 zero bytes; sequence numbers start at 1 with no gaps.
 import { z } from 'zod';
 import { equalBytes, sha256, toBase64Url } from '../bytes.ts';
+import { sign, verify, type PrivateKey, type PublicKey } from '../crypto/index.ts';
 import { canonicalJson, utf8 } from '../protocol/encoding.ts';
 import {
   deviceIdSchema,
@@ -94,6 +95,22 @@ export function chainEvents(head: AuditEvent | undefined, fields: readonly Audit
 /** The exact bytes a checkpoint's signature covers. */
 export function checkpointMessage(seq: number, hash: string, at: string): Uint8Array {
   return utf8(canonicalJson({ type: 'cb/audit-checkpoint/v1', seq, hash, at }));
+}
+
+/** Signs a chain head (the retention function does, with its KMS-unwrapped key). */
+export function signCheckpoint(head: { seq: number; hash: string; at: string }, key: PrivateKey): Uint8Array {
+  return sign(checkpointMessage(head.seq, head.hash, head.at), key);
+}
+
+/** The signature check verifyAuditTrail needs, for checkpoints signed by `publicKey`. */
+export function checkpointSignatureVerifier(publicKey: PublicKey) {
+  return (message: Uint8Array, signature: Uint8Array): boolean => {
+    try {
+      return equalBytes(verify(signature, publicKey), message);
+    } catch {
+      return false;
+    }
+  };
 }
 
 export type AuditProblem =

@@ -28,8 +28,12 @@ export interface AuditLog {
   ): Promise<AuditEvent[]>;
   /** The chains that have events. */
   chains(): Promise<string[]>;
-  /** One patient's events at one hospital, newest first, at most `limit`. */
-  forPatient(hospitalId: string, patientRef: string, limit: number): Promise<AuditEvent[]>;
+  /** One patient's events at one hospital, newest first, at most `limit`, before `beforeSeq`. */
+  forPatient(
+    hospitalId: string,
+    patientRef: string,
+    options: { readonly limit: number; readonly beforeSeq?: number },
+  ): Promise<AuditEvent[]>;
   /** Signs the chain's current head (nothing if the chain is empty) and stores the checkpoint. */
   checkpoint(
     chain: string,

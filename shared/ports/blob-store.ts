@@ -14,6 +14,8 @@ export interface BlobInfo {
   readonly contentType: string | undefined;
   /** Custom metadata (string values only). */
   readonly metadata: Readonly<Record<string, string>>;
+  /** When this generation was written (retention ages leftovers and orphans by it). */
+  readonly createdAt?: Date;
 }
 
 export interface ReadOptions {

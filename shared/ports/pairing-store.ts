@@ -57,6 +57,8 @@ export interface NewDevice {
 
 export interface DeviceRecord extends NewDevice {
   readonly status: 'active' | 'revoked';
+  /** Last signed call to the records API (to within a day); retention removes inactive devices. */
+  readonly lastSeenAt: Date;
   readonly revokedAt?: Date;
 }
 
@@ -100,6 +102,8 @@ export interface DeviceStore {
   clearFcmToken(deviceId: string, fcmToken: string): Promise<void>;
   /** Replaces an active device's push token (the app's token rotated); false if not active. */
   setFcmToken(deviceId: string, fcmToken: string): Promise<boolean>;
+  /** Records that the device was active at `at` (a no-op for a device that is gone). */
+  touch(deviceId: string, at: Date): Promise<void>;
 }
 
 export interface NonceStore {

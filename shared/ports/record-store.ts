@@ -72,7 +72,13 @@ export interface RecordStore {
   /**
    * Stores a recipient's acknowledgement. A 'stored' acknowledgement is final: a later one does
    * not replace it. Returns the record as it now is, or undefined if the record does not exist
-   * or the device is not one of its recipients.
+   * or the device is not one of its recipients. Once every recipient in `activeRecipients`
+   * (default: all of them) has stored it, the record is marked for the shorter retention.
    */
-  acknowledge(recordId: string, deviceId: string, ack: RecordAck): Promise<StoredRecord | undefined>;
+  acknowledge(
+    recordId: string,
+    deviceId: string,
+    ack: RecordAck,
+    activeRecipients?: readonly string[],
+  ): Promise<StoredRecord | undefined>;
 }

@@ -22,6 +22,7 @@ import {
   deviceIdSchema,
   hospitalIdSchema,
   invitationIdSchema,
+  publicKeySchema,
   patientRefSchema,
   recordIdSchema,
   sha256Schema,
@@ -158,6 +159,14 @@ export const deviceListResponseSchema = z.strictObject({
 
 export const pushTokenBodySchema = z.strictObject({ fcmToken: fcmTokenSchema });
 
+/** GET /records/v1/signing-key: the records function's public key (erasure receipts). */
+export const signingKeyResponseSchema = z.strictObject({ publicKey: publicKeySchema });
+
+/** Erasure is final: the body must say so in as many words. */
+export const eraseBodySchema = z.strictObject({ confirm: z.literal('erase-everything') });
+/** The signed deletion receipt (cb/deletion-receipt/v1) in base64url, and what it names. */
+export const deletionResponseSchema = z.strictObject({ receipt: z.string().min(1).max(2_000_000) });
+
 export const accessLogResponseSchema = z.strictObject({
   entries: z
     .array(
@@ -165,20 +174,23 @@ export const accessLogResponseSchema = z.strictObject({
         at: timestampSchema,
         /** Who acted: this patient's device, the hospital's connector, or the platform itself. */
         actor: z.strictObject({
-          kind: z.enum(['device', 'hospital', 'system']),
-          id: z.string().min(1).max(100),
+          kind: z.enum(['device', 'hospital', 'system', 'operator']),
+          id: z.string().min(1).max(200),
         }),
         action: z.enum([
           'device.paired',
           'device.revoked',
+          'device.removed',
           'record.created',
-          'record.listed',
           'record.downloaded',
           'record.acknowledged',
+          'record.recalled',
           'record.deleted',
+          'patient.erased',
         ]),
         recordId: recordIdSchema.optional(),
         deviceId: deviceIdSchema.optional(),
+        outcome: errorCodeText.optional(),
       }),
     )
     .max(MAX_PAGE_SIZE),

@@ -16,6 +16,7 @@ export * from './binding.ts';
 export * from './qr.ts';
 export * from './signed-document.ts';
 export * from './documents.ts';
+export * from './deletion-receipt.ts';
 export * from './record-payload.ts';
 export * from './container.ts';
 export * from './upload.ts';

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { KeyPair, PublicKey } from '../crypto/index.ts';
 import { importPublicKey, isCryptoError } from '../crypto/index.ts';
 import { isBlobStoreError, type BlobInfo, type BlobStore } from '../ports/blob-store.ts';
+import type { AuditLog } from '../audit/log.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { Notifier } from '../ports/notifier.ts';
@@ -51,6 +52,8 @@ export interface IngestServiceOptions {
   readonly hospitals: HospitalRegistry;
   readonly devices: DeviceStore;
   readonly notifier?: Notifier;
+  /** NEN 7513: each filed record is logged (record.created) once, retries included. */
+  readonly audit: AuditLog;
   /** Ingest's own key pair: receipts are signed with it. */
   readonly keyPair: () => Promise<KeyPair>;
   readonly clock: Clock;
@@ -275,6 +278,19 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
         recipients: manifest.recipients.map((recipient) => recipient.deviceId),
       });
       if (!created && record.uploadId !== uploadId) throw new ProtocolError('RECORD_EXISTS');
+      await options.audit.append([
+        {
+          fields: {
+            at: formatTimestamp(record.acceptedAt),
+            actor: { kind: 'hospital', id: hospitalId },
+            action: 'record.created',
+            hospitalId,
+            patientRef: manifest.patientRef,
+            recordId: manifest.recordId,
+          },
+          once: `ingest:${manifest.recordId}`,
+        },
+      ]);
 
       await writeReceipt(hospitalId, uploadId, {
         type: RECEIPT_TYPE,

@@ -2,8 +2,8 @@
 // with proof of possession, the hospital's view of a patient's devices, and revocation. Logic
 // over ports only; the composition root in functions/pairing wires the adapters.
 import { z } from 'zod';
-import type { KeyPair, PublicKey } from '../crypto/index.ts';
-import { importPublicKey } from '../crypto/index.ts';
+import type { KeyPair } from '../crypto/index.ts';
+import type { AuditLog } from '../audit/log.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { Notifier } from '../ports/notifier.ts';
@@ -23,9 +23,8 @@ import {
   toBase64Url,
   verifyPairRequest,
 } from '../protocol/index.ts';
-import type { KeyId } from '../protocol/index.ts';
 import { sendPushHints } from './push-hints.ts';
-import { createCallVerifier, type SignedCall } from './signed-call.ts';
+import { createHospitalCaller, type SignedCall } from './signed-call.ts';
 
 export type { SignedCall } from './signed-call.ts';
 
@@ -47,6 +46,8 @@ export interface PairingServiceOptions {
   /** The pairing function's own key pair (certificates are signed with it). */
   readonly keyPair: () => Promise<KeyPair>;
   readonly notifier?: Notifier;
+  /** NEN 7513: pairings and revocations are logged. */
+  readonly audit: AuditLog;
   readonly limits?: Partial<typeof PAIRING_DEFAULTS>;
 }
 
@@ -67,27 +68,8 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
   const { stores, clock } = options;
   const limits = { ...PAIRING_DEFAULTS, ...options.limits };
 
-  async function resolveHospitalKey(keyId: KeyId): Promise<PublicKey | undefined> {
-    const hospital = await stores.hospitals.getHospital(keyId.id);
-    if (!hospital) return undefined;
-    if (hospital.status !== 'active' || hospital.expiresAt <= clock.now()) {
-      throw new ProtocolError('HOSPITAL_SUSPENDED');
-    }
-    const key = hospital.publicKeys[keyId.fingerprint];
-    return key === undefined ? undefined : importPublicKey(key);
-  }
-
-  const verifier = createCallVerifier({
-    accept: ['hospital'],
-    clock,
-    nonces: stores.nonces,
-    resolveKey: resolveHospitalKey,
-  });
-
   /** Verifies a hospital-signed call; returns the hospital id. */
-  async function hospitalOf(call: SignedCall): Promise<string> {
-    return (await verifier.verify(call)).keyId.id;
-  }
+  const hospitalOf = createHospitalCaller({ hospitals: stores.hospitals, clock, nonces: stores.nonces });
 
   return Object.freeze({
     async createInvitation(call: SignedCall) {
@@ -152,6 +134,19 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
         throw new ProtocolError(outcome);
       }
       const device = result.device;
+      await options.audit.append([
+        {
+          fields: {
+            at: formatTimestamp(now),
+            actor: { kind: 'device', id: device.deviceId },
+            action: 'device.paired',
+            hospitalId: device.hospitalId,
+            patientRef: device.patientRef,
+            deviceId: device.deviceId,
+          },
+          once: `paired:${device.deviceId}`,
+        },
+      ]);
       logger?.info('device paired', {
         hospitalId: device.hospitalId,
         deviceId: device.deviceId,
@@ -185,13 +180,23 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
       const hospitalId = await hospitalOf(call);
       const device = await stores.devices.get(id);
       const now = clock.now();
-      if (
-        !device ||
-        device.hospitalId !== hospitalId ||
-        !(await stores.devices.revoke(hospitalId, id, now))
-      ) {
+      if (!device || device.hospitalId !== hospitalId || device.status !== 'active') {
         throw new ProtocolError('NOT_FOUND');
       }
+      await options.audit.append([
+        {
+          fields: {
+            at: formatTimestamp(now),
+            actor: { kind: 'hospital', id: hospitalId },
+            action: 'device.revoked',
+            hospitalId,
+            patientRef: device.patientRef,
+            deviceId: id,
+          },
+          once: `revoke:${id}`,
+        },
+      ]);
+      if (!(await stores.devices.revoke(hospitalId, id, now))) throw new ProtocolError('NOT_FOUND');
       call.logger?.info('device revoked', { hospitalId, deviceId: id });
       await sendPushHints(
         options.notifier,

@@ -4,7 +4,10 @@
 // exactly like an id that does not exist: no existence oracle. Logic over ports only;
 // functions/records wires the adapters.
 import { z } from 'zod';
-import { importPublicKey, type PublicKey } from '../crypto/index.ts';
+import type { AuditFields } from '../audit/chain.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { importPublicKey, type PrivateKey, type PublicKey } from '../crypto/index.ts';
+import type { PurgeStore } from '../retention/purge-store.ts';
 import type { BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Notifier } from '../ports/notifier.ts';
@@ -16,6 +19,7 @@ import {
   deviceCertificateSchema,
   deviceIdSchema,
   DEVICE_CERTIFICATE_TYPE,
+  eraseBodySchema,
   readDocumentUnverified,
   formatTimestamp,
   fromBase64Url,
@@ -29,6 +33,7 @@ import {
   toBase64Url,
   type KeyId,
 } from '../protocol/index.ts';
+import { deletionReceiptFor, purgeItems, type PurgeContext } from './purge.ts';
 import { sendPushHints } from './push-hints.ts';
 import { createCallVerifier, type SignedCall } from './signed-call.ts';
 
@@ -46,8 +51,25 @@ export interface RecordsServiceOptions {
   readonly blobs: BlobStore;
   /** The records bucket. */
   readonly bucket: string;
+  /** The outbox: erasure removes the accepted-receipts that name the patient's records. */
+  readonly outboxBucket: string;
   readonly clock: Clock;
   readonly notifier?: Notifier;
+  /** NEN 7513: downloads, acknowledgements, revocations and erasures are logged. */
+  readonly audit: AuditLog;
+  /** Erasure deletes through the purge store (the records function may delete containers). */
+  readonly purge: PurgeStore;
+  /** The records function's own key: erasure receipts are signed with it. */
+  readonly signingKey: () => Promise<PrivateKey>;
+}
+
+export interface AccessLogEntry {
+  at: string;
+  actor: { kind: 'device' | 'hospital' | 'system' | 'operator'; id: string };
+  action: string;
+  recordId?: string;
+  deviceId?: string;
+  outcome?: string;
 }
 
 export interface RecordSummary {
@@ -85,6 +107,13 @@ export interface RecordsService {
   }>;
   revokeDevice(call: SignedCall, deviceId: string): Promise<{ deviceId: string; revokedAt: string }>;
   setPushToken(call: SignedCall): Promise<void>;
+  /** The patient's own access log (NEN 7513), newest first. */
+  accessLog(
+    call: SignedCall,
+    query: Readonly<Record<string, string>>,
+  ): Promise<{ entries: AccessLogEntry[]; nextPageToken?: string }>;
+  /** Erases everything about the caller's patient at this hospital; returns the signed receipt. */
+  erase(call: SignedCall): Promise<{ receipt: string }>;
 }
 
 /** Page tokens are opaque to devices: base64url of "<acceptedAt ms>.<recordId>". */
@@ -101,8 +130,26 @@ function decodeCursor(token: string): RecordCursor {
   return { acceptedAt: new Date(Number(match[1])), recordId: match[2]! };
 }
 
+const TOUCH_INTERVAL_MS = 24 * 3600_000;
+
 export function createRecordsService(options: RecordsServiceOptions): RecordsService {
   const { records, devices, clock } = options;
+
+  /** An audit event by this device about its own patient (NEN 7513: who, what, whose). */
+  function deviceEvent(
+    device: DeviceRecord,
+    action: AuditFields['action'],
+    extra: Pick<AuditFields, 'recordId' | 'deviceId' | 'outcome'>,
+  ): AuditFields {
+    return {
+      at: formatTimestamp(clock.now()),
+      actor: { kind: 'device', id: device.deviceId },
+      action,
+      hospitalId: device.hospitalId,
+      patientRef: device.patientRef,
+      ...extra,
+    };
+  }
 
   /** The calling device, once its signature, freshness and nonce have checked out. */
   async function resolveDevice(keyId: KeyId): Promise<PublicKey | undefined> {
@@ -125,6 +172,10 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
     const verified = await verifier.verify(call);
     const device = await devices.get(verified.keyId.id);
     if (!device || device.status !== 'active') throw new ProtocolError('DEVICE_REVOKED');
+    const now = clock.now();
+    // Activity is kept to within a day: one write a day per device, not one per call.
+    if (now.getTime() - device.lastSeenAt.getTime() > TOUCH_INTERVAL_MS)
+      await devices.touch(device.deviceId, now);
     return device;
   }
 
@@ -188,6 +239,8 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
       const info = await options.blobs.stat(options.bucket, record.objectName);
       // The blob must be exactly the one ingest checked; anything else is not served.
       if (!info || info.generation !== record.generation) throw new ProtocolError('NOT_FOUND');
+      // Logged before the first byte leaves: no access without an audit entry.
+      await options.audit.append([{ fields: deviceEvent(device, 'record.downloaded', { recordId: id }) }]);
       call.logger?.info('record downloaded', {
         operation: 'records.download',
         deviceId: device.deviceId,
@@ -210,12 +263,22 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
       const device = await caller(call);
       await visibleRecord(device, id);
       const at = clock.now();
-      const stored = await records.acknowledge(id, device.deviceId, {
-        outcome: body.outcome,
-        ...(body.outcome === 'failed' ? { errorCode: body.errorCode } : {}),
-        at,
-      });
+      const active = await devices.listActive(device.hospitalId, device.patientRef, at);
+      const stored = await records.acknowledge(
+        id,
+        device.deviceId,
+        { outcome: body.outcome, ...(body.outcome === 'failed' ? { errorCode: body.errorCode } : {}), at },
+        active.map((sibling) => sibling.deviceId),
+      );
       if (!stored) throw new ProtocolError('NOT_FOUND');
+      await options.audit.append([
+        {
+          fields: deviceEvent(device, 'record.acknowledged', {
+            recordId: id,
+            outcome: body.outcome === 'failed' ? body.errorCode : 'STORED',
+          }),
+        },
+      ]);
       const ack = stored.acks[device.deviceId];
       call.logger?.info('record acknowledged', {
         operation: 'records.ack',
@@ -248,14 +311,13 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
       const device = await caller(call);
       const target = id === device.deviceId ? device : await devices.get(id);
       const now = clock.now();
-      if (
-        !target ||
-        target.hospitalId !== device.hospitalId ||
-        target.patientRef !== device.patientRef ||
-        !(await devices.revoke(device.hospitalId, id, now))
-      ) {
+      if (!target || target.hospitalId !== device.hospitalId || target.patientRef !== device.patientRef) {
         throw new ProtocolError('NOT_FOUND');
       }
+      await options.audit.append([
+        { fields: deviceEvent(device, 'device.revoked', { deviceId: id }), once: `revoke:${id}` },
+      ]);
+      if (!(await devices.revoke(device.hospitalId, id, now))) throw new ProtocolError('NOT_FOUND');
       call.logger?.info('device revoked', {
         operation: 'records.revoke',
         deviceId: id,
@@ -281,8 +343,134 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
         deviceId: device.deviceId,
       });
     },
+
+    async accessLog(call, query) {
+      const page = parseBoundary(pageQuerySchema, query);
+      const beforeSeq = page.pageToken === undefined ? undefined : decodeSeq(page.pageToken);
+      const device = await caller(call);
+      const limit = page.pageSize ?? RECORDS_DEFAULTS.pageSize;
+      const events = await options.audit.forPatient(device.hospitalId, device.patientRef, {
+        limit: limit + 1,
+        ...(beforeSeq !== undefined ? { beforeSeq } : {}),
+      });
+      const shown = events.slice(0, limit);
+      return {
+        entries: shown.map(({ fields }) => ({
+          at: fields.at,
+          actor: { ...fields.actor },
+          action: fields.action,
+          ...(fields.recordId ? { recordId: fields.recordId } : {}),
+          ...(fields.deviceId ? { deviceId: fields.deviceId } : {}),
+          ...(fields.outcome ? { outcome: fields.outcome } : {}),
+        })),
+        ...(events.length > limit ? { nextPageToken: encodeSeq(shown.at(-1)!.seq) } : {}),
+      };
+    },
+
+    async erase(call) {
+      parseJsonBody(eraseBodySchema, call.body);
+      const device = await caller(call);
+      const { receipt } = await erasePatient(device);
+      call.logger?.notice('patient erased', {
+        operation: 'records.erase',
+        hospitalId: device.hospitalId,
+        count: Object.values(receipt.summary.deleted).reduce((n, ids) => n + ids.length, 0),
+      });
+      return { receipt: toBase64Url(receipt.receipt) };
+    },
   };
+
+  /**
+   * Erasure (GDPR art. 17, WGBO art. 7:455): every record, invitation and device of the
+   * caller's patient at this hospital, through the same purge as retention. The caller's own
+   * device goes last, so that a retry after a crash can still authenticate and finish the job.
+   * The job's ledger is discarded once the receipt is signed: the receipt, held by the patient,
+   * is the only list of what was erased. The audit trail keeps its pseudonymous entries.
+   */
+  async function erasePatient(device: DeviceRecord) {
+    const jobId = `erasure-${device.deviceId}`;
+    const job = await options.purge.openJob(jobId, clock.now());
+    const at = clock.now();
+    await options.audit.append([
+      {
+        fields: deviceEvent(device, 'patient.erased', { deviceId: device.deviceId }),
+        once: `${jobId}:start:${job.startedAt.getTime()}`,
+      },
+    ]);
+    const context: PurgeContext = {
+      jobId,
+      at,
+      actor: { kind: 'device', id: device.deviceId },
+      recordAction: 'record.deleted',
+      outcome: 'ERASED',
+    };
+    const deps = {
+      store: options.purge,
+      blobs: options.blobs,
+      recordsBucket: options.bucket,
+      receiptsBucket: options.outboxBucket,
+      audit: options.audit,
+    };
+    for (const kind of ['record', 'invitation', 'device'] as const) {
+      for (;;) {
+        const found = await options.purge.findForPatient(
+          kind,
+          device.hospitalId,
+          device.patientRef,
+          ERASE_BATCH,
+        );
+        const items = found.filter((item) => !(item.kind === 'device' && item.id === device.deviceId));
+        await purgeItems(deps, context, items);
+        if (found.length < ERASE_BATCH) break;
+      }
+    }
+    const self = {
+      kind: 'device' as const,
+      id: device.deviceId,
+      hospitalId: device.hospitalId,
+      patientRef: device.patientRef,
+    };
+    await options.purge.note(jobId, 'devices', [self.id]);
+    const receipt = await deletionReceiptFor(
+      options.purge,
+      {
+        reason: 'erasure',
+        jobId,
+        hospitalId: device.hospitalId,
+        patientRef: device.patientRef,
+        startedAt: formatTimestamp(job.startedAt),
+        finishedAt: formatTimestamp(clock.now()),
+        complete: true,
+      },
+      await options.signingKey(),
+    );
+    await options.audit.append([
+      {
+        fields: deviceEvent(device, 'device.removed', { deviceId: self.id, outcome: 'ERASED' }),
+        once: `${jobId}:self`,
+      },
+    ]);
+    await options.purge.discardJob(jobId);
+    await options.purge.removeDocuments([self]);
+    return { receipt };
+  }
+
   return Object.freeze(service);
+}
+
+const ERASE_BATCH = 250;
+
+/** Access-log page tokens: base64url of the last sequence number shown. */
+function encodeSeq(seq: number): string {
+  return toBase64Url(new TextEncoder().encode(String(seq)));
+}
+
+function decodeSeq(token: string): number {
+  const bytes = fromBase64Url(token);
+  const text = bytes ? new TextDecoder().decode(bytes) : '';
+  if (!/^[1-9][0-9]{0,14}$/.test(text))
+    throw new ProtocolError('INVALID_REQUEST', undefined, { field: 'pageToken' });
+  return Number(text);
 }
 
 /**

@@ -1,11 +1,12 @@
 // A request as the HTTP edge hands it to a service for signature checking (docs/PROTOCOL.md
 // §8), and the one place services verify it: the injected clock, the nonce store, and the
 // key kinds an endpoint accepts. Each service supplies only how a key id resolves to a key.
-import { loadThemis, type PublicKey } from '../crypto/index.ts';
+import { importPublicKey, loadThemis, type PublicKey } from '../crypto/index.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
-import type { NonceStore } from '../ports/pairing-store.ts';
+import type { HospitalRegistry, NonceStore } from '../ports/pairing-store.ts';
 import {
+  ProtocolError,
   verifyRequest,
   type HeaderBag,
   type KeyId,
@@ -53,4 +54,30 @@ export function createCallVerifier(options: {
 /** The signing target of a function request: its versioned prefix, path and raw query. */
 export function signingTarget(prefix: string, path: string, rawQuery: string): string {
   return `${prefix}${path}${rawQuery === '' ? '' : `?${rawQuery}`}`;
+}
+
+/**
+ * Verifies hospital-signed calls (the connector's API): the key must be registered to an active
+ * hospital. Returns the calling hospital's id.
+ */
+export function createHospitalCaller(options: {
+  readonly hospitals: HospitalRegistry;
+  readonly clock: Clock;
+  readonly nonces: NonceStore;
+}): (call: SignedCall) => Promise<string> {
+  const verifier = createCallVerifier({
+    accept: ['hospital'],
+    clock: options.clock,
+    nonces: options.nonces,
+    async resolveKey(keyId) {
+      const hospital = await options.hospitals.getHospital(keyId.id);
+      if (!hospital) return undefined;
+      if (hospital.status !== 'active' || hospital.expiresAt <= options.clock.now()) {
+        throw new ProtocolError('HOSPITAL_SUSPENDED');
+      }
+      const key = hospital.publicKeys[keyId.fingerprint];
+      return key === undefined ? undefined : importPublicKey(key);
+    },
+  });
+  return async (call) => (await verifier.verify(call)).keyId.id;
 }

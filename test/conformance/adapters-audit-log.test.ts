@@ -85,7 +85,7 @@ describe('AuditLog over Firestore', () => {
     expect(await log.chains()).toEqual(['st-audit-zh', 'st-other-zh']);
     const other = await log.list('st-other-zh');
     expect(other.map((e) => e.seq)).toEqual([1]);
-    const mine = await log.forPatient('st-audit-zh', 'AAAAAAAAAAAAAAAAAAAAAA', 10);
+    const mine = await log.forPatient('st-audit-zh', 'AAAAAAAAAAAAAAAAAAAAAA', { limit: 10 });
     expect(mine.map((e) => e.seq)).toEqual([13]);
   });
 

@@ -3,6 +3,8 @@
 // The Firestore adapters and the HTTP edge are covered by test/integration/pairing.test.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/clock.ts';
+import { chainEvents, type AuditEvent } from '../../shared/audit/chain.ts';
+import type { AuditLog } from '../../shared/audit/log.ts';
 import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/crypto/index.ts';
 import type { Notifier, PushOutcome } from '../../shared/ports/notifier.ts';
 import type {
@@ -86,7 +88,7 @@ function memoryStores(): PairingStores & { deviceMap: Map<string, DeviceRecord> 
           return { outcome: 'DEVICE_LIMIT_REACHED' };
         }
         inv.status = 'used';
-        deviceMap.set(device.deviceId, { ...device, status: 'active' });
+        deviceMap.set(device.deviceId, { ...device, status: 'active', lastSeenAt: device.pairedAt });
         return { outcome: 'paired', device };
       },
     },
@@ -106,6 +108,10 @@ function memoryStores(): PairingStores & { deviceMap: Map<string, DeviceRecord> 
       async clearFcmToken(id, token) {
         const d = deviceMap.get(id);
         if (d?.fcmToken === token) deviceMap.set(id, { ...d, fcmToken: '' });
+      },
+      async touch(id, at) {
+        const d = deviceMap.get(id);
+        if (d) deviceMap.set(id, { ...d, lastSeenAt: at });
       },
       async setFcmToken(id, token) {
         const d = deviceMap.get(id);
@@ -143,6 +149,28 @@ describe('pairing service', () => {
   let service: PairingService;
   const pushes: { token: string; data: Record<string, string> }[] = [];
   const dead = new Set<string>();
+  // The audit port in memory (this unit test has no services): the real chaining, kept in a list.
+  const audited: AuditEvent[] = [];
+  const audit: AuditLog = {
+    async append(entries) {
+      const fresh = entries.filter(
+        (e) => e.once === undefined || !audited.some((a) => onceKeys.get(a) === e.once),
+      );
+      const chained = chainEvents(
+        audited.at(-1),
+        fresh.map((e) => e.fields),
+      );
+      chained.forEach((event, i) => onceKeys.set(event, fresh[i]!.once));
+      audited.push(...chained);
+      return chained;
+    },
+    list: async () => audited,
+    chains: async () => ['test'],
+    forPatient: async () => [],
+    checkpoint: async () => undefined,
+    checkpoints: async () => [],
+  };
+  const onceKeys = new Map<AuditEvent, string | undefined>();
   const notifier: Notifier = {
     async send(token, data): Promise<PushOutcome> {
       pushes.push({ token, data: { ...data } });
@@ -162,7 +190,7 @@ describe('pairing service', () => {
       publicKeys: [hospital.publicKey],
       expiresAt: new Date('2031-01-01T00:00:00Z'),
     });
-    service = createPairingService({ stores, clock, keyPair: async () => pairingKeys, notifier });
+    service = createPairingService({ stores, clock, keyPair: async () => pairingKeys, notifier, audit });
   });
 
   function call(method: string, path: string, json?: unknown) {
@@ -251,6 +279,23 @@ describe('pairing service', () => {
     await service.pair(pairBody(second));
     expect(pushes).toEqual([{ token: 'fcm-first', data: { cb: '1', hint: 'devices' } }]);
     expect(stores.deviceMap.get(paired.deviceId)?.fcmToken).toBe('');
+  });
+
+  it('logs each pairing in the audit trail with ids only, at the injected time', async () => {
+    const before = audited.length;
+    const invitation = await invite();
+    const paired = await service.pair(pairBody(invitation));
+    const logged = audited.slice(before);
+    expect(logged.map((e) => e.fields)).toEqual([
+      {
+        at: clock.now().toISOString().replace('.000Z', 'Z'),
+        actor: { kind: 'device', id: paired.deviceId },
+        action: 'device.paired',
+        hospitalId: HOSPITAL,
+        patientRef: invitation.patientRef,
+        deviceId: paired.deviceId,
+      },
+    ]);
   });
 
   it('refuses a hospital whose registration has expired', async () => {
