@@ -5,12 +5,10 @@
 // stop (invariant 3): a device injected straight into Firestore with a forged certificate, and
 // one certified with the pairing function's own key but without a binding proof from the
 // hospital's master secret, are never given a wrapped key. And the drop folder settles files.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
@@ -32,18 +30,13 @@ import {
   uploadManifestSchema,
   UPLOAD_MANIFEST_TYPE,
 } from '../../shared/protocol/index.ts';
+import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { loadCatalog } from '../../shared/runtime/catalog.ts';
+import { binRunner, writeStackEnvFile, type BinName, type BinOutcome } from '../helpers/bins.ts';
 import { collectBytes, stackBlobStore } from '../helpers/delivery-fixture.ts';
 
-const run = promisify(execFile);
 const HOSPITAL = 'st-clients-zh';
 const PATIENT = 'CANARY-991-patient';
-
-interface Outcome {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 describe('clients end to end', () => {
   let dir: string;
@@ -53,18 +46,7 @@ describe('clients end to end', () => {
   const connectorHome = () => join(dir, 'connector');
   const deviceHome = () => join(dir, 'device');
 
-  async function bin(name: 'cb-admin' | 'cb-connector' | 'cb-device', args: string[]): Promise<Outcome> {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [`clients/${name}.ts`, ...args], {
-        env: { ...process.env, CB_STACK_ENV: envFile },
-        maxBuffer: 16 * 1024 * 1024,
-      });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const failed = error as { code: number; stdout: string; stderr: string };
-      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-    }
-  }
+  const bin = (name: BinName, args: string[]): Promise<BinOutcome> => binRunner(envFile)(name, args);
 
   const connector = (...args: string[]) => bin('cb-connector', [...args, '--home', connectorHome()]);
   const device = (...args: string[]) => bin('cb-device', [...args, '--home', deviceHome()]);
@@ -73,13 +55,7 @@ describe('clients end to end', () => {
     await loadThemis();
     dir = await mkdtemp(join(tmpdir(), 'cb-clients-'));
     stack = await startStack({ dataDir: join(dir, 'stack'), portBase: 0 });
-    envFile = join(dir, 'stack.env');
-    await writeFile(
-      envFile,
-      Object.entries(stack.env)
-        .map(([name, value]) => `${name}=${value}\n`)
-        .join(''),
-    );
+    envFile = await writeStackEnvFile(stack, dir);
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
 
     const keys = await connector('keys', '--hospital', HOSPITAL);
@@ -319,6 +295,52 @@ describe('clients end to end', () => {
       .filter((fields) => fields.action === 'policy.changed');
     expect(changes).toHaveLength(1);
     expect(changes[0]).toMatchObject({ actor: { kind: 'operator', id: 'ops-alice' }, hospitalId: HOSPITAL });
+  });
+
+  it('recall, the access log, a retention run, the audit check and erasure, all through the bins', async () => {
+    const sent = await firestore.collection(RECORDS_COLLECTION).where('hospitalId', '==', HOSPITAL).get();
+    const recalled = sent.docs[0]!.id;
+    const recall = await connector('recall', recalled);
+    expect(recall.code).toBe(0);
+    expect(recall.stdout).toContain(`Recalled ${recalled}`);
+    expect((await connector('recall', recalled)).code).toBe(0); // the same receipt again
+
+    const log = await device('access-log', '--limit', '100');
+    expect(log.code).toBe(0);
+    expect(log.stdout).toMatch(
+      new RegExp(`record\\.recalled\\s+record ${recalled}\\s+by hospital ${HOSPITAL}`),
+    );
+    expect(log.stdout).toMatch(/record\.downloaded .* by this device/);
+
+    const retention = await bin('cb-admin', ['run-retention', '--job', 'clients-test']);
+    expect(retention.code).toBe(0);
+    expect(retention.stdout).toContain('retention-clients-test: complete');
+    const retentionKey = (await createFunctionKeyDirectory({ firestore }).publishedPublicKeys()).find(
+      (key) => key.functionName === 'retention',
+    )!.publicKey;
+    const verified = await bin('cb-admin', ['audit-verify', '--retention-key', retentionKey.toBase64Url()]);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toContain('the pinned retention key');
+    expect(verified.stdout).toMatch(
+      new RegExp(`^${HOSPITAL}  ok  \\d+ event\\(s\\), 1 checkpoint\\(s\\)$`, 'm'),
+    );
+
+    expect((await device('erase')).code).toBe(2); // needs --yes
+    const erased = await device('erase', '--yes');
+    expect(erased.code).toBe(0);
+    expect(erased.stdout).toMatch(
+      new RegExp(`Erased at ${HOSPITAL}: \\d+ record\\(s\\), \\d+ device\\(s\\)`),
+    );
+    expect(erased.stdout).toContain('verified with the records function');
+    expect((await device('devices')).code).toBe(2); // the enrolment is forgotten
+    const left = await firestore.collection(RECORDS_COLLECTION).where('hospitalId', '==', HOSPITAL).get();
+    expect(
+      left.docs.filter(
+        (doc) =>
+          (doc.get('recipients') as string[]).length > 0 &&
+          doc.get('patientRef') === sent.docs[0]!.get('patientRef'),
+      ),
+    ).toEqual([]);
   });
 
   it('explains wrong usage with exit code 2 and --help with 0', async () => {
