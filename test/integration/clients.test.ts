@@ -38,7 +38,8 @@ import { collectBytes, stackBlobStore } from '../helpers/delivery-fixture.ts';
 const HOSPITAL = 'st-clients-zh';
 const PATIENT = 'CANARY-991-patient';
 
-describe('clients end to end', () => {
+// Each step starts a bin as its own process (about a second of start-up apiece on this machine).
+describe('clients end to end', { timeout: 120_000 }, () => {
   let dir: string;
   let stack: Stack;
   let firestore: Firestore;
