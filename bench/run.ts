@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { benchDelivery } from './delivery.ts';
 import { benchIngest } from './ingest.ts';
 import { benchPairing } from './pairing.ts';
+import { benchPurge } from './purge.ts';
 import { benchStack } from './stack.ts';
 import { table, writeResults } from './stats.ts';
 
@@ -16,6 +17,7 @@ const BENCHES: Record<string, Bench> = {
   pairing: () => benchPairing({ pairings: 200 }),
   ingest: () => benchIngest({ records: 100, concurrency: 4 }),
   delivery: () => benchDelivery({ sizesMiB: [200, 1024] }),
+  purge: () => benchPurge({ expired: 10_000, total: 200_000 }),
 };
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });

@@ -25,7 +25,7 @@ export const LEDGER_KIND_OF: Record<PurgeKind, LedgerKind> = {
 };
 
 /** Concurrent blob deletions: Cloud Storage handles many; a function instance stays modest. */
-const DELETE_CONCURRENCY = 8;
+const DELETE_CONCURRENCY = 32;
 
 export interface PurgeDependencies {
   readonly store: PurgeStore;
@@ -75,33 +75,35 @@ export async function purgeItems(
   items: readonly PurgeItem[],
 ): Promise<void> {
   if (items.length === 0) return;
-  for (const kind of ['record', 'invitation', 'device'] as const) {
-    const ids = items.filter((item) => item.kind === kind).map((item) => item.id);
-    if (ids.length > 0) await deps.store.note(context.jobId, LEDGER_KIND_OF[kind], ids);
-  }
-  await deps.audit.append(
-    items.flatMap((item) => {
-      const fields = auditFieldsFor(item, context);
-      return fields ? [{ fields, once: `${context.jobId}:${item.kind}:${item.id}` }] : [];
+  // The ledger and the audit trail are written before anything is deleted, side by side.
+  await Promise.all([
+    ...(['record', 'invitation', 'device'] as const).map(async (kind) => {
+      const ids = items.filter((item) => item.kind === kind).map((item) => item.id);
+      if (ids.length > 0) await deps.store.note(context.jobId, LEDGER_KIND_OF[kind], ids);
     }),
-  );
-  await inParallel(
-    items.filter((item) => item.kind === 'record' && item.objectName),
-    DELETE_CONCURRENCY,
-    async (record) => {
+    deps.audit.append(
+      items.flatMap((item) => {
+        const fields = auditFieldsFor(item, context);
+        return fields ? [{ fields, once: `${context.jobId}:${item.kind}:${item.id}` }] : [];
+      }),
+    ),
+  ]);
+  const deletions = items.flatMap((item) => {
+    if (item.kind !== 'record' || !item.objectName) return [];
+    const container = async () => {
       try {
-        await deps.blobs.delete(deps.recordsBucket, record.objectName!, {
-          ifGenerationMatch: record.generation,
-        });
+        await deps.blobs.delete(deps.recordsBucket, item.objectName!, { ifGenerationMatch: item.generation });
       } catch (error) {
         // Another generation under the name is not this record's; the orphan sweep judges it.
         if (!isBlobStoreError(error, 'PRECONDITION_FAILED')) throw error;
       }
-      if (deps.receiptsBucket !== undefined && record.uploadId) {
-        await deps.blobs.delete(deps.receiptsBucket, receiptObjectName(record.hospitalId, record.uploadId));
-      }
-    },
-  );
+    };
+    const receipt = async () => {
+      await deps.blobs.delete(deps.receiptsBucket!, receiptObjectName(item.hospitalId, item.uploadId!));
+    };
+    return deps.receiptsBucket !== undefined && item.uploadId ? [container, receipt] : [container];
+  });
+  await inParallel(deletions, DELETE_CONCURRENCY, (deletion) => deletion());
   await deps.store.removeDocuments(items);
 }
 
