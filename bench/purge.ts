@@ -20,7 +20,7 @@ import { createFirestore } from '../shared/adapters/google-clients.ts';
 import { loadThemis } from '../shared/crypto/index.ts';
 import {
   deletionCounts,
-  documentFromText,
+  deletionReceiptFromText,
   newRandomId,
   recordObjectName,
   verifyDeletionReceipt,
@@ -94,7 +94,7 @@ async function purgeCase(expired: number, total: number): Promise<{ seconds: num
       if (!response.ok) throw new Error(`retention answered ${response.status}`);
       receipt = ((await response.json()) as { receipt: string }).receipt;
     });
-    const verified = verifyDeletionReceipt(documentFromText(receipt, 'receipt'), retentionKey);
+    const verified = verifyDeletionReceipt(deletionReceiptFromText(receipt), retentionKey);
     const purged = deletionCounts(verified).records;
     if (purged !== expired || !verified.complete) throw new Error(`purged ${purged} of ${expired}`);
     const left = (await firestore.collection(RECORDS_COLLECTION).count().get()).data().count;

@@ -9,6 +9,7 @@ import {
   parsePolicyChanges,
   registerHospital,
   publishedFunctionKey,
+  publishedFunctionKeys,
   retentionPolicy,
   runRetention,
   suspendHospital,
@@ -31,6 +32,8 @@ Commands:
   retention --id ID [--set NAME=NUMBER ...] [--operator NAME]
                             Show the hospital's retention policy, or change settings within their
                             bounds (each change is written to the audit trail with --operator).
+  function-keys             Each function's published public key (record the retention key outside
+                            the project, to pin it for audit-verify; receipts verify with them).
   run-retention [--job ID]  Run the retention function now (it also runs nightly) and print its
                             signed deletion receipt's counts. The same --job ID resumes a run
                             that was cut short, or hands back its receipt.
@@ -129,6 +132,13 @@ await runMain('cb-admin', async () => {
           console.log(
             `${name.padEnd(24)} ${String(after[name]).padStart(5)}   bounds ${min}..${max}${changed}`,
           );
+        }
+        return EXIT.OK;
+      }
+      case 'function-keys': {
+        await loadThemis();
+        for (const key of await publishedFunctionKeys(firestore)) {
+          console.log(`${key.functionName.padEnd(10)} ${key.publicKey.toBase64Url()}`);
         }
         return EXIT.OK;
       }

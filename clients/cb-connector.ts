@@ -8,7 +8,7 @@ import {
   contentClassSchema,
   deletionResponseSchema,
   derivePatientRef,
-  fromBase64Url,
+  deletionReceiptFromText,
   recordIdSchema,
   verifyDeletionReceipt,
 } from '../shared/protocol/index.ts';
@@ -171,8 +171,7 @@ await runMain('cb-connector', async () => {
         { method: 'POST', target: `/pairing/v1/records/${recordId}/recall`, json: {} },
         deletionResponseSchema,
       );
-      const signed = fromBase64Url(receipt);
-      if (!signed) throw new Error('the recall receipt is not base64url');
+      const signed = deletionReceiptFromText(receipt);
       const verified = verifyDeletionReceipt(signed, connector.pairingKey);
       if (verified.reason !== 'recall' || !verified.deleted.records.includes(recordId)) {
         throw new Error('the recall receipt does not name this record');

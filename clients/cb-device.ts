@@ -9,7 +9,7 @@ import {
   deletionResponseSchema,
   deviceIdSchema,
   deviceListResponseSchema,
-  fromBase64Url,
+  deletionReceiptFromText,
   revokeResponseSchema,
   verifyDeletionReceipt,
 } from '../shared/protocol/index.ts';
@@ -189,8 +189,7 @@ await runMain('cb-device', async () => {
         { method: 'POST', target: '/records/v1/patient/erase', json: { confirm: 'erase-everything' } },
         deletionResponseSchema,
       );
-      const signed = fromBase64Url(receipt);
-      if (!signed) throw new Error('the erasure receipt is not base64url');
+      const signed = deletionReceiptFromText(receipt);
       // A receipt that does not verify is not proof of anything: report it and keep the enrolment.
       const verified = verifyDeletionReceipt(signed, importPublicKey(signingKey));
       const saved = join(home.dir, 'receipts', `${verified.jobId}.cbreceipt`);

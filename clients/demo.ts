@@ -270,6 +270,30 @@ async function main(): Promise<number> {
         }
         return 'identical';
       });
+      await step('The patient reads who did what with their records (NEN 7513 access log)', async () => {
+        const log = await client('cb-device', ['access-log', ...deviceHome], env);
+        for (const action of [
+          'device.paired',
+          'record.created',
+          'record.downloaded',
+          'record.acknowledged',
+        ]) {
+          expect(log.includes(action), `the access log lacks ${action}`);
+        }
+        return 'ids and actors only: no titles, no file names, no content';
+      });
+      await step(
+        'The operator runs retention and checks the audit trail against its signed checkpoint',
+        async () => {
+          await client('cb-admin', ['run-retention'], env);
+          const keys = await client('cb-admin', ['function-keys'], env, { quiet: true });
+          const retentionKey = /^retention\s+(\S+)/m.exec(keys)?.[1];
+          expect(retentionKey !== undefined, 'no retention key is published');
+          const verified = await client('cb-admin', ['audit-verify', '--retention-key', retentionKey!], env);
+          expect(/ ok {2}\d+ event/.test(verified), 'the audit trail did not verify');
+          return 'nothing was due yet; every chain of events verifies against the pinned key';
+        },
+      );
       await step('Nothing readable reached the cloud: the canary is in no stored byte', async () => {
         const pushes = await (await fetch(`${stack!.env.FCM_EMULATOR_URL}/_recorder/messages`)).text();
         expect(
@@ -293,7 +317,7 @@ async function main(): Promise<number> {
   }
   const failed = steps.filter((s) => !s.ok).length;
   console.log(`\n${steps.length - failed} of ${steps.length} steps passed; the temporary stack was removed.`);
-  return failed === 0 && steps.length === 8 ? 0 : 1;
+  return failed === 0 && steps.length === 10 ? 0 : 1;
 }
 
 process.exitCode = await main();

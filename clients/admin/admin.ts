@@ -5,8 +5,9 @@ import type { Firestore } from '@google-cloud/firestore';
 import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { importPublicKey, isCryptoError, type PublicKey } from '../../shared/crypto/index.ts';
+import type { PublishedFunctionKey } from '../../shared/ports/function-keys.ts';
 import type { HospitalRecord } from '../../shared/ports/pairing-store.ts';
-import { canonicalApiBase, documentFromText, hospitalIdSchema } from '../../shared/protocol/index.ts';
+import { canonicalApiBase, deletionReceiptFromText, hospitalIdSchema } from '../../shared/protocol/index.ts';
 import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
 import { z, ZodError } from 'zod';
 import {
@@ -44,6 +45,13 @@ function parsePublicKey(text: string): PublicKey {
       throw new UsageError('--public-key is not a Themis EC P-256 public key (base64url)');
     throw error;
   }
+}
+
+/** Every function's public key as published in the database. */
+export async function publishedFunctionKeys(firestore: Firestore): Promise<readonly PublishedFunctionKey[]> {
+  return [...(await createFunctionKeyDirectory({ firestore }).publishedPublicKeys())].sort((a, b) =>
+    a.functionName.localeCompare(b.functionName),
+  );
 }
 
 /** A function's public key as published in the database (see verifyAudit on pinning). */
@@ -202,7 +210,7 @@ export async function runRetention(
   const text = await response.text();
   if (!response.ok) throw new Error(`the retention function answered ${response.status}`);
   const body = retentionRunResponseSchema.parse(JSON.parse(text));
-  return { ...body, receipt: documentFromText(body.receipt, 'receipt') };
+  return { ...body, receipt: deletionReceiptFromText(body.receipt) };
 }
 
 const retentionRunResponseSchema = z.strictObject({

@@ -4,13 +4,18 @@
 // never content: record, invitation and device ids, and object names of blobs without metadata.
 import { z } from 'zod';
 import type { PrivateKey, PublicKey } from '../crypto/index.ts';
+import { fromBase64Url } from './encoding.ts';
+import { ProtocolError } from './error-codes.ts';
 import { hospitalIdSchema, patientRefSchema, timestampSchema } from './ids.ts';
 import { readDocumentUnverified, signDocument, verifyDocument } from './signed-document.ts';
 
 export const DELETION_RECEIPT_TYPE = 'cb/deletion-receipt/v1';
 
-/** A run deletes at most this many items, so its receipt stays one stored document. */
-export const MAX_DELETIONS_PER_RECEIPT = 15_000;
+/**
+ * A run deletes at most this many items, so that its receipt — up to this many object names of
+ * about 90 bytes each — stays one stored document under Firestore's 1 MiB limit.
+ */
+export const MAX_DELETIONS_PER_RECEIPT = 10_000;
 /** Below Firestore's 1 MiB document limit, where the receipt is kept. */
 const MAX_RECEIPT_BYTES = 1000 * 1024;
 
@@ -66,4 +71,13 @@ export function readDeletionReceiptUnverified(signed: Uint8Array): DeletionRecei
   return readDocumentUnverified(signed, DELETION_RECEIPT_TYPE, deletionReceiptSchema, {
     maxBytes: MAX_RECEIPT_BYTES,
   });
+}
+
+/** A deletion receipt's signed form from its base64url text (as APIs carry it). */
+export function deletionReceiptFromText(text: string): Uint8Array {
+  const bytes = fromBase64Url(text);
+  if (bytes === undefined || bytes.length === 0 || bytes.length > MAX_RECEIPT_BYTES + 1024) {
+    throw new ProtocolError('DOCUMENT_INVALID', 'not a deletion receipt');
+  }
+  return bytes;
 }

@@ -112,9 +112,16 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
         outcome: 'EXPIRED',
       };
 
+      /** Set when something due was left for the next run because the budget ran out. */
+      let leftOver = false;
+
       /** Runs `find` batch by batch until it comes back short or the budget is spent. */
       async function drain(find: (limit: number) => Promise<PurgeItem[]>): Promise<void> {
-        while (budget > 0) {
+        for (;;) {
+          if (budget <= 0) {
+            leftOver ||= (await find(1)).length > 0;
+            return;
+          }
           const limit = Math.min(limits.batchSize, budget);
           const items = await find(limit);
           await purgeItems(deps, context, items);
@@ -181,7 +188,10 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
       ) => {
         let pageToken: string | undefined;
         do {
-          if (budget <= 0) return;
+          if (budget <= 0) {
+            leftOver = true; // not listed, so not known to be clean
+            return;
+          }
           const page = await blobs.list(bucket, '', {
             maxResults: Math.min(1000, budget),
             ...(pageToken ? { pageToken } : {}),
@@ -189,6 +199,7 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
           const due = page.items.filter((blob) =>
             olderThan(blob, ago(maxAgeMs(policyOf(HOSPITAL_PREFIX.exec(blob.name)?.[1])))),
           );
+          leftOver ||= due.length > budget;
           await deleteBlobs(bucket, kind, due);
           pageToken = page.nextPageToken;
         } while (pageToken);
@@ -231,6 +242,7 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
             (n) => (n.recordId === undefined || !known.has(n.recordId)) && olderThan(n.blob, graceCutoff),
           )
           .map((n) => n.blob);
+        leftOver ||= orphans.length > budget;
         await deleteBlobs(buckets.records, 'orphans', orphans);
         await store.setCursor(ORPHAN_CURSOR, page.nextPageToken);
       }
@@ -244,7 +256,7 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
           jobId: request.jobId,
           startedAt: formatTimestamp(job.startedAt),
           finishedAt: formatTimestamp(finishedAt),
-          complete: budget > 0,
+          complete: !leftOver,
         },
         key,
       );

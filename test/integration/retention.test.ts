@@ -32,7 +32,7 @@ import {
   invitationResponseSchema,
   newInvitationToken,
   tokenDigest,
-  documentFromText,
+  deletionReceiptFromText,
   newRandomId,
   recordObjectName,
   verifyDeletionReceipt,
@@ -458,6 +458,46 @@ describe('retention', () => {
     }
   });
 
+  describe('a bounded run', () => {
+    it('stops at its budget, says so in the receipt, and the next run finishes', async () => {
+      const store = createFirestoreRecordStore(firestore);
+      const due: string[] = [];
+      const soon = new Date(Date.now() + 2000 * DAY); // after the crash tests, before what they kept
+      for (let i = 0; i < 7; i++) {
+        const recordId = newRandomId();
+        await store.create({
+          recordId,
+          uploadId: newRandomId(),
+          hospitalId: 'retention-budget',
+          patientRef: newRandomId(),
+          contentClass: 'document',
+          createdAt: new Date(),
+          expiresAt: soon,
+          acceptedAt: new Date(),
+          size: 1,
+          objectName: recordObjectName('retention-budget', recordId),
+          generation: '1',
+          recipients: [],
+        });
+        due.push(recordId);
+      }
+      const clock = new ManualClock(new Date(soon.getTime() + DAY));
+      const first = checked(
+        (await service(clock, { limits: { maxDeletions: 5, batchSize: 2 } }).run({ jobId: 'budget-1' }))
+          .receipt,
+      );
+      const second = checked(
+        (await service(clock, { limits: { maxDeletions: 5, batchSize: 2 } }).run({ jobId: 'budget-2' }))
+          .receipt,
+      );
+      const mine = (receipt: DeletionReceipt) => receipt.deleted.records.filter((id) => due.includes(id));
+      expect(first.complete).toBe(false);
+      expect(mine(first)).toHaveLength(5);
+      expect(second.complete).toBe(true);
+      expect([...mine(first), ...mine(second)].sort()).toEqual([...due].sort());
+    });
+  });
+
   describe('the deployed function, called as Cloud Scheduler calls it', () => {
     it('signs a receipt that verifies with its published key, once per scheduled slot', async () => {
       const slot = new Date(Date.now() - 60_000).toISOString();
@@ -475,7 +515,7 @@ describe('retention', () => {
         return (await response.json()) as { jobId: string; alreadyDone: boolean; receipt: string };
       };
       const first = await call();
-      const receipt = verifyDeletionReceipt(documentFromText(first.receipt, 'receipt'), retentionKey);
+      const receipt = verifyDeletionReceipt(deletionReceiptFromText(first.receipt), retentionKey);
       expect(receipt.jobId).toBe(`retention-${slot}`);
       expect(receipt.reason).toBe('retention');
       const second = await call();
