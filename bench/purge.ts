@@ -40,12 +40,16 @@ async function seedRecords(
 ): Promise<void> {
   const now = Date.now();
   const ids = Array.from({ length: count }, () => newRandomId());
+  const stored = new Map<string, { name: string; generation: string }>();
+  if (options.blob) {
+    const blob = options.blob;
+    await inParallel(ids, 16, async (id) => void stored.set(id, await blob(id)));
+  }
   const batches: string[][] = [];
   for (let i = 0; i < ids.length; i += BATCH) batches.push(ids.slice(i, i + BATCH));
   await inParallel(batches, 4, async (part) => {
-    const stored = options.blob ? await Promise.all(part.map((id) => options.blob!(id))) : undefined;
     const batch = firestore.batch();
-    part.forEach((recordId, i) => {
+    part.forEach((recordId) => {
       batch.create(firestore.collection(RECORDS_COLLECTION).doc(recordId), {
         uploadId: newRandomId(),
         hospitalId: HOSPITAL,
@@ -55,8 +59,8 @@ async function seedRecords(
         expiresAt: Timestamp.fromMillis(options.expired ? now - 3600_000 : now + 30 * DAY_MS),
         acceptedAt: Timestamp.fromMillis(now - DAY_MS),
         size: 64,
-        objectName: stored?.[i]?.name ?? recordObjectName(HOSPITAL, recordId),
-        generation: stored?.[i]?.generation ?? '1',
+        objectName: stored.get(recordId)?.name ?? recordObjectName(HOSPITAL, recordId),
+        generation: stored.get(recordId)?.generation ?? '1',
         recipients: [],
         acks: {},
       });
