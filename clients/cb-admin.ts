@@ -171,7 +171,7 @@ await runMain('cb-admin', async () => {
         for (const { chain, verdict } of result.chains) {
           console.log(
             verdict.ok
-              ? `${chain}  ok  ${verdict.lastSeq} event(s), ${verdict.checkpointsVerified} checkpoint(s)`
+              ? `${chain}  ok  ${verdict.lastSeq} event(s), ${verdict.checkpointsVerified} checkpoint(s)${verdict.firstSeq > 1 ? `; events before ${verdict.firstSeq} pruned after their retention` : ''}`
               : `${chain}  ${verdict.problem} at event ${verdict.seq}`,
           );
         }

@@ -8,7 +8,7 @@ import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import { auditFieldsSchema, chainEvents, type AuditCheckpoint, type AuditEvent } from '../audit/chain.ts';
 import { chainOf, type AuditEntry, type AuditLog } from '../audit/log.ts';
 import { formatTimestamp } from '../protocol/ids.ts';
-import { str } from './firestore-values.ts';
+import { isAlreadyExists, str } from './firestore-values.ts';
 
 export const AUDIT_COLLECTIONS = {
   events: 'auditEvents',
@@ -38,6 +38,15 @@ function eventFrom(data: DocumentData): AuditEvent {
     fields: auditFieldsSchema.parse(data.fields),
     prevHash: str(data.prevHash),
     hash: str(data.hash),
+  };
+}
+
+function checkpointFrom(data: DocumentData): AuditCheckpoint {
+  return {
+    seq: Number(data.seq),
+    hash: str(data.hash),
+    at: str(data.at),
+    signature: new Uint8Array(data.signature as Buffer),
   };
 }
 
@@ -142,22 +151,42 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
       const snapshot = await heads.doc(chain).get();
       if (!snapshot.exists) return undefined;
       const head = eventFrom(snapshot.data()!);
+      const ref = checkpoints.doc(auditEventId(chain, head.seq));
+      // A head already sealed keeps its first checkpoint: its time is what retention ages by.
+      const existing = await ref.get();
+      if (existing.exists) return checkpointFrom(existing.data()!);
       const signed = { seq: head.seq, hash: head.hash, at: formatTimestamp(at) };
       const checkpoint: AuditCheckpoint = { ...signed, signature: await sign(signed) };
-      await checkpoints
-        .doc(auditEventId(chain, head.seq))
-        .set({ ...signed, chain, signature: Buffer.from(checkpoint.signature) });
+      try {
+        await ref.create({ ...signed, chain, signature: Buffer.from(checkpoint.signature) });
+      } catch (error) {
+        if (!isAlreadyExists(error)) throw error;
+        return checkpointFrom((await ref.get()).data()!);
+      }
       return checkpoint;
+    },
+
+    async prune(chain: string, throughSeq: number) {
+      let pruned = 0;
+      const sweep = async (query: FirebaseFirestore.Query, count: boolean) => {
+        for (;;) {
+          const { docs } = await query.limit(MAX_PAGE / 2).get();
+          if (docs.length === 0) return;
+          const batch = firestore.batch();
+          for (const doc of docs) batch.delete(doc.ref);
+          await batch.commit();
+          if (count) pruned += docs.length;
+        }
+      };
+      await sweep(events.where('chain', '==', chain).where('seq', '<=', throughSeq), true);
+      await sweep(once.where('chain', '==', chain).where('seq', '<=', throughSeq), false);
+      await sweep(checkpoints.where('chain', '==', chain).where('seq', '<', throughSeq), false);
+      return pruned;
     },
 
     async checkpoints(chain: string) {
       const { docs } = await checkpoints.where('chain', '==', chain).get();
-      return docs.map((doc) => ({
-        seq: Number(doc.get('seq')),
-        hash: str(doc.get('hash')),
-        at: str(doc.get('at')),
-        signature: new Uint8Array(doc.get('signature') as Buffer),
-      }));
+      return docs.map((doc) => checkpointFrom(doc.data()));
     },
   });
 }

@@ -136,22 +136,44 @@ export type AuditProblem =
   | 'CHECKPOINT_INVALID';
 
 export type AuditVerdict =
-  | { readonly ok: true; readonly lastSeq: number; readonly checkpointsVerified: number }
+  | {
+      readonly ok: true;
+      readonly lastSeq: number;
+      readonly checkpointsVerified: number;
+      /** Events before this one were pruned after their retention, behind a signed anchor. */
+      readonly firstSeq: number;
+    }
   | { readonly ok: false; readonly problem: AuditProblem; readonly seq: number };
+
+/** NEN 7513's floor: no audit entry may be pruned before it is five years old. */
+export const MIN_AUDIT_RETENTION_DAYS = 1825;
+
+export interface VerifyOptions {
+  /** When the check runs (a pruned prefix must be older than the retention floor by then). */
+  readonly now?: Date;
+  readonly minRetentionDays?: number;
+}
 
 /**
  * Verifies a whole trail: `events` as storage returns them in sequence order, `checkpoints`
  * in any order. Reports the first problem and the sequence number where it shows.
+ *
+ * A trail may start after 1 only where retention pruned it: the first event must then link to a
+ * signed checkpoint of the event just before it (the anchor), and that checkpoint must be older
+ * than the retention floor. Anything else missing at the start is DELETED.
  */
 export function verifyAuditTrail(
   events: readonly AuditEvent[],
   checkpoints: readonly AuditCheckpoint[],
   verifySignature: (message: Uint8Array, signature: Uint8Array) => boolean,
+  options: VerifyOptions = {},
 ): AuditVerdict {
   const hashesBySeq = new Map<number, string>();
-  let prevHash = GENESIS_HASH;
+  const anchor = prunedAnchor(events, checkpoints, verifySignature, options);
+  const offset = anchor ? anchor.seq : 0;
+  let prevHash = anchor ? anchor.hash : GENESIS_HASH;
   for (const [index, event] of events.entries()) {
-    const expectedSeq = index + 1;
+    const expectedSeq = index + 1 + offset;
     if (event.seq < expectedSeq) return { ok: false, problem: 'INSERTED', seq: event.seq };
     if (event.seq > expectedSeq) {
       // A later event standing here: reordered if the chain continues through it from further
@@ -172,8 +194,9 @@ export function verifyAuditTrail(
     prevHash = event.hash;
   }
 
-  const lastSeq = events.length;
-  const sorted = [...checkpoints].sort((a, b) => a.seq - b.seq);
+  const lastSeq = events.length + offset;
+  // Checkpoints at or before the anchor speak of pruned events; the anchor itself was checked.
+  const sorted = [...checkpoints].filter((c) => c.seq > offset).sort((a, b) => a.seq - b.seq);
   for (const checkpoint of sorted) {
     if (
       !verifySignature(
@@ -184,7 +207,7 @@ export function verifyAuditTrail(
       return { ok: false, problem: 'CHECKPOINT_INVALID', seq: checkpoint.seq };
     }
   }
-  let verifiedUpTo = 0;
+  let verifiedUpTo = offset;
   for (const checkpoint of sorted) {
     if (checkpoint.seq > lastSeq) return { ok: false, problem: 'TRUNCATED', seq: lastSeq + 1 };
     const actual = hashesBySeq.get(checkpoint.seq);
@@ -194,5 +217,28 @@ export function verifyAuditTrail(
     }
     verifiedUpTo = checkpoint.seq;
   }
-  return { ok: true, lastSeq, checkpointsVerified: sorted.length };
+  return { ok: true, lastSeq, checkpointsVerified: sorted.length + (anchor ? 1 : 0), firstSeq: offset + 1 };
+}
+
+/** The signed checkpoint a pruned trail starts after, if the pruning was legitimate. */
+function prunedAnchor(
+  events: readonly AuditEvent[],
+  checkpoints: readonly AuditCheckpoint[],
+  verifySignature: (message: Uint8Array, signature: Uint8Array) => boolean,
+  options: VerifyOptions,
+): AuditCheckpoint | undefined {
+  const first = events[0];
+  if (first && first.seq <= 1) return undefined;
+  // With events left, the anchor is the checkpoint the first one links to; with none left (all
+  // pruned), it is the newest checkpoint.
+  const anchor = first
+    ? checkpoints.find((c) => c.seq === first.seq - 1 && c.hash === first.prevHash)
+    : [...checkpoints].sort((a, b) => b.seq - a.seq)[0];
+  if (!anchor || !verifySignature(checkpointMessage(anchor.seq, anchor.hash, anchor.at), anchor.signature)) {
+    return undefined;
+  }
+  const floorMs = (options.minRetentionDays ?? MIN_AUDIT_RETENTION_DAYS) * 24 * 3600_000;
+  const now = (options.now ?? new Date()).getTime();
+  // Pruned before its time is deleted, however well anchored.
+  return Date.parse(anchor.at) <= now - floorMs ? anchor : undefined;
 }

@@ -41,4 +41,10 @@ export interface AuditLog {
     at: Date,
   ): Promise<AuditCheckpoint | undefined>;
   checkpoints(chain: string): Promise<AuditCheckpoint[]>;
+  /**
+   * Deletes the chain's events up to and including `throughSeq` (their retention is over), and
+   * the checkpoints before it; the checkpoint at `throughSeq` stays as the signed anchor the
+   * verifier needs. Returns how many events went.
+   */
+  prune(chain: string, throughSeq: number): Promise<number>;
 }

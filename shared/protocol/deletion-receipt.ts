@@ -32,6 +32,8 @@ export const deletionReceiptSchema = z.strictObject({
   finishedAt: timestampSchema,
   /** False when the run stopped at its budget; the next run continues. */
   complete: z.boolean(),
+  /** Audit events past their retention (NEN 7513: at least five years), retention runs only. */
+  prunedAuditEvents: z.int().min(0).optional(),
   deleted: z.strictObject({
     records: idList,
     invitations: idList,

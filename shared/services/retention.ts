@@ -188,12 +188,8 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
       ) => {
         let pageToken: string | undefined;
         do {
-          if (budget <= 0) {
-            leftOver = true; // not listed, so not known to be clean
-            return;
-          }
           const page = await blobs.list(bucket, '', {
-            maxResults: Math.min(1000, budget),
+            maxResults: 1000,
             ...(pageToken ? { pageToken } : {}),
           });
           const due = page.items.filter((blob) =>
@@ -202,7 +198,8 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
           leftOver ||= due.length > budget;
           await deleteBlobs(bucket, kind, due);
           pageToken = page.nextPageToken;
-        } while (pageToken);
+          // Past the budget, listing goes on only until something due is known to be left.
+        } while (pageToken && !(budget <= 0 && leftOver));
       };
       const deleteBlobs = async (bucket: string, kind: LedgerKind, due: readonly BlobInfo[]) => {
         const take = due.slice(0, Math.max(0, budget));
@@ -247,6 +244,16 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
         await store.setCursor(ORPHAN_CURSOR, page.nextPageToken);
       }
 
+      // Audit entries past their retention: up to the newest checkpoint signed before the cutoff,
+      // which stays as the anchor the pruned chain is verified from.
+      let prunedAuditEvents = 0;
+      for (const chain of await audit.chains()) {
+        const cutoff = ago(policyOf(chain).auditEntryDays * DAY_MS).getTime();
+        const anchors = (await audit.checkpoints(chain)).filter((c) => Date.parse(c.at) <= cutoff);
+        const anchor = anchors.sort((a, b) => b.seq - a.seq)[0];
+        if (anchor) prunedAuditEvents += await audit.prune(chain, anchor.seq);
+      }
+
       const finishedAt = clock.now();
       const key = await options.signingKey();
       const { receipt, summary } = await deletionReceiptFor(
@@ -257,6 +264,7 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
           startedAt: formatTimestamp(job.startedAt),
           finishedAt: formatTimestamp(finishedAt),
           complete: !leftOver,
+          ...(prunedAuditEvents > 0 ? { prunedAuditEvents } : {}),
         },
         key,
       );

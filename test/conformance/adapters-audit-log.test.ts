@@ -62,6 +62,7 @@ describe('AuditLog over Firestore', () => {
       ok: true,
       lastSeq: 10,
       checkpointsVerified: 0,
+      firstSeq: 1,
     });
   });
 

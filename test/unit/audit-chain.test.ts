@@ -74,6 +74,7 @@ describe('audit chain', () => {
       ok: true,
       lastSeq: 10,
       checkpointsVerified: 2,
+      firstSeq: 1,
     });
     // Appending continues the same chain.
     const more = chainEvents(events.at(-1), [fields(11)]);
@@ -146,6 +147,53 @@ describe('audit chain', () => {
       ok: false,
       problem: 'CHECKPOINT_MISMATCH',
       seq: 6,
+    });
+  });
+
+  it('a prefix pruned after its retention verifies from its signed anchor; pruned early, it is DELETED', () => {
+    const events = trail();
+    const anchor = checkpoint(events, 4); // signed 2031-01-02
+    const later = { now: new Date('2036-02-01T00:00:00Z') }; // more than five years on
+    expect(
+      verifyAuditTrail(events.slice(4), [anchor, checkpoint(events, 10)], verifySignature, later),
+    ).toEqual({
+      ok: true,
+      lastSeq: 10,
+      checkpointsVerified: 2,
+      firstSeq: 5,
+    });
+    // The same cut before five years have passed, without an anchor, or at an unanchored point.
+    const early = { now: new Date('2032-01-01T00:00:00Z') };
+    expect(verifyAuditTrail(events.slice(4), [anchor], verifySignature, early)).toMatchObject({
+      ok: false,
+      problem: 'DELETED',
+      seq: 1,
+    });
+    expect(verifyAuditTrail(events.slice(4), [], verifySignature, later)).toMatchObject({
+      ok: false,
+      problem: 'DELETED',
+      seq: 1,
+    });
+    expect(verifyAuditTrail(events.slice(5), [anchor], verifySignature, later)).toMatchObject({
+      ok: false,
+      problem: 'DELETED',
+      seq: 1,
+    });
+    // Everything pruned: the newest checkpoint is the anchor, if it is old enough.
+    expect(verifyAuditTrail([], [checkpoint(events, 10)], verifySignature, later)).toMatchObject({
+      ok: true,
+      lastSeq: 10,
+      firstSeq: 11,
+    });
+    expect(verifyAuditTrail([], [checkpoint(events, 10)], verifySignature, early)).toMatchObject({
+      ok: false,
+      problem: 'TRUNCATED',
+    });
+    // An anchor forged by someone without the key does not make a deletion legitimate.
+    const forged = checkpoint(events, 4, generateKeyPair());
+    expect(verifyAuditTrail(events.slice(4), [forged], verifySignature, later)).toMatchObject({
+      ok: false,
+      problem: 'DELETED',
     });
   });
 

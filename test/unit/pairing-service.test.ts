@@ -169,6 +169,7 @@ describe('pairing service', () => {
     forPatient: async () => [],
     checkpoint: async () => undefined,
     checkpoints: async () => [],
+    prune: async () => 0,
   };
   const onceKeys = new Map<AuditEvent, string | undefined>();
   const notifier: Notifier = {
