@@ -13,10 +13,10 @@ import { z, ZodError } from 'zod';
 import {
   checkpointSignatureVerifier,
   verifyAuditTrail,
-  type AuditEvent,
   type AuditVerdict,
 } from '../../shared/audit/chain.ts';
 import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import { readChain } from '../../shared/audit/log.ts';
 import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
 import {
   RETENTION_BOUNDS,
@@ -177,12 +177,7 @@ export async function verifyAudit(
   const chains = options.chain ? [options.chain] : await audit.chains();
   const verdicts: ChainVerdict[] = [];
   for (const chain of chains) {
-    const events: AuditEvent[] = [];
-    for (;;) {
-      const page = await audit.list(chain, { afterSeq: events.at(-1)?.seq ?? 0 });
-      events.push(...page);
-      if (page.length < 1000) break;
-    }
+    const events = await readChain(audit, chain);
     verdicts.push({
       chain,
       verdict: verifyAuditTrail(events, await audit.checkpoints(chain), checkpointSignatureVerifier(key)),

@@ -48,3 +48,13 @@ export interface AuditLog {
    */
   prune(chain: string, throughSeq: number): Promise<number>;
 }
+
+/** Every event of one chain, in sequence order, read page by page. */
+export async function readChain(audit: AuditLog, chain: string): Promise<AuditEvent[]> {
+  const events: AuditEvent[] = [];
+  for (;;) {
+    const page = await audit.list(chain, { afterSeq: events.at(-1)?.seq ?? 0 });
+    events.push(...page);
+    if (page.length === 0) return events;
+  }
+}

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError, responseBytes } from '../../clients/lib/api-client.ts';
+import { responseBytes } from '../../clients/lib/api-client.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
@@ -33,6 +33,7 @@ import {
   type TestDevice,
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 /** Everything stored, as text, outside the audit trail: every Firestore document and every object. */
 async function storedText(stack: Stack, firestore: Firestore): Promise<string> {
@@ -87,16 +88,6 @@ describe('erasure, recall and the access log', () => {
     });
     expect(receipt.status).toBe('accepted');
     return sealed.manifest.recordId;
-  }
-
-  async function refusal(promise: Promise<unknown>): Promise<{ status: number; code: string }> {
-    try {
-      await promise;
-    } catch (error) {
-      if (error instanceof ApiError) return { status: error.status, code: error.code };
-      throw error;
-    }
-    throw new Error('expected a refusal');
   }
 
   beforeAll(async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError, responseBytes, type ApiCall } from '../../clients/lib/api-client.ts';
+import { responseBytes, type ApiCall } from '../../clients/lib/api-client.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
@@ -36,6 +36,7 @@ import {
   type TestDevice,
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
+import { refusal } from '../helpers/refusal.ts';
 
 describe('records function', () => {
   let dataDir: string;
@@ -74,16 +75,6 @@ describe('records function', () => {
     });
     expect(receipt.status).toBe('accepted');
     return { recordId: sealed.manifest.recordId, file };
-  }
-
-  async function refusal(promise: Promise<unknown>): Promise<{ status: number; code: string }> {
-    try {
-      await promise;
-    } catch (error) {
-      if (error instanceof ApiError) return { status: error.status, code: error.code };
-      throw error;
-    }
-    throw new Error('expected a refusal');
   }
 
   async function download(device: TestDevice, recordId: string): Promise<Uint8Array> {
