@@ -3,7 +3,9 @@
 // pipeline measured in the same run that moves the same bytes the same way — read the upload,
 // write it to the records bucket, write one Firestore document, delete the upload — with none
 // of ingest's checks (container parsing, manifest signature, devices, digest, receipt, push).
-// The ratio is what ingest's checks and bookkeeping cost. Uploads are sealed before timing.
+// The ratio is what ingest's checks and bookkeeping cost. Uploads are sealed before timing, and
+// go to `patients` different patients in turn, as a hospital's traffic does (each patient's
+// audit chain takes its appends one at a time; see docs/PERFORMANCE.md).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -21,6 +23,7 @@ import {
   sealTestUpload,
   stackBlobStore,
   waitForReceipt,
+  type TestDevice,
 } from '../test/helpers/delivery-fixture.ts';
 import { isMain, table, timed, writeResults } from './stats.ts';
 
@@ -43,6 +46,7 @@ async function inParallel<T>(
 export async function benchIngest(options: {
   readonly records: number;
   readonly concurrency: number;
+  readonly patients: number;
 }): Promise<{
   results: Record<string, unknown>;
   rows: (string | number)[][];
@@ -54,9 +58,13 @@ export async function benchIngest(options: {
   const blobs = stackBlobStore(stack);
   try {
     const hospital = await registerTestHospital(firestore, stack, 'bench-hospital');
-    const device = await pairTestDevice(stack, hospital, 'bench-patient');
+    const devices: TestDevice[] = [];
+    for (let i = 0; i < options.patients; i++)
+      devices.push(await pairTestDevice(stack, hospital, `bench-patient-${i}`));
+    let turn = 0;
     const ingestKey = await functionPublicKey(firestore, 'ingest');
     const seal = async () => {
+      const device = devices[turn++ % devices.length]!;
       const sealed = await sealTestUpload(hospital, {
         patientRef: device.patientRef,
         recipients: [device],
@@ -114,6 +122,7 @@ export async function benchIngest(options: {
       records: options.records,
       recordBytes: RECORD_BYTES,
       concurrency: options.concurrency,
+      patients: options.patients,
       ingestRecordsPerSecond: options.records / ingestSeconds,
       barePipelineRecordsPerSecond: options.records / bareSeconds,
       ingestToBareRatio: bareSeconds / ingestSeconds,
@@ -122,7 +131,7 @@ export async function benchIngest(options: {
       results: { ingest: results },
       rows: [
         [
-          `ingest, ${options.records} x 64 KiB (drop → verified receipt)`,
+          `ingest, ${options.records} x 64 KiB to ${options.patients} patient(s) (drop → verified receipt)`,
           results.ingestRecordsPerSecond,
           'records/s',
         ],
@@ -143,11 +152,16 @@ export async function benchIngest(options: {
 
 if (isMain(import.meta.url)) {
   const { values } = parseArgs({
-    options: { records: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '4' } },
+    options: {
+      records: { type: 'string', default: '100' },
+      concurrency: { type: 'string', default: '4' },
+      patients: { type: 'string', default: '10' },
+    },
   });
   const { results, rows } = await benchIngest({
     records: Number(values.records),
     concurrency: Number(values.concurrency),
+    patients: Number(values.patients),
   });
   console.log(table([['measure', 'value', 'unit'], ...rows]));
   console.log(`\nwritten to ${await writeResults('ingest', { at: new Date().toISOString(), ...results })}`);

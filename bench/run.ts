@@ -15,7 +15,7 @@ type Bench = () => Promise<{ results: Record<string, unknown>; rows: (string | n
 const BENCHES: Record<string, Bench> = {
   stack: () => benchStack({ rounds: 5, kmsCalls: 300, startRounds: 3 }),
   pairing: () => benchPairing({ pairings: 200 }),
-  ingest: () => benchIngest({ records: 100, concurrency: 4 }),
+  ingest: () => benchIngest({ records: 100, concurrency: 4, patients: 10 }),
   delivery: () => benchDelivery({ sizesMiB: [200, 1024] }),
   purge: () => benchPurge({ expired: 10_000, total: 200_000 }),
 };

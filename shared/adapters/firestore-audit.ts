@@ -5,8 +5,9 @@
 // head in one transaction, so concurrent appends serialise into one chain instead of forking it.
 import { createHash } from 'node:crypto';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
+import { FieldValue, Timestamp } from '@google-cloud/firestore';
 import { auditFieldsSchema, chainEvents, type AuditCheckpoint, type AuditEvent } from '../audit/chain.ts';
-import { chainOf, type AuditEntry, type AuditLog } from '../audit/log.ts';
+import { chainOf, patientChain, type AuditEntry, type AuditLog } from '../audit/log.ts';
 import { formatTimestamp } from '../protocol/ids.ts';
 import { isAlreadyExists, str } from './firestore-values.ts';
 
@@ -94,7 +95,9 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
           const key = unique[index]!.once;
           if (key !== undefined) tx.create(once.doc(onceId(key)), { chain, seq: event.seq });
         });
-        tx.set(head, stored(chain, chained.at(-1)!));
+        // `sealed: false` until the next checkpoint; `oldestAt` tells retention which chains to prune.
+        const oldestAt = snapshot!.get('oldestAt') ?? Timestamp.fromMillis(Date.parse(chained[0]!.fields.at));
+        tx.set(head, { ...stored(chain, chained.at(-1)!), sealed: false, oldestAt });
         return chained;
       },
       { maxAttempts: 30 },
@@ -133,15 +136,22 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
       return refs.map((ref) => ref.id).sort();
     },
 
+    async unsealedChains() {
+      const { docs } = await heads.where('sealed', '==', false).select().get();
+      return docs.map((doc) => doc.id).sort();
+    },
+
+    async chainsOlderThan(at: Date) {
+      const { docs } = await heads.where('oldestAt', '<=', Timestamp.fromDate(at)).select().get();
+      return docs.map((doc) => doc.id).sort();
+    },
+
     async forPatient(
       hospitalId: string,
       patientRef: string,
       options: { readonly limit: number; readonly beforeSeq?: number },
     ) {
-      let query = events
-        .where('chain', '==', hospitalId)
-        .where('patientRef', '==', patientRef)
-        .orderBy('seq', 'desc');
+      let query = events.where('chain', '==', patientChain(hospitalId, patientRef)).orderBy('seq', 'desc');
       if (options.beforeSeq !== undefined) query = query.startAfter(options.beforeSeq);
       const { docs } = await query.limit(Math.min(options.limit, MAX_PAGE)).get();
       return docs.map((doc) => eventFrom(doc.data()));
@@ -152,9 +162,18 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
       if (!snapshot.exists) return undefined;
       const head = eventFrom(snapshot.data()!);
       const ref = checkpoints.doc(auditEventId(chain, head.seq));
+      const markSealed = () =>
+        // Only if no event came in meanwhile; otherwise the chain stays for the next run to seal.
+        heads
+          .doc(chain)
+          .update({ sealed: true }, { lastUpdateTime: snapshot.updateTime! })
+          .catch(() => undefined);
       // A head already sealed keeps its first checkpoint: its time is what retention ages by.
       const existing = await ref.get();
-      if (existing.exists) return checkpointFrom(existing.data()!);
+      if (existing.exists) {
+        await markSealed();
+        return checkpointFrom(existing.data()!);
+      }
       const signed = { seq: head.seq, hash: head.hash, at: formatTimestamp(at) };
       const checkpoint: AuditCheckpoint = { ...signed, signature: await sign(signed) };
       try {
@@ -163,6 +182,7 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
         if (!isAlreadyExists(error)) throw error;
         return checkpointFrom((await ref.get()).data()!);
       }
+      await markSealed();
       return checkpoint;
     },
 
@@ -181,6 +201,16 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
       await sweep(events.where('chain', '==', chain).where('seq', '<=', throughSeq), true);
       await sweep(once.where('chain', '==', chain).where('seq', '<=', throughSeq), false);
       await sweep(checkpoints.where('chain', '==', chain).where('seq', '<', throughSeq), false);
+      const rest = await events
+        .where('chain', '==', chain)
+        .orderBy('seq')
+        .startAfter(throughSeq)
+        .limit(1)
+        .get();
+      const first = rest.docs[0] ? eventFrom(rest.docs[0].data()) : undefined;
+      await heads.doc(chain).update({
+        oldestAt: first ? Timestamp.fromMillis(Date.parse(first.fields.at)) : FieldValue.delete(),
+      });
       return pruned;
     },
 

@@ -1,6 +1,8 @@
-// Where audit events are kept, as the services need it. Each hospital has its own chain (and the
-// platform one more, for events no hospital owns), so one busy hospital never serialises the
-// others' appends behind a single head. Appends extend a chain atomically; an entry may carry a
+// Where audit events are kept, as the services need it. Each patient at each hospital has a chain
+// of their own, each hospital one more for events about no patient, and the platform one for
+// events no hospital owns: a chain's head is one document, which Firestore updates about once a
+// second, so chains must be as narrow as the events that contend for them. The patient's chain
+// is also exactly their access log. Appends extend a chain atomically; an entry may carry a
 // `once` key so that a retried step (a redelivered ingest event, a retention rerun after a
 // crash) logs its event exactly once. The Firestore adapter is shared/adapters/firestore-audit.ts.
 import type { AuditCheckpoint, AuditEvent, AuditFields } from './chain.ts';
@@ -8,8 +10,16 @@ import type { AuditCheckpoint, AuditEvent, AuditFields } from './chain.ts';
 /** The chain of events that no hospital owns (operator actions on the platform itself). */
 export const PLATFORM_CHAIN = 'platform';
 
-export function chainOf(fields: Pick<AuditFields, 'hospitalId'>): string {
-  return fields.hospitalId ?? PLATFORM_CHAIN;
+export function chainOf(fields: Pick<AuditFields, 'hospitalId' | 'patientRef'>): string {
+  if (fields.hospitalId === undefined) return PLATFORM_CHAIN;
+  return fields.patientRef === undefined
+    ? fields.hospitalId
+    : patientChain(fields.hospitalId, fields.patientRef);
+}
+
+/** One patient's chain at one hospital ('.' cannot occur in either id). */
+export function patientChain(hospitalId: string, patientRef: string): string {
+  return `${hospitalId}.${patientRef}`;
 }
 
 export interface AuditEntry {
@@ -26,8 +36,12 @@ export interface AuditLog {
     chain: string,
     options?: { readonly afterSeq?: number; readonly limit?: number },
   ): Promise<AuditEvent[]>;
-  /** The chains that have events. */
+  /** The chains that have events (all of them: one per patient, so this grows with patients). */
   chains(): Promise<string[]>;
+  /** The chains with events appended since their last checkpoint. */
+  unsealedChains(): Promise<string[]>;
+  /** The chains whose oldest kept event is at or before `at` (candidates for pruning). */
+  chainsOlderThan(at: Date): Promise<string[]>;
   /** One patient's events at one hospital, newest first, at most `limit`, before `beforeSeq`. */
   forPatient(
     hospitalId: string,

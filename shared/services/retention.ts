@@ -8,7 +8,7 @@
 // the last run stopped. A run has an id (the scheduled time, or the operator's); a rerun with
 // the same id after a crash resumes it, and the ledger makes every deletion count once.
 import { signCheckpoint } from '../audit/chain.ts';
-import type { AuditLog } from '../audit/log.ts';
+import { PLATFORM_CHAIN, type AuditLog } from '../audit/log.ts';
 import type { PrivateKey } from '../crypto/index.ts';
 import { isBlobStoreError, type BlobInfo, type BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -20,7 +20,7 @@ import {
   type DeletionReceipt,
 } from '../protocol/deletion-receipt.ts';
 import { formatTimestamp } from '../protocol/ids.ts';
-import { DEFAULT_RETENTION_POLICY, type RetentionPolicy } from '../retention/policy.ts';
+import { DEFAULT_RETENTION_POLICY, RETENTION_BOUNDS, type RetentionPolicy } from '../retention/policy.ts';
 import type { ExpiryQuery, LedgerKind, PurgeItem, PurgeStore } from '../retention/purge-store.ts';
 import type { RetentionPolicyStore } from '../retention/store.ts';
 import { deletionReceiptFor, inParallel, purgeItems, type PurgeContext } from './purge.ts';
@@ -221,8 +221,9 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
       // Audit entries past their retention: up to the newest checkpoint signed before the cutoff,
       // which stays as the anchor the pruned chain is verified from.
       let prunedAuditEvents = 0;
-      for (const chain of await audit.chains()) {
-        const cutoff = ago(policyOf(chain).auditEntryDays * DAY_MS).getTime();
+      const floor = ago(RETENTION_BOUNDS.auditEntryDays[1] * DAY_MS);
+      for (const chain of await audit.chainsOlderThan(floor)) {
+        const cutoff = ago(policyOf(hospitalOfChain(chain)).auditEntryDays * DAY_MS).getTime();
         const anchors = (await audit.checkpoints(chain)).filter((c) => Date.parse(c.at) <= cutoff);
         const anchor = anchors.sort((a, b) => b.seq - a.seq)[0];
         if (anchor) prunedAuditEvents += await audit.prune(chain, anchor.seq);
@@ -253,8 +254,8 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
           once: `${request.jobId}:run`,
         },
       ]);
-      // Seal every chain's head as it stands now with a signature the database cannot forge.
-      for (const chain of await audit.chains()) {
+      // Seal every chain that grew since its last checkpoint, with a signature the database cannot forge.
+      for (const chain of await audit.unsealedChains()) {
         await audit.checkpoint(chain, (head) => signCheckpoint(head, key), finishedAt);
       }
       await store.finishJob(request.jobId, receipt, finishedAt);
@@ -276,6 +277,11 @@ function policyQueries(policy: RetentionPolicy): [ExpiryQuery['kind'], ExpiryQue
     ['invitation', 'createdAt', policy.invitationHours * HOUR_MS],
     ['device', 'lastSeenAt', policy.deviceInactiveDays * DAY_MS],
   ];
+}
+
+/** The hospital a chain belongs to (a patient's chain is `<hospital>.<patientRef>`). */
+function hospitalOfChain(chain: string): string | undefined {
+  return chain === PLATFORM_CHAIN ? undefined : chain.split('.')[0];
 }
 
 function olderThan(blob: BlobInfo, cutoff: Date): boolean {

@@ -78,16 +78,19 @@ describe('AuditLog over Firestore', () => {
     expect(await all()).toHaveLength(12);
   });
 
-  it('keeps one chain per hospital, and a patient sees only their own events', async () => {
+  it('keeps one chain per patient at each hospital, and a patient sees only their own events', async () => {
+    const patient = 'AAAAAAAAAAAAAAAAAAAAAA';
     await log.append([
-      { fields: { ...fields(40), hospitalId: 'st-other-zh', patientRef: 'AAAAAAAAAAAAAAAAAAAAAA' } },
-      { fields: { ...fields(41), patientRef: 'AAAAAAAAAAAAAAAAAAAAAA' } },
+      { fields: { ...fields(40), hospitalId: 'st-other-zh', patientRef: patient } },
+      { fields: { ...fields(41), patientRef: patient } },
+      { fields: { ...fields(42), patientRef: patient } },
     ]);
-    expect(await log.chains()).toEqual(['st-audit-zh', 'st-other-zh']);
-    const other = await log.list('st-other-zh');
-    expect(other.map((e) => e.seq)).toEqual([1]);
-    const mine = await log.forPatient('st-audit-zh', 'AAAAAAAAAAAAAAAAAAAAAA', { limit: 10 });
-    expect(mine.map((e) => e.seq)).toEqual([13]);
+    expect(await log.chains()).toEqual(['st-audit-zh', `st-audit-zh.${patient}`, `st-other-zh.${patient}`]);
+    expect((await log.list(`st-other-zh.${patient}`)).map((e) => e.seq)).toEqual([1]);
+    const mine = await log.forPatient('st-audit-zh', patient, { limit: 10 });
+    expect(mine.map((e) => e.fields.at)).toEqual([fields(42).at, fields(41).at]);
+    expect(await log.forPatient('st-audit-zh', patient, { limit: 10, beforeSeq: 2 })).toHaveLength(1);
+    expect(await all()).toHaveLength(12); // the hospital's own chain did not grow
   });
 
   it('signs checkpoints of a chain head, and a cut-off tail is caught by them', async () => {
@@ -96,15 +99,16 @@ describe('AuditLog over Firestore', () => {
       () => new Uint8Array([7]),
       new Date('2031-03-02T00:00:00Z'),
     );
-    expect(checkpoint?.seq).toBe(13);
+    expect(checkpoint?.seq).toBe(12);
+    expect(await log.unsealedChains()).not.toContain('st-audit-zh');
     const stored = await log.checkpoints('st-audit-zh');
     expect(stored).toEqual([checkpoint]);
     const events = await all();
     expect(verifyAuditTrail(events, stored, (_m, s) => s[0] === 7).ok).toBe(true);
-    expect(verifyAuditTrail(events.slice(0, 11), stored, (_m, s) => s[0] === 7)).toEqual({
+    expect(verifyAuditTrail(events.slice(0, 10), stored, (_m, s) => s[0] === 7)).toEqual({
       ok: false,
       problem: 'TRUNCATED',
-      seq: 12,
+      seq: 11,
     });
   });
 

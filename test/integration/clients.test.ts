@@ -323,7 +323,7 @@ describe('clients end to end', { timeout: 120_000 }, () => {
     expect(verified.code).toBe(0);
     expect(verified.stdout).toContain('the pinned retention key');
     expect(verified.stdout).toMatch(
-      new RegExp(`^${HOSPITAL}  ok  \\d+ event\\(s\\), 1 checkpoint\\(s\\)$`, 'm'),
+      new RegExp(`^${HOSPITAL}\\.[A-Za-z0-9_-]{22}  ok  \\d+ event\\(s\\), 1 checkpoint\\(s\\)$`, 'm'),
     );
 
     expect((await device('erase')).code).toBe(2); // needs --yes

@@ -166,6 +166,8 @@ describe('pairing service', () => {
     },
     list: async () => audited,
     chains: async () => ['test'],
+    unsealedChains: async () => [],
+    chainsOlderThan: async () => [],
     forPatient: async () => [],
     checkpoint: async () => undefined,
     checkpoints: async () => [],
