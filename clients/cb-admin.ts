@@ -38,7 +38,7 @@ Commands:
                             signed deletion receipt's counts. The same --job ID resumes a run
                             that was cut short, or hands back its receipt.
   audit-verify [--chain ID] [--retention-key KEY]
-                            Check every audit chain (one per hospital, and "platform") for edited,
+                            Check every audit chain (one per patient, one per hospital, "platform") for edited,
                             deleted, inserted or reordered events and a cut-off tail, against the
                             checkpoints the retention function signs. Pin the retention function's
                             public key with --retention-key; without it the key is read from the

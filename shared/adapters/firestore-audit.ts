@@ -3,6 +3,8 @@
 // idempotency keys in `auditOnce/{key}` and signed heads in `auditCheckpoints/{chain}:{seq}`.
 // An append reads the head (and the keys), chains the new events and writes them with the new
 // head in one transaction, so concurrent appends serialise into one chain instead of forking it.
+// Heads carry `sealed` (false until the next checkpoint) and `oldestAt`, so that retention finds
+// the chains to seal or prune with a query instead of reading every patient's head.
 import { createHash } from 'node:crypto';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import { FieldValue, Timestamp } from '@google-cloud/firestore';
