@@ -3,6 +3,7 @@
 // because absolute times on this shared 2-core machine drift. `--only stack,pairing` picks
 // some; each also runs alone (`node bench/<name>.ts --help`).
 import { parseArgs } from 'node:util';
+import { benchCrypto } from './crypto.ts';
 import { benchDelivery } from './delivery.ts';
 import { benchIngest } from './ingest.ts';
 import { benchPairing } from './pairing.ts';
@@ -13,6 +14,7 @@ import { table, writeResults } from './stats.ts';
 type Bench = () => Promise<{ results: Record<string, unknown>; rows: (string | number)[][] }>;
 
 const BENCHES: Record<string, Bench> = {
+  crypto: () => benchCrypto({ sizesMiB: [1, 16, 256], rounds: 7 }),
   stack: () => benchStack({ rounds: 5, kmsCalls: 300, startRounds: 3 }),
   pairing: () => benchPairing({ pairings: 200 }),
   ingest: () => benchIngest({ records: 100, concurrency: 4, patients: 10 }),

@@ -32,8 +32,9 @@ export {
   recordChunkContext,
   recordChunkCount,
   SEAL_OVERHEAD,
+  useSecureCellEngine,
 } from './record-cell.ts';
-export type { RecordCellOpenOptions, RecordCellOptions } from './record-cell.ts';
+export type { RecordCellOpenOptions, RecordCellOptions, SecureCellEngine } from './record-cell.ts';
 export {
   KEY_WRAP_VERSION,
   MAX_WRAPPED_KEY_LENGTH,

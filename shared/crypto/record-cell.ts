@@ -1,4 +1,6 @@
-// Records as a sequence of Themis Secure Cell (Seal mode) chunks under one content key.
+// Records as a sequence of Themis Secure Cell (Seal mode) chunks under one content key. The
+// cells are made by secure-cell-seal.ts over node:crypto, byte-compatible with wasm-themis (which
+// useSecureCellEngine can switch back to), so Themis on iOS and Android opens them unchanged.
 //
 // Every chunk is sealed with a Themis context that binds the format version, the record id,
 // the chunk's position and whether it is the last chunk. A chunk therefore opens only at its
@@ -28,6 +30,7 @@ import { assertBytes, concatBytes, recordIdBytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { ContentKey } from './keys.ts';
 import { contentKeyBytes } from './keys.ts';
+import { openCell, sealCell } from './secure-cell-seal.ts';
 import { callThemis, themis, tryThemis } from './themis.ts';
 
 export const RECORD_CELL_VERSION = 1;
@@ -43,6 +46,7 @@ const MAX_CHUNK_INDEX = 0xffff_ffff;
 
 const MAGIC = [0x43, 0x42, 0x52, 0x43]; // "CBRC"
 const LAST = 0x01;
+const CHUNK_HEADER = new Uint8Array([0x00]);
 const NOT_LAST = 0x00;
 
 export interface RecordCellOptions {
@@ -121,9 +125,7 @@ export function encryptRecord(plaintext: Uint8Array, options: RecordCellOptions)
   let offset = 0;
   do {
     const end = Math.min(offset + size, plaintext.length);
-    chunks.push(
-      sealer.seal(withHeader([plaintext.subarray(offset, end)], end - offset), end === plaintext.length),
-    );
+    chunks.push(sealer.seal([plaintext.subarray(offset, end)], end === plaintext.length));
     offset = end;
   } while (offset < plaintext.length);
   return chunks;
@@ -172,14 +174,42 @@ export function decryptRecord(chunks: Iterable<Uint8Array>, options: RecordCellO
 
 // ---- Internals ----
 
-type Cell = InstanceType<ReturnType<typeof themis>['SecureCellSeal']>;
+/** One content key's Secure Cell: seal, or open (undefined when it does not authenticate). */
+interface Cell {
+  encrypt(parts: readonly Uint8Array[], context: Uint8Array): Uint8Array;
+  decrypt(sealed: Uint8Array, context: Uint8Array): Uint8Array | undefined;
+}
+
+export type SecureCellEngine = 'node-crypto' | 'wasm-themis';
+let engine: SecureCellEngine = 'node-crypto';
+
+/**
+ * Which implementation seals and opens chunks. Both produce and accept the same bytes
+ * (test/unit/crypto-secure-cell-seal.test.ts): node:crypto is the fast default; wasm-themis is
+ * the reference, kept for benchmarks and as the fallback should a platform's OpenSSL be suspect.
+ */
+export function useSecureCellEngine(next: SecureCellEngine): SecureCellEngine {
+  const previous = engine;
+  engine = next;
+  return previous;
+}
 
 function makeCell(key: ContentKey): Cell {
   const bytes = contentKeyBytes(key);
-  return callThemis(
+  if (engine === 'node-crypto') {
+    return {
+      encrypt: (parts, context) => sealCell(bytes, parts, context),
+      decrypt: (sealed, context) => openCell(bytes, sealed, context),
+    };
+  }
+  const cell = callThemis(
     () => themis().SecureCellSeal.withKey(bytes),
     () => new CryptoError('KEY_INVALID', 'Themis rejected the content key'),
   );
+  return {
+    encrypt: (parts, context) => cell.encrypt(concatBytes(parts), context),
+    decrypt: (sealed, context) => tryThemis(() => cell.decrypt(sealed, context)),
+  };
 }
 
 class Sealer {
@@ -196,14 +226,14 @@ class Sealer {
     this.#cell = makeCell(options.key);
   }
 
-  /** Seals one chunk plaintext (header byte included). */
-  seal(chunkPlaintext: Uint8Array, last: boolean): Uint8Array {
+  /** Seals one chunk's data, given as consecutive parts; the header byte is put in front. */
+  seal(data: readonly Uint8Array[], last: boolean): Uint8Array {
     if (this.#finished) throw new CryptoError('INPUT_INVALID', 'the record is already finished');
     if (this.#index > MAX_CHUNK_INDEX)
       throw new CryptoError('INPUT_TOO_LARGE', 'the record has too many chunks');
     const context = contextFor(this.#prefix, this.#index, last);
     const sealed = callThemis(
-      () => this.#cell.encrypt(chunkPlaintext, context),
+      () => this.#cell.encrypt([CHUNK_HEADER, ...data], context),
       () => new CryptoError('THEMIS_FAILURE', 'Themis could not seal a chunk'),
     );
     this.#index += 1;
@@ -250,9 +280,9 @@ class Opener {
     if (index > MAX_CHUNK_INDEX) {
       throw new CryptoError('TRAILING_DATA', 'more chunks than a record can hold', { chunkIndex: index });
     }
-    const opened = tryThemis(() => this.#cell.decrypt(chunk, contextFor(this.#prefix, index, last)));
+    const opened = this.#cell.decrypt(chunk, contextFor(this.#prefix, index, last));
     if (opened === undefined) {
-      const other = tryThemis(() => this.#cell.decrypt(chunk, contextFor(this.#prefix, index, !last)));
+      const other = this.#cell.decrypt(chunk, contextFor(this.#prefix, index, !last));
       if (other !== undefined && last) {
         throw new CryptoError('RECORD_TRUNCATED', 'the record ends before its last chunk', {
           chunkIndex: index,
@@ -300,31 +330,21 @@ function contextFor(prefix: Uint8Array, index: number, last: boolean): Uint8Arra
 }
 
 /** Removes `length` bytes from the front of `pending` into a new chunk plaintext. */
-function take(pending: Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(CHUNK_HEADER_LENGTH + length);
-  let offset = CHUNK_HEADER_LENGTH;
-  while (offset < out.length) {
+/** The next `length` bytes of `pending`, as views of the pieces (nothing is copied). */
+function take(pending: Uint8Array[], length: number): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let wanted = length;
+  while (wanted > 0) {
     const head = pending[0]!;
-    const wanted = out.length - offset;
     if (head.length <= wanted) {
-      out.set(head, offset);
-      offset += head.length;
+      parts.push(head);
+      wanted -= head.length;
       pending.shift();
     } else {
-      out.set(head.subarray(0, wanted), offset);
-      offset += wanted;
+      parts.push(head.subarray(0, wanted));
       pending[0] = head.subarray(wanted);
+      wanted = 0;
     }
   }
-  return out;
-}
-
-function withHeader(parts: readonly Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(CHUNK_HEADER_LENGTH + length);
-  let offset = CHUNK_HEADER_LENGTH;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return parts;
 }
