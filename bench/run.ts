@@ -3,6 +3,7 @@
 // because absolute times on this shared 2-core machine drift. `--only stack,pairing` picks
 // some; each also runs alone (`node bench/<name>.ts --help`).
 import { parseArgs } from 'node:util';
+import { benchColdStart } from './coldstart.ts';
 import { benchCrypto } from './crypto.ts';
 import { benchDelivery } from './delivery.ts';
 import { benchIngest } from './ingest.ts';
@@ -16,6 +17,7 @@ type Bench = () => Promise<{ results: Record<string, unknown>; rows: (string | n
 const BENCHES: Record<string, Bench> = {
   crypto: () => benchCrypto({ sizesMiB: [1, 16, 256], rounds: 7 }),
   stack: () => benchStack({ rounds: 5, kmsCalls: 300, startRounds: 3 }),
+  coldstart: () => benchColdStart({ rounds: 3 }),
   pairing: () => benchPairing({ pairings: 200 }),
   ingest: () => benchIngest({ records: 100, concurrency: 4, patients: 10 }),
   delivery: () => benchDelivery({ sizesMiB: [200, 1024] }),

@@ -26,6 +26,7 @@ export {
   encryptedChunkLength,
   encryptedRecordLength,
   encryptRecord,
+  encryptRecordPieces,
   encryptRecordStream,
   MAX_CHUNK_SIZE,
   RECORD_CELL_VERSION,

@@ -30,7 +30,7 @@ import { assertBytes, concatBytes, recordIdBytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { ContentKey } from './keys.ts';
 import { contentKeyBytes } from './keys.ts';
-import { openCell, sealCell } from './secure-cell-seal.ts';
+import { openCell, sealCellPieces } from './secure-cell-seal.ts';
 import { callThemis, themis, tryThemis } from './themis.ts';
 
 export const RECORD_CELL_VERSION = 1;
@@ -98,6 +98,17 @@ export async function* encryptRecordStream(
   plaintext: ByteSource,
   options: RecordCellOptions,
 ): AsyncGenerator<Uint8Array, void, undefined> {
+  for await (const pieces of encryptRecordPieces(plaintext, options)) yield concatBytes(pieces);
+}
+
+/**
+ * As encryptRecordStream, but each chunk comes as the consecutive pieces it was sealed into,
+ * for writers that put them out one after another (the upload spool): no chunk is copied whole.
+ */
+export async function* encryptRecordPieces(
+  plaintext: ByteSource,
+  options: RecordCellOptions,
+): AsyncGenerator<Uint8Array[], void, undefined> {
   const sealer = new Sealer(options);
   const size = sealer.chunkSize;
   const pending: Uint8Array[] = [];
@@ -125,7 +136,7 @@ export function encryptRecord(plaintext: Uint8Array, options: RecordCellOptions)
   let offset = 0;
   do {
     const end = Math.min(offset + size, plaintext.length);
-    chunks.push(sealer.seal([plaintext.subarray(offset, end)], end === plaintext.length));
+    chunks.push(concatBytes(sealer.seal([plaintext.subarray(offset, end)], end === plaintext.length)));
     offset = end;
   } while (offset < plaintext.length);
   return chunks;
@@ -176,7 +187,8 @@ export function decryptRecord(chunks: Iterable<Uint8Array>, options: RecordCellO
 
 /** One content key's Secure Cell: seal, or open (undefined when it does not authenticate). */
 interface Cell {
-  encrypt(parts: readonly Uint8Array[], context: Uint8Array): Uint8Array;
+  /** The sealed chunk as consecutive pieces (joined, they are the chunk). */
+  encrypt(parts: readonly Uint8Array[], context: Uint8Array): Uint8Array[];
   decrypt(sealed: Uint8Array, context: Uint8Array): Uint8Array | undefined;
 }
 
@@ -198,7 +210,7 @@ function makeCell(key: ContentKey): Cell {
   const bytes = contentKeyBytes(key);
   if (engine === 'node-crypto') {
     return {
-      encrypt: (parts, context) => sealCell(bytes, parts, context),
+      encrypt: (parts, context) => sealCellPieces(bytes, parts, context),
       decrypt: (sealed, context) => openCell(bytes, sealed, context),
     };
   }
@@ -207,7 +219,7 @@ function makeCell(key: ContentKey): Cell {
     () => new CryptoError('KEY_INVALID', 'Themis rejected the content key'),
   );
   return {
-    encrypt: (parts, context) => cell.encrypt(concatBytes(parts), context),
+    encrypt: (parts, context) => [cell.encrypt(concatBytes(parts), context)],
     decrypt: (sealed, context) => tryThemis(() => cell.decrypt(sealed, context)),
   };
 }
@@ -227,7 +239,7 @@ class Sealer {
   }
 
   /** Seals one chunk's data, given as consecutive parts; the header byte is put in front. */
-  seal(data: readonly Uint8Array[], last: boolean): Uint8Array {
+  seal(data: readonly Uint8Array[], last: boolean): Uint8Array[] {
     if (this.#finished) throw new CryptoError('INPUT_INVALID', 'the record is already finished');
     if (this.#index > MAX_CHUNK_INDEX)
       throw new CryptoError('INPUT_TOO_LARGE', 'the record has too many chunks');

@@ -47,6 +47,21 @@ export function sealCell(
   message: Uint8Array | readonly Uint8Array[],
   context: Uint8Array,
 ): Uint8Array {
+  const pieces = sealCellPieces(masterKey, message, context);
+  const out = Buffer.concat(pieces);
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+}
+
+/**
+ * The same sealed cell as consecutive pieces — the token, then the ciphertext as the cipher
+ * produced it — so a writer can put them out one after the other without joining them: at
+ * AES-NI speed, one more copy of every chunk costs half the throughput.
+ */
+export function sealCellPieces(
+  masterKey: Uint8Array,
+  message: Uint8Array | readonly Uint8Array[],
+  context: Uint8Array,
+): Uint8Array[] {
   const parts = message instanceof Uint8Array ? [message] : message;
   const length = parts.reduce((sum, part) => sum + part.length, 0);
   if (masterKey.length === 0) throw new CryptoError('KEY_INVALID', 'the master key is empty');
@@ -58,17 +73,17 @@ export function sealCell(
     authTagLength: TAG_LENGTH,
   });
   if (context.length > 0) cipher.setAAD(context);
-  const out = Buffer.allocUnsafe(SEAL_TOKEN_LENGTH + length);
-  let offset = SEAL_TOKEN_LENGTH;
-  for (const part of parts) offset += cipher.update(part).copy(out, offset);
-  cipher.final().copy(out, offset);
-  out.writeUInt32LE(SEAL_ALGORITHM, 0);
-  out.writeUInt32LE(IV_LENGTH, 4);
-  out.writeUInt32LE(TAG_LENGTH, 8);
-  out.writeUInt32LE(length, 12);
-  iv.copy(out, 16);
-  cipher.getAuthTag().copy(out, 16 + IV_LENGTH);
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  const ciphertext = parts.map((part) => cipher.update(part));
+  const tail = cipher.final(); // GCM is a stream mode: nothing is held back
+  if (tail.length > 0) ciphertext.push(tail);
+  const token = Buffer.alloc(SEAL_TOKEN_LENGTH);
+  token.writeUInt32LE(SEAL_ALGORITHM, 0);
+  token.writeUInt32LE(IV_LENGTH, 4);
+  token.writeUInt32LE(TAG_LENGTH, 8);
+  token.writeUInt32LE(length, 12);
+  iv.copy(token, 16);
+  cipher.getAuthTag().copy(token, 16 + IV_LENGTH);
+  return [token, ...ciphertext].map((piece) => new Uint8Array(piece.buffer, piece.byteOffset, piece.length));
 }
 
 /** Opens a sealed cell; undefined if it is malformed or fails authentication (never throws for those). */

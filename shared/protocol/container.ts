@@ -91,22 +91,24 @@ export class ChunkSectionWriter {
   #length = 0;
   #summary: ChunkSectionSummary | undefined;
 
-  /** The frame for one chunk: its 4-byte length and the chunk itself (two pieces, no copy). */
-  frame(chunk: Uint8Array): [Uint8Array, Uint8Array] {
+  /**
+   * The frame for one chunk, given whole or as consecutive pieces: its 4-byte length, then the
+   * chunk's pieces as they are (nothing is copied).
+   */
+  frame(chunk: Uint8Array | readonly Uint8Array[]): Uint8Array[] {
     if (this.#summary) throw new ProtocolError('INVALID_REQUEST', 'the chunk section is finished');
-    if (
-      !(chunk instanceof Uint8Array) ||
-      chunk.length < CHUNK_OVERHEAD ||
-      chunk.length > MAX_CHUNK_SIZE + CHUNK_OVERHEAD
-    ) {
+    const pieces = chunk instanceof Uint8Array ? [chunk] : [...chunk];
+    const length = pieces.reduce((sum, piece) => sum + (piece instanceof Uint8Array ? piece.length : NaN), 0);
+    if (!(length >= CHUNK_OVERHEAD && length <= MAX_CHUNK_SIZE + CHUNK_OVERHEAD)) {
       throw new ProtocolError('INVALID_REQUEST', 'not a sealed chunk');
     }
     const prefix = new Uint8Array(CHUNK_FRAME_LENGTH);
-    new DataView(prefix.buffer).setUint32(0, chunk.length, false);
-    this.#hash.update(prefix).update(chunk);
+    new DataView(prefix.buffer).setUint32(0, length, false);
+    this.#hash.update(prefix);
+    for (const piece of pieces) this.#hash.update(piece);
     this.#count += 1;
-    this.#length += CHUNK_FRAME_LENGTH + chunk.length;
-    return [prefix, chunk];
+    this.#length += CHUNK_FRAME_LENGTH + length;
+    return [prefix, ...pieces];
   }
 
   finish(): ChunkSectionSummary {

@@ -9,7 +9,7 @@
 import {
   DEFAULT_CHUNK_SIZE,
   decryptRecordStream,
-  encryptRecordStream,
+  encryptRecordPieces,
   generateContentKey,
   unwrapContentKey,
   wrapContentKey,
@@ -114,7 +114,7 @@ export async function sealUpload(options: SealUploadOptions): Promise<SealedUplo
 
   const section = new ChunkSectionWriter();
   const payload = encodeRecordPayload(options.header, options.file);
-  for await (const chunk of encryptRecordStream(payload, { key: contentKey, recordId, chunkSize })) {
+  for await (const chunk of encryptRecordPieces(payload, { key: contentKey, recordId, chunkSize })) {
     for (const piece of section.frame(chunk)) await options.spool.write(piece);
   }
   const summary = section.finish();
