@@ -302,7 +302,7 @@ describe('clients end to end', { timeout: 120_000 }, () => {
     const sent = await firestore.collection(RECORDS_COLLECTION).where('hospitalId', '==', HOSPITAL).get();
     const recalled = sent.docs[0]!.id;
     const recall = await connector('recall', recalled);
-    expect(recall.code).toBe(0);
+    expect(recall.code, recall.stderr).toBe(0);
     expect(recall.stdout).toContain(`Recalled ${recalled}`);
     expect((await connector('recall', recalled)).code).toBe(0); // the same receipt again
 
