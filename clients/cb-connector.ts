@@ -41,7 +41,7 @@ Commands:
                                     Check ingest's signed receipts for what was sent (or one upload).
   resend --patient NUMBER           Send every file sent to that patient again, to its current
                                     devices (new uploads, new keys; e.g. after a new phone).
-  recall RECORD_ID                  Take back a record this hospital sent: its container and metadata
+  recall [--] RECORD_ID             Take back a record this hospital sent: its container and metadata
                                     are deleted, and the signed receipt is checked and printed. A
                                     device that already downloaded it keeps its copy.
   watch DIR [--once] [--class C]    Send files dropped into DIR/inbox/<patient number>/; they move
@@ -52,6 +52,8 @@ Options:
                the master secret and a journal with patient numbers: keep it inside the hospital
   --env FILE   the stack environment (default $CB_STACK_ENV, then .data/stack.env from \`npm start\`)
   --help       this text
+
+Ids are base64url and may begin with '-': put such an id after '--' (options first).
 
 Exit codes: 0 done, 1 failure, 2 usage, 3 refused or rejected (a stable code is printed).`;
 

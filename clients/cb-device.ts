@@ -47,6 +47,8 @@ Options:
   --env FILE      the stack environment, for the local push recorder (FCM_EMULATOR_URL)
   --help          this text
 
+Ids are base64url and may begin with '-': put such an id after '--' (options first).
+
 Exit codes: 0 done, 1 failure, 2 usage, 3 refused or a record failed (a stable code is printed).`;
 
 await runMain('cb-device', async () => {

@@ -301,10 +301,12 @@ describe('clients end to end', { timeout: 120_000 }, () => {
   it('recall, the access log, a retention run, the audit check and erasure, all through the bins', async () => {
     const sent = await firestore.collection(RECORDS_COLLECTION).where('hospitalId', '==', HOSPITAL).get();
     const recalled = sent.docs[0]!.id;
-    const recall = await connector('recall', recalled);
+    // Ids are base64url and may start with '-': after '--' they are never taken for an option.
+    const recallArgs = ['recall', '--home', connectorHome(), '--', recalled];
+    const recall = await bin('cb-connector', recallArgs);
     expect(recall.code, recall.stderr).toBe(0);
     expect(recall.stdout).toContain(`Recalled ${recalled}`);
-    expect((await connector('recall', recalled)).code).toBe(0); // the same receipt again
+    expect((await bin('cb-connector', recallArgs)).code).toBe(0); // the same receipt again
 
     const log = await device('access-log', '--limit', '100');
     expect(log.code).toBe(0);
