@@ -45,6 +45,15 @@ function itemFrom(kind: PurgeKind, id: string, data: DocumentData): PurgeItem {
   };
 }
 
+function jobFrom(data: DocumentData): JobState {
+  const receipt = data.receipt instanceof Uint8Array ? new Uint8Array(data.receipt) : undefined;
+  return {
+    status: data.status === 'done' ? 'done' : 'running',
+    startedAt: toDate(data.startedAt),
+    ...(receipt ? { receipt } : {}),
+  };
+}
+
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -99,13 +108,12 @@ export function createFirestorePurgeStore(firestore: Firestore): PurgeStore {
       } catch (error) {
         if (!isAlreadyExists(error)) throw error;
       }
-      const data = (await ref.get()).data() ?? {};
-      const receipt = data.receipt instanceof Uint8Array ? new Uint8Array(data.receipt) : undefined;
-      return {
-        status: data.status === 'done' ? 'done' : 'running',
-        startedAt: toDate(data.startedAt),
-        ...(receipt ? { receipt } : {}),
-      };
+      return jobFrom((await ref.get()).data() ?? {});
+    },
+
+    async getJob(jobId: string) {
+      const snapshot = await jobs.doc(jobId).get();
+      return snapshot.exists ? jobFrom(snapshot.data()!) : undefined;
     },
 
     async note(jobId: string, kind: LedgerKind, ids: readonly string[]) {

@@ -67,6 +67,8 @@ export interface PurgeStore {
 
   /** Starts a job, or returns the state of the one already started under this id. */
   openJob(jobId: string, startedAt: Date): Promise<JobState>;
+  /** The job's state, or undefined if it was never started (reads only). */
+  getJob(jobId: string): Promise<JobState | undefined>;
   /** Adds ids to the job's ledger before they are deleted; noting an id twice counts it once. */
   note(jobId: string, kind: LedgerKind, ids: readonly string[]): Promise<void>;
   ledger(jobId: string): Promise<Ledger>;

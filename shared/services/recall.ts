@@ -59,13 +59,13 @@ export function createRecallService(options: RecallServiceOptions): RecallServic
       const jobId = `recall-${id}`;
       const record = await options.records.get(id);
       if (!record) {
-        // Already recalled: a retry gets the same receipt, and only its own hospital does.
-        const job = await options.purge.openJob(jobId, clock.now());
-        const earlier = job.receipt ? readDeletionReceiptUnverified(job.receipt) : undefined;
-        if (job.status === 'done' && earlier?.hospitalId === hospitalId) {
+        // Already recalled: a retry gets the same receipt, and only its own hospital does. Only
+        // read here: a recall still running under this id keeps its ledger.
+        const job = await options.purge.getJob(jobId);
+        const earlier = job?.receipt ? readDeletionReceiptUnverified(job.receipt) : undefined;
+        if (job?.status === 'done' && earlier?.hospitalId === hospitalId) {
           return { receipt: toBase64Url(job.receipt!) };
         }
-        if (job.status !== 'done') await options.purge.discardJob(jobId);
         throw new ProtocolError('NOT_FOUND');
       }
       if (record.hospitalId !== hospitalId) throw new ProtocolError('NOT_FOUND');
