@@ -25,23 +25,10 @@ import {
   waitForReceipt,
   type TestDevice,
 } from '../test/helpers/delivery-fixture.ts';
+import { inParallel } from '../shared/services/purge.ts';
 import { isMain, table, timed, writeResults } from './stats.ts';
 
 const RECORD_BYTES = 64 * 1024;
-
-/** Runs `work` over `items` with at most `limit` in flight. */
-async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-}
 
 export async function benchIngest(options: {
   readonly records: number;

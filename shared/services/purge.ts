@@ -25,7 +25,7 @@ export const LEDGER_KIND_OF: Record<PurgeKind, LedgerKind> = {
 };
 
 /** Concurrent blob deletions: Cloud Storage handles many; a function instance stays modest. */
-const DELETE_CONCURRENCY = 32;
+export const DELETE_CONCURRENCY = 32;
 
 export interface PurgeDependencies {
   readonly store: PurgeStore;
@@ -53,6 +53,23 @@ export async function inParallel<T>(items: readonly T[], limit: number, run: (it
     while (next < items.length) await run(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Deletes exactly the generation that was found due. Another generation under the name is not
+ * that object: it is left for a later run (or, in the records bucket, the orphan sweep) to judge.
+ */
+export async function deleteGeneration(
+  blobs: BlobStore,
+  bucket: string,
+  name: string,
+  generation: string | undefined,
+): Promise<void> {
+  try {
+    await blobs.delete(bucket, name, { ifGenerationMatch: generation });
+  } catch (error) {
+    if (!isBlobStoreError(error, 'PRECONDITION_FAILED')) throw error;
+  }
 }
 
 function auditFieldsFor(item: PurgeItem, context: PurgeContext): AuditFields | undefined {
@@ -90,14 +107,8 @@ export async function purgeItems(
   ]);
   const deletions = items.flatMap((item) => {
     if (item.kind !== 'record' || !item.objectName) return [];
-    const container = async () => {
-      try {
-        await deps.blobs.delete(deps.recordsBucket, item.objectName!, { ifGenerationMatch: item.generation });
-      } catch (error) {
-        // Another generation under the name is not this record's; the orphan sweep judges it.
-        if (!isBlobStoreError(error, 'PRECONDITION_FAILED')) throw error;
-      }
-    };
+    const container = () =>
+      deleteGeneration(deps.blobs, deps.recordsBucket, item.objectName!, item.generation);
     const receipt = async () => {
       await deps.blobs.delete(deps.receiptsBucket!, receiptObjectName(item.hospitalId, item.uploadId!));
     };

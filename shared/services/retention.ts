@@ -10,7 +10,7 @@
 import { signCheckpoint } from '../audit/chain.ts';
 import { PLATFORM_CHAIN, type AuditLog } from '../audit/log.ts';
 import type { PrivateKey } from '../crypto/index.ts';
-import { isBlobStoreError, type BlobInfo, type BlobStore } from '../ports/blob-store.ts';
+import type { BlobInfo, BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { HospitalRegistry } from '../ports/pairing-store.ts';
@@ -23,7 +23,14 @@ import { formatTimestamp } from '../protocol/ids.ts';
 import { DEFAULT_RETENTION_POLICY, RETENTION_BOUNDS, type RetentionPolicy } from '../retention/policy.ts';
 import type { ExpiryQuery, LedgerKind, PurgeItem, PurgeStore } from '../retention/purge-store.ts';
 import type { RetentionPolicyStore } from '../retention/store.ts';
-import { deletionReceiptFor, inParallel, purgeItems, type PurgeContext } from './purge.ts';
+import {
+  DELETE_CONCURRENCY,
+  deleteGeneration,
+  deletionReceiptFor,
+  inParallel,
+  purgeItems,
+  type PurgeContext,
+} from './purge.ts';
 
 const HOUR_MS = 3600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -183,14 +190,9 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
           kind,
           take.map((blob) => blob.name),
         );
-        await inParallel(take, 8, async (blob) => {
-          try {
-            await blobs.delete(bucket, blob.name, { ifGenerationMatch: blob.generation });
-          } catch (error) {
-            // Replaced since it was listed: the newer object is not due yet.
-            if (!isBlobStoreError(error, 'PRECONDITION_FAILED')) throw error;
-          }
-        });
+        await inParallel(take, DELETE_CONCURRENCY, (blob) =>
+          deleteGeneration(blobs, bucket, blob.name, blob.generation),
+        );
         budget -= take.length;
       };
       await sweepBucket(buckets.ingest, 'uploads', (p) => p.leftoverUploadHours * HOUR_MS);
