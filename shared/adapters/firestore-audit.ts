@@ -111,7 +111,9 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
       const byChain = new Map<string, AuditEntry[]>();
       for (const entry of entries) {
         const chain = chainOf(entry.fields);
-        byChain.set(chain, [...(byChain.get(chain) ?? []), entry]);
+        const list = byChain.get(chain);
+        if (list) list.push(entry);
+        else byChain.set(chain, [entry]);
       }
       const out: AuditEvent[] = [];
       for (const [chain, list] of byChain) {
