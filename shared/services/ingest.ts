@@ -353,7 +353,8 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
         }
         if (!(error instanceof UploadRejected)) throw error;
         const { code, recordId } = error;
-        await quarantine(upload);
+        // The receipt goes first: once the upload is gone a redelivered event finds nothing to
+        // do, so a crash between the two must not leave the hospital without its answer.
         await writeReceipt(
           target.hospitalId,
           target.uploadId,
@@ -365,6 +366,7 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
             ...(recordId === undefined ? {} : { recordId }),
           }),
         );
+        await quarantine(upload);
         logger.notice('upload rejected', {
           operation: 'ingest.rejected',
           code,

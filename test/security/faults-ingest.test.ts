@@ -1,0 +1,293 @@
+// Fault injection into ingest (threat model F2). The ingest service is built over the real
+// adapters on the local stack, each wrapped by a FaultPlan; a fault is injected before and after
+// every step of a fault-free run, then the event is delivered again, as Eventarc redelivers an
+// event whose handler failed. The end state must equal the fault-free one: one record and its
+// blob, the upload gone, the receipt there, one audit event, and at most one extra ping.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Firestore } from '@google-cloud/firestore';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from '../../emulator/stack.ts';
+import { systemClock } from '../../shared/adapters/clock.ts';
+import { createFcmNotifier, type FcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
+import { AUDIT_COLLECTIONS, createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import {
+  createFirestoreDeviceStore,
+  createFirestoreHospitalRegistry,
+} from '../../shared/adapters/firestore-pairing.ts';
+import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
+import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import { createFirestore, createKms, createStorage } from '../../shared/adapters/google-clients.ts';
+import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
+import { generateKeyPair, loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { serviceAccountPrincipal } from '../../shared/emulation.ts';
+import type { BlobStore } from '../../shared/ports/blob-store.ts';
+import { receiptObjectName, recordObjectName, verifyReceipt } from '../../shared/protocol/index.ts';
+import { loadCatalog } from '../../shared/runtime/catalog.ts';
+import { createIngestService, type IngestService } from '../../shared/services/ingest.ts';
+import {
+  collectBytes,
+  functionPublicKey,
+  pairTestDevice,
+  registerTestHospital,
+  sealTestUpload,
+  stackBlobStore,
+  type TestDevice,
+  type TestHospital,
+} from '../helpers/delivery-fixture.ts';
+import { recordEvidence } from '../helpers/evidence.ts';
+import { FaultPlan, faultPointsOf, type FaultPoint } from '../helpers/faults.ts';
+
+/** The steps of a fault-free accepted upload, in order (the first test checks this list). */
+const ACCEPT_STEPS = [
+  'blobs.stat',
+  'blobs.read',
+  'hospitals.getHospital',
+  'devices.listActive',
+  'records.get',
+  'blobs.createOnly',
+  'records.create',
+  'audit.append',
+  'kms.decrypt',
+  'blobs.writeSmall',
+  'fcm.send',
+  'blobs.delete',
+];
+
+/**
+ * The steps of a fault-free rejected upload (a recipient that is no device of the patient). Its
+ * first read stops after the manifest, so it has no "after" (it never reaches its end).
+ */
+const REJECT_STEPS = [
+  'blobs.stat',
+  'blobs.read',
+  'hospitals.getHospital',
+  'devices.listActive',
+  'devices.get',
+  'kms.decrypt',
+  'blobs.writeSmall',
+  'blobs.read#2',
+  'blobs.createOnly',
+  'blobs.delete',
+];
+
+interface EndState {
+  readonly records: number;
+  readonly recordBlob: boolean;
+  readonly receipt: string;
+  readonly uploadLeft: boolean;
+  readonly quarantined: boolean;
+  readonly createdEvents: number;
+}
+
+describe('F2 faults in ingest, then the event redelivered', () => {
+  let dataDir: string;
+  let stack: Stack;
+  let firestore: Firestore;
+  let blobs: BlobStore;
+  let notifier: FcmNotifier;
+  let hospital: TestHospital;
+  let device: TestDevice;
+  let ingestKey: PublicKey;
+  // Uploads land in a bucket without a trigger, so the deployed ingest function leaves them to
+  // the service under test.
+  const uploadBucket = 'cb-faults-ingest-uploads';
+  const silent = cloudLogger({ functionName: 'ingest', sink: () => undefined });
+
+  beforeAll(async () => {
+    await loadThemis();
+    dataDir = await mkdtemp(join(tmpdir(), 'cb-faults-ingest-'));
+    stack = await startStack({ dataDir, portBase: 0 });
+    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    blobs = stackBlobStore(stack);
+    await createStorage(stack.env.GCLOUD_PROJECT!, stack.env).createBucket(uploadBucket);
+    notifier = createFcmNotifier({
+      projectId: stack.env.GCLOUD_PROJECT!,
+      env: stack.env,
+      collapseKey: 'records',
+    });
+    hospital = await registerTestHospital(firestore, stack, 'st-faults-ingest');
+    device = await pairTestDevice(stack, hospital, 'faults-patient');
+    ingestKey = await functionPublicKey(firestore, 'ingest');
+  });
+
+  afterAll(async () => {
+    await notifier?.close();
+    await firestore?.terminate();
+    await stack?.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  function ingestService(plan: FaultPlan): IngestService {
+    const catalog = loadCatalog();
+    const projectId = stack.env.GCLOUD_PROJECT!;
+    const principal = serviceAccountPrincipal(catalog.functions.ingest!.serviceAccount, projectId);
+    // A fresh key holder per run, so that each run unwraps ingest's key through KMS once.
+    const keys = createFunctionKeys({
+      firestore,
+      kms: plan.wrap('kms', createKms(stack.env, principal)),
+      catalog,
+      projectId,
+      functionName: 'ingest',
+    });
+    return createIngestService({
+      blobs: plan.wrap('blobs', blobs),
+      records: plan.wrap('records', createFirestoreRecordStore(firestore)),
+      hospitals: plan.wrap('hospitals', createFirestoreHospitalRegistry(firestore)),
+      devices: plan.wrap('devices', createFirestoreDeviceStore(firestore)),
+      notifier: plan.wrap('fcm', notifier),
+      audit: plan.wrap('audit', createFirestoreAuditLog(firestore)),
+      keyPair: () => keys.keyPair(),
+      clock: systemClock,
+      buckets: {
+        ingest: uploadBucket,
+        records: stack.env.RECORDS_BUCKET!,
+        outbox: stack.env.OUTBOX_BUCKET!,
+        quarantine: stack.env.QUARANTINE_BUCKET!,
+      },
+    });
+  }
+
+  async function pings(): Promise<number> {
+    const response = await fetch(
+      `${stack.env.FCM_EMULATOR_URL}/_recorder/messages?token=${encodeURIComponent(device.fcmToken)}`,
+    );
+    return ((await response.json()) as { messages: unknown[] }).messages.length;
+  }
+
+  async function blobExists(bucket: string, name: string): Promise<boolean> {
+    return (await blobs.stat(bucket, name)) !== undefined;
+  }
+
+  /**
+   * Drops one upload and handles its event until the handler returns, as Eventarc retries a
+   * failed delivery. Returns the end state and the pings the device got.
+   */
+  async function run(
+    plan: FaultPlan,
+    options: { rejected: boolean },
+  ): Promise<{ state: EndState; pings: number; deliveries: number }> {
+    const stranger = generateKeyPair();
+    const recipients = options.rejected
+      ? [device, { ...device, deviceId: stranger.publicKey.fingerprint, keys: stranger }]
+      : [device];
+    const sealed = await sealTestUpload(hospital, {
+      patientRef: device.patientRef,
+      recipients,
+      file: new Uint8Array(randomBytes(5000)),
+    });
+    const { recordId, uploadId } = sealed.manifest;
+    const upload = await blobs.createOnly(uploadBucket, sealed.objectName, sealed.bytes());
+    const event = {
+      bucket: uploadBucket,
+      name: upload.name,
+      generation: upload.generation,
+      size: String(upload.size),
+    };
+    const pingsBefore = await pings();
+    const service = ingestService(plan);
+    let deliveries = 0;
+    for (;;) {
+      deliveries++;
+      try {
+        await service.handle(event, silent);
+        break;
+      } catch (error) {
+        if (deliveries >= 3) throw error;
+      }
+    }
+    const receiptName = receiptObjectName(hospital.hospitalId, uploadId);
+    const receipt = (await blobExists(stack.env.OUTBOX_BUCKET!, receiptName))
+      ? verifyReceipt(await collectBytes(blobs.read(stack.env.OUTBOX_BUCKET!, receiptName)), ingestKey)
+      : undefined;
+    const created = await firestore
+      .collection(AUDIT_COLLECTIONS.events)
+      .where('fields.recordId', '==', recordId)
+      .where('fields.action', '==', 'record.created')
+      .get();
+    const state: EndState = {
+      records: (await firestore.collection(RECORDS_COLLECTION).doc(recordId).get()).exists ? 1 : 0,
+      recordBlob: await blobExists(
+        stack.env.RECORDS_BUCKET!,
+        recordObjectName(hospital.hospitalId, recordId),
+      ),
+      receipt:
+        receipt === undefined ? 'none' : receipt.status === 'accepted' ? 'accepted' : receipt.errorCode,
+      uploadLeft: await blobExists(uploadBucket, upload.name),
+      quarantined: await blobExists(stack.env.QUARANTINE_BUCKET!, upload.name),
+      createdEvents: created.size,
+    };
+    return { state, pings: (await pings()) - pingsBefore, deliveries };
+  }
+
+  const cases: [string, readonly string[], boolean, FaultPoint[]][] = [
+    ['an accepted upload', ACCEPT_STEPS, false, faultPointsOf(ACCEPT_STEPS)],
+    [
+      'a rejected upload',
+      REJECT_STEPS,
+      true,
+      faultPointsOf(REJECT_STEPS).filter((point) => !(point.step === 'blobs.read' && point.when === 'after')),
+    ],
+  ];
+
+  for (const [what, steps, rejected, points] of cases) {
+    describe(what, () => {
+      let baseline: { state: EndState; pings: number };
+
+      beforeAll(async () => {
+        baseline = await run(new FaultPlan(), { rejected });
+      });
+
+      it('the fault-free run takes exactly the steps faulted below', async () => {
+        const plan = new FaultPlan();
+        await run(plan, { rejected });
+        expect(plan.trace).toEqual(steps);
+        expect(baseline.state).toEqual(
+          rejected
+            ? {
+                records: 0,
+                recordBlob: false,
+                receipt: 'UNKNOWN_DEVICE',
+                uploadLeft: false,
+                quarantined: true,
+                createdEvents: 0,
+              }
+            : {
+                records: 1,
+                recordBlob: true,
+                receipt: 'accepted',
+                uploadLeft: false,
+                quarantined: false,
+                createdEvents: 1,
+              },
+        );
+        expect(baseline.pings).toBe(rejected ? 0 : 1);
+      });
+
+      for (const point of points) {
+        it(`${point.when} ${point.step}: the redelivered event ends where a fault-free run does`, async () => {
+          const plan = new FaultPlan(point);
+          const { state, pings, deliveries } = await run(plan, { rejected });
+          expect(plan.fired).toBe(true);
+          expect(state).toEqual(baseline.state);
+          expect(pings).toBeLessThanOrEqual(baseline.pings + 1);
+          // A push is a courtesy (shared/services/push-hints.ts): when FCM fails the ping is
+          // lost and the device finds the record at its next sync; nothing else may lose it.
+          if (!isLostPing(point)) expect(pings).toBeGreaterThanOrEqual(baseline.pings);
+          recordEvidence({
+            kind: 'fault',
+            flow: `ingest (${what})`,
+            point: `${point.when} ${point.step}`,
+            outcome: `${deliveries} deliveries, end state equal, ${pings} ping(s)`,
+          });
+        });
+      }
+    });
+  }
+});
+
+function isLostPing(point: FaultPoint): boolean {
+  return point.step === 'fcm.send' && point.when === 'before';
+}
