@@ -13,6 +13,7 @@ import {
   newRandomId,
   tokenDigest,
 } from '../../shared/protocol/index.ts';
+import { withTransientRetries } from '../lib/api-client.ts';
 import { UsageError } from '../lib/cli.ts';
 import type { Connector } from './home.ts';
 
@@ -48,19 +49,19 @@ export async function invitePatient(connector: Connector, options: InviteOptions
   const patientRef = derivePatientRef(connector.masterSecret, options.patientNumber);
   const invitationId = newRandomId();
   const token = newInvitationToken();
-  const created = await connector.api.call(
-    {
-      method: 'POST',
-      target: '/pairing/v1/invitations',
-      json: {
-        invitationId,
-        patientRef,
-        tokenSha256: tokenDigest(token),
-        expiresAt: formatTimestamp(new Date(options.now.getTime() + options.expiresMinutes * 60_000)),
-        maxAttempts: options.attempts,
-      },
-    },
-    invitationResponseSchema,
+  const body = {
+    invitationId,
+    patientRef,
+    tokenSha256: tokenDigest(token),
+    expiresAt: formatTimestamp(new Date(options.now.getTime() + options.expiresMinutes * 60_000)),
+    maxAttempts: options.attempts,
+  };
+  // An identical invitation counts as created, so a retry after a lost answer is safe.
+  const created = await withTransientRetries(() =>
+    connector.api.call(
+      { method: 'POST', target: '/pairing/v1/invitations', json: body },
+      invitationResponseSchema,
+    ),
   );
   const qrText = encodeInvitationQr({
     apiBase: connector.config.apiBase,

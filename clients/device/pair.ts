@@ -14,7 +14,7 @@ import {
   toBase64Url,
   tokenDigest,
 } from '../../shared/protocol/index.ts';
-import { createApiClient } from '../lib/api-client.ts';
+import { createApiClient, withTransientRetries } from '../lib/api-client.ts';
 import type { DeviceHome } from './home.ts';
 
 export interface PairResult {
@@ -55,13 +55,17 @@ export async function pairFromQr(
     keys.privateKey,
   );
   qr.bindingSecret.fill(0);
-  const paired = await createApiClient({ apiBase: qr.apiBase }).call(
-    {
-      method: 'POST',
-      target: '/pairing/v1/pair',
-      json: { token: qr.token, pairRequest: toBase64Url(signed) },
-    },
-    pairResponseSchema,
+  // The same signed request again on a transient failure: the service answers the device that
+  // already used the invitation with its pairing, so a lost answer does not lose the invitation.
+  const paired = await withTransientRetries(() =>
+    createApiClient({ apiBase: qr.apiBase }).call(
+      {
+        method: 'POST',
+        target: '/pairing/v1/pair',
+        json: { token: qr.token, pairRequest: toBase64Url(signed) },
+      },
+      pairResponseSchema,
+    ),
   );
   const signingKey = await createApiClient({ apiBase: qr.apiBase }).call(
     { method: 'GET', target: '/records/v1/signing-key' },

@@ -121,6 +121,27 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   });
 }
 
+/**
+ * Tries an idempotent call again when it failed for a reason that may pass (a 5xx, a network
+ * error), as long as the service guarantees that the retry lands where a first success would:
+ * invitations and pairing do (PROTOCOL §9.1). A 4xx is the answer and is never retried.
+ */
+export async function withTransientRetries<T>(
+  attempt: () => Promise<T>,
+  options: { readonly tries?: number; readonly delayMs?: number } = {},
+): Promise<T> {
+  const tries = options.tries ?? 3;
+  for (let done = 1; ; done++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const final = error instanceof ApiError && error.status < 500;
+      if (final || done >= tries) throw error;
+      await new Promise((resolve) => setTimeout(resolve, (options.delayMs ?? 500) * done));
+    }
+  }
+}
+
 /** A response body as the async byte source shared/protocol readers take, without buffering it. */
 export async function* responseBytes(response: Response): AsyncGenerator<Uint8Array, void, undefined> {
   if (!response.body) return;

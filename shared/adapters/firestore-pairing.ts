@@ -120,8 +120,16 @@ export function createFirestoreInvitationStore(firestore: Firestore): Invitation
         });
         return true;
       } catch (error) {
-        if (isAlreadyExists(error)) return false;
-        throw error;
+        if (!isAlreadyExists(error)) throw error;
+        const existing = (await invitations.doc(invitation.invitationId).get()).data();
+        return (
+          existing !== undefined &&
+          existing.hospitalId === invitation.hospitalId &&
+          existing.patientRef === invitation.patientRef &&
+          existing.tokenSha256 === invitation.tokenSha256 &&
+          existing.maxAttempts === invitation.maxAttempts &&
+          toDate(existing.expiresAt).getTime() === invitation.expiresAt.getTime()
+        );
       }
     },
 
@@ -163,7 +171,16 @@ export function createFirestoreInvitationStore(firestore: Firestore): Invitation
         if (request.now.getTime() >= toDate(data.expiresAt).getTime()) {
           return { outcome: 'INVITATION_EXPIRED' as const };
         }
-        if (data.status !== 'open') return { outcome: 'INVITATION_USED' as const };
+        if (data.status !== 'open') {
+          if (data.status !== 'used' || data.deviceId !== request.deviceId) {
+            return { outcome: 'INVITATION_USED' as const };
+          }
+          const stored = await tx.get(devices.doc(request.deviceId));
+          const device = stored.exists ? deviceFrom(stored.id, stored.data() ?? {}) : undefined;
+          return device?.status === 'active' && device.invitationId === request.invitationId
+            ? { outcome: 'paired' as const, device }
+            : { outcome: 'INVITATION_USED' as const };
+        }
         const invitation = { hospitalId: str(data.hospitalId), patientRef: str(data.patientRef) };
         const device = request.device(invitation);
         const deviceRef = devices.doc(device.deviceId);

@@ -74,6 +74,8 @@ export type ConsumeOutcome =
 
 export interface ConsumeRequest {
   readonly invitationId: string;
+  /** The device asking; if it already consumed this invitation, its pairing is answered again. */
+  readonly deviceId: string;
   readonly tokenSha256: string;
   readonly now: Date;
   readonly maxDevicesPerPatient: number;
@@ -82,12 +84,18 @@ export interface ConsumeRequest {
 }
 
 export interface InvitationStore {
-  /** Create-only: false if an invitation with this id already exists. */
+  /**
+   * Create-only: false if the id is taken by another invitation. An identical one (same
+   * hospital, patient, token digest, attempts and expiry) is the retry of a create whose answer
+   * was lost, and counts as created.
+   */
   create(invitation: NewInvitation): Promise<boolean>;
   /**
    * In one transaction: checks the invitation (exists, token digest, attempts, expiry, single
    * use) and the patient's devices, then marks the invitation used and stores the device. A wrong
-   * token counts an attempt (committed); at maxAttempts the invitation is locked.
+   * token counts an attempt (committed); at maxAttempts the invitation is locked. The device that
+   * used the invitation, asking again while still active, gets its stored device back ('paired'):
+   * a phone retrying a pair whose answer was lost.
    */
   consume(request: ConsumeRequest): Promise<{ outcome: ConsumeOutcome; device?: NewDevice }>;
 }

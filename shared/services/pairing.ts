@@ -109,6 +109,7 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
       const expiresAt = new Date(now.getTime() + limits.deviceLifetimeMs);
       const result = await stores.invitations.consume({
         invitationId: request.invitationId,
+        deviceId: request.deviceId,
         tokenSha256: request.tokenSha256,
         now,
         maxDevicesPerPatient: limits.maxDevicesPerPatient,
@@ -159,7 +160,7 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
       return {
         deviceId: device.deviceId,
         certificate: device.certificate,
-        expiresAt: formatTimestamp(expiresAt),
+        expiresAt: formatTimestamp(device.expiresAt),
       };
     },
 

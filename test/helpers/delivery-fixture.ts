@@ -127,15 +127,13 @@ export async function inviteTestPatient(
   return { hospital, invitationId, patientRef, token, bindingSecret };
 }
 
-/** Pairs a fresh device key with an invitation, as a phone would after scanning (§10.2). */
-export async function pairWithInvitation(
-  stack: StackEnv,
+/** The body of POST /pairing/v1/pair for a device key, as a phone sends it after scanning (§10.2). */
+export function pairBodyFor(
   invitation: TestInvitation,
-  options: { fcmToken?: string } = {},
-): Promise<TestDevice> {
+  keys: KeyPair,
+  fcmToken: string,
+): { token: string; pairRequest: string } {
   const { invitationId, token, bindingSecret } = invitation;
-  const keys = generateKeyPair();
-  const fcmToken = options.fcmToken ?? `fcm-${newRandomId()}`;
   const pairRequest = signPairRequest(
     {
       type: PAIR_REQUEST_TYPE,
@@ -150,8 +148,19 @@ export async function pairWithInvitation(
     },
     keys.privateKey,
   );
+  return { token, pairRequest: toBase64Url(pairRequest) };
+}
+
+/** Pairs a fresh device key with an invitation, as a phone would after scanning (§10.2). */
+export async function pairWithInvitation(
+  stack: StackEnv,
+  invitation: TestInvitation,
+  options: { fcmToken?: string } = {},
+): Promise<TestDevice> {
+  const keys = generateKeyPair();
+  const fcmToken = options.fcmToken ?? `fcm-${newRandomId()}`;
   const paired = await createApiClient({ apiBase: stack.env.FUNCTIONS_BASE_URL! }).call(
-    { method: 'POST', target: '/pairing/v1/pair', json: { token, pairRequest: toBase64Url(pairRequest) } },
+    { method: 'POST', target: '/pairing/v1/pair', json: pairBodyFor(invitation, keys, fcmToken) },
     pairResponseSchema,
   );
   return {
