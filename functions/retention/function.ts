@@ -51,6 +51,7 @@ export function retentionHandler(service: RetentionService, logger: Logger): Htt
         method: 'POST',
         path: '/',
         handle: async (request) => {
+          if (request.rawQuery !== '') throw new ProtocolError('INVALID_REQUEST');
           const result = await service.run({ jobId: retentionJobId(request, systemClock.now()) });
           return {
             status: 200,

@@ -29,7 +29,7 @@ import {
 const VERSION_OFFSET = 4;
 const MANIFEST_OFFSET = 9;
 
-describe('protocol downgrade and unknown versions', () => {
+describe('I4 protocol downgrade and unknown versions', () => {
   let dataDir: string;
   let stack: Stack;
   let firestore: Firestore;

@@ -2,7 +2,7 @@
 // upload container and the device's whole open path, the invitation QR text, and the JSON body
 // schemas of the HTTP APIs. Generated and mutated input must end in a ProtocolError with a code
 // from the catalogue (or, for untouched input, in the original result): never another
-// exception, never a hang. CI runs FUZZ_RUNS (default 200) cases per property; `npm run fuzz`
+// exception, never a hang. CI runs FUZZ_RUNS (default 1000) cases per property; `npm run fuzz`
 // runs thousands.
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
@@ -27,8 +27,9 @@ import {
   sealUpload,
 } from '../../shared/protocol/index.ts';
 import { collectBytes } from '../helpers/delivery-fixture.ts';
+import { recordEvidence } from '../helpers/evidence.ts';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 200);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
 
 /** The outcome must be a catalogued ProtocolError; anything else fails the property. */
 async function refusedWithCatalogueCode(run: () => Promise<unknown> | unknown): Promise<'ok' | string> {
@@ -78,7 +79,7 @@ function mutate(bytes: Uint8Array, mutations: readonly Mutation[]): Uint8Array {
   return out;
 }
 
-describe('fuzzing the parsers of untrusted input', () => {
+describe('Z2 fuzzing the parsers of untrusted input', () => {
   let hospital: KeyPair;
   let device: KeyPair;
   let container: Uint8Array;
@@ -131,6 +132,7 @@ describe('fuzzing the parsers of untrusted input', () => {
       }),
       { numRuns: RUNS },
     );
+    recordEvidence({ kind: 'fuzz', target: 'container open path (mutated containers)', cases: RUNS });
   });
 
   it('arbitrary bytes never get past the container reader without a catalogued code', async () => {
@@ -144,6 +146,7 @@ describe('fuzzing the parsers of untrusted input', () => {
       }),
       { numRuns: RUNS },
     );
+    recordEvidence({ kind: 'fuzz', target: 'container reader (arbitrary bytes)', cases: RUNS });
   });
 
   it('QR text: mutations and arbitrary strings decode canonically or are refused with a catalogued code', async () => {
@@ -175,6 +178,7 @@ describe('fuzzing the parsers of untrusted input', () => {
       ),
       { numRuns: RUNS },
     );
+    recordEvidence({ kind: 'fuzz', target: 'invitation QR text', cases: RUNS });
   });
 
   it('API bodies: arbitrary JSON and bytes are accepted by their schema or refused as INVALID_REQUEST', async () => {
@@ -199,5 +203,6 @@ describe('fuzzing the parsers of untrusted input', () => {
       ),
       { numRuns: RUNS },
     );
+    recordEvidence({ kind: 'fuzz', target: 'API body schemas', cases: RUNS });
   });
 });

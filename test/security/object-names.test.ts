@@ -26,7 +26,7 @@ import {
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
 
-describe('path tricks in upload object names', () => {
+describe('I1 path tricks in upload object names', () => {
   let dataDir: string;
   let stack: Stack;
   let firestore: Firestore;
