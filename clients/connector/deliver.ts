@@ -48,7 +48,7 @@ export interface DeviceCheck {
 
 /** The patient's devices this connector will encrypt for, and those it refuses and why. */
 export async function checkedDevices(
-  connector: Connector,
+  connector: Pick<Connector, 'api' | 'pairingKey' | 'masterSecret' | 'hospitalId'>,
   patientRef: string,
   now: Date,
 ): Promise<DeviceCheck> {

@@ -1,0 +1,452 @@
+// The attacks on pairing in the threat model (P1–P6), tried on the whole local stack through the
+// real pairing function and the connector's own device check. Each test names its row; each
+// attack's outcome goes into the security report.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Firestore } from '@google-cloud/firestore';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkedDevices } from '../../clients/connector/deliver.ts';
+import { createApiClient, type ApiClient } from '../../clients/lib/api-client.ts';
+import { startStack, type Stack } from '../../emulator/stack.ts';
+import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
+import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import { createFirestore, createKms } from '../../shared/adapters/google-clients.ts';
+import { generateKeyPair, loadThemis, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
+import {
+  bindingProofText,
+  DEVICE_CERTIFICATE_TYPE,
+  formatTimestamp,
+  hospitalKeyId,
+  invitationResponseSchema,
+  newInvitationToken,
+  newRandomId,
+  PAIR_REQUEST_TYPE,
+  pairResponseSchema,
+  patientDevicesResponseSchema,
+  recordListResponseSchema,
+  revokeResponseSchema,
+  signDeviceCertificate,
+  signPairRequest,
+  toBase64Url,
+  tokenDigest,
+  derivePatientRef,
+} from '../../shared/protocol/index.ts';
+import { loadCatalog } from '../../shared/runtime/catalog.ts';
+import {
+  deliver,
+  dropUpload,
+  collectBytes,
+  functionPublicKey,
+  inviteTestPatient,
+  pairBodyFor,
+  pairTestDevice,
+  pairWithInvitation,
+  registerTestHospital,
+  sealTestUpload,
+  waitForReceipt,
+  type TestHospital,
+  type TestInvitation,
+} from '../helpers/delivery-fixture.ts';
+import { recordEvidence } from '../helpers/evidence.ts';
+import { refusal } from '../helpers/refusal.ts';
+
+describe('attacks on pairing', () => {
+  let dataDir: string;
+  let stack: Stack;
+  let firestore: Firestore;
+  let hospital: TestHospital;
+  let other: TestHospital;
+  let pairingKey: PublicKey;
+  let ingestKey: PublicKey;
+  let anonymous: ApiClient;
+
+  beforeAll(async () => {
+    await loadThemis();
+    dataDir = await mkdtemp(join(tmpdir(), 'cb-attacks-pairing-'));
+    stack = await startStack({ dataDir, portBase: 0 });
+    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    hospital = await registerTestHospital(firestore, stack, 'st-attacks-x');
+    other = await registerTestHospital(firestore, stack, 'st-attacks-y');
+    pairingKey = await functionPublicKey(firestore, 'pairing');
+    ingestKey = await functionPublicKey(firestore, 'ingest');
+    anonymous = createApiClient({ apiBase: stack.env.FUNCTIONS_BASE_URL! });
+  });
+
+  afterAll(async () => {
+    await firestore?.terminate();
+    await stack?.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  function pair(body: unknown) {
+    return anonymous.call({ method: 'POST', target: '/pairing/v1/pair', json: body }, pairResponseSchema);
+  }
+
+  async function tried(threat: string, attack: string, promise: Promise<unknown>) {
+    const refused = await refusal(promise);
+    recordEvidence({ kind: 'attack', threat, attack, outcome: `${refused.status} ${refused.code}` });
+    return refused;
+  }
+
+  async function devicesOf(hospitalId: string, patientRef: string): Promise<string[]> {
+    const { docs } = await firestore
+      .collection(PAIRING_COLLECTIONS.devices)
+      .where('hospitalId', '==', hospitalId)
+      .where('patientRef', '==', patientRef)
+      .get();
+    return docs.map((doc) => doc.id);
+  }
+
+  it('P1 guessed tokens are counted, and the invitation locks before the right one arrives', async () => {
+    const invitation = await inviteTestPatient(hospital, 'p1-patient'); // 3 attempts
+    const thief = generateKeyPair();
+    for (let guess = 0; guess < 3; guess++) {
+      const wrong = { ...invitation, token: newInvitationToken() };
+      expect(
+        await tried('P1', `guess ${guess + 1} of the token`, pair(pairBodyFor(wrong, thief, 'fcm-p1'))),
+      ).toEqual({ status: 403, code: 'INVITATION_INVALID' });
+    }
+    const genuine = generateKeyPair();
+    expect(
+      await tried(
+        'P1',
+        'the right token after three wrong ones',
+        pair(pairBodyFor(invitation, genuine, 'fcm-p1-genuine')),
+      ),
+    ).toMatchObject({ code: 'INVITATION_ATTEMPTS_EXCEEDED' });
+    const unknown = { ...invitation, invitationId: newRandomId() };
+    expect(await tried('P1', 'a guessed invitation id', pair(pairBodyFor(unknown, thief, 'fcm-p1')))).toEqual(
+      { status: 403, code: 'INVITATION_INVALID' },
+    );
+    expect(await devicesOf(hospital.hospitalId, invitation.patientRef)).toEqual([]);
+    // The token is 32 random bytes: three guesses at 2^-256 each.
+    expect(Buffer.from(invitation.token, 'base64url')).toHaveLength(32);
+  });
+
+  it('P2 a used or expired invitation pairs nobody else, and a stale pair request is refused', async () => {
+    const invitation = await inviteTestPatient(hospital, 'p2-patient');
+    const phone = generateKeyPair();
+    const body = pairBodyFor(invitation, phone, 'fcm-p2');
+    const first = await pair(body);
+    // The same phone repeating its request (an answer lost on the way) gets the same pairing.
+    expect(await pair(body)).toEqual(first);
+    expect(
+      await tried(
+        'P2',
+        'another key with the used invitation',
+        pair(pairBodyFor(invitation, generateKeyPair(), 'fcm-p2-other')),
+      ),
+    ).toEqual({ status: 409, code: 'INVITATION_USED' });
+    expect(await devicesOf(hospital.hospitalId, invitation.patientRef)).toEqual([first.deviceId]);
+
+    const invitationId = newRandomId();
+    const token = newInvitationToken();
+    const patientRef = derivePatientRef(hospital.masterSecret, 'p2-late');
+    await hospital.api.call(
+      {
+        method: 'POST',
+        target: '/pairing/v1/invitations',
+        json: {
+          invitationId,
+          patientRef,
+          tokenSha256: tokenDigest(token),
+          expiresAt: formatTimestamp(new Date(Date.now() + 1500)),
+          maxAttempts: 3,
+        },
+      },
+      invitationResponseSchema,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const expired: TestInvitation = {
+      hospital,
+      invitationId,
+      patientRef,
+      token,
+      bindingSecret: new Uint8Array(32),
+    };
+    expect(
+      await tried(
+        'P2',
+        'an expired invitation',
+        pair(pairBodyFor(expired, generateKeyPair(), 'fcm-p2-late')),
+      ),
+    ).toEqual({ status: 410, code: 'INVITATION_EXPIRED' });
+
+    const fresh = await inviteTestPatient(hospital, 'p2-stale');
+    const stale = generateKeyPair();
+    const staleRequest = signPairRequest(
+      {
+        type: PAIR_REQUEST_TYPE,
+        invitationId: fresh.invitationId,
+        tokenSha256: tokenDigest(fresh.token),
+        devicePublicKey: stale.publicKey.toBase64Url(),
+        deviceId: stale.publicKey.fingerprint,
+        bindingProof: bindingProofText(fresh.bindingSecret, fresh.invitationId, stale.publicKey),
+        fcmToken: 'fcm-p2-stale',
+        platform: 'android',
+        issuedAt: formatTimestamp(new Date(Date.now() - 3600_000)),
+      },
+      stale.privateKey,
+    );
+    expect(
+      await tried(
+        'P2',
+        'a pair request signed an hour ago',
+        pair({ token: fresh.token, pairRequest: toBase64Url(staleRequest) }),
+      ),
+    ).toMatchObject({ status: 401, code: 'REQUEST_EXPIRED' });
+    expect(await devicesOf(hospital.hospitalId, fresh.patientRef)).toEqual([]);
+  });
+
+  it('P3 a pair request must be signed by the key it enrols', async () => {
+    const invitation = await inviteTestPatient(hospital, 'p3-patient');
+    const victim = generateKeyPair();
+    const attacker = generateKeyPair();
+    const forged = signPairRequest(
+      {
+        type: PAIR_REQUEST_TYPE,
+        invitationId: invitation.invitationId,
+        tokenSha256: tokenDigest(invitation.token),
+        devicePublicKey: victim.publicKey.toBase64Url(),
+        deviceId: victim.publicKey.fingerprint,
+        bindingProof: bindingProofText(invitation.bindingSecret, invitation.invitationId, victim.publicKey),
+        fcmToken: 'fcm-p3',
+        platform: 'android',
+        issuedAt: formatTimestamp(new Date()),
+      },
+      attacker.privateKey,
+    );
+    const refused = await tried(
+      'P3',
+      "enrol another's public key, signed with the attacker's",
+      pair({ token: invitation.token, pairRequest: toBase64Url(forged) }),
+    );
+    expect(refused).toEqual({ status: 401, code: 'SIGNATURE_INVALID' });
+    expect(await devicesOf(hospital.hospitalId, invitation.patientRef)).toEqual([]);
+    // The invitation is still the patient's to use.
+    expect((await pairWithInvitation(stack, invitation)).deviceId).toBeDefined();
+  });
+
+  it('P4 a bystander who pairs first with a photographed QR is seen, refused to the patient, and revoked', async () => {
+    const invitation = await inviteTestPatient(hospital, 'p4-patient');
+    const bystander = await pairWithInvitation(stack, invitation, { fcmToken: 'fcm-bystander' });
+    // The patient's own pairing fails visibly: the app tells them to ask for a new code.
+    expect(
+      await tried(
+        'P4',
+        "the patient's own pairing after a bystander used the QR",
+        pair(pairBodyFor(invitation, generateKeyPair(), 'fcm-p4-patient')),
+      ),
+    ).toEqual({ status: 409, code: 'INVITATION_USED' });
+    // The hospital sees the device that took the invitation, verified, and revokes it.
+    const listed = await hospital.api.call(
+      { method: 'GET', target: `/pairing/v1/patients/${invitation.patientRef}/devices` },
+      patientDevicesResponseSchema,
+    );
+    expect(listed.devices.map((device) => device.deviceId)).toEqual([bystander.deviceId]);
+    await hospital.api.call(
+      { method: 'POST', target: `/pairing/v1/devices/${bystander.deviceId}/revoke`, json: {} },
+      revokeResponseSchema,
+    );
+    expect(
+      await tried(
+        'P4',
+        "the revoked bystander's signed list call",
+        bystander.api.raw({ method: 'GET', target: '/records/v1/records' }),
+      ),
+    ).toEqual({ status: 403, code: 'DEVICE_REVOKED' });
+    // A new invitation pairs the patient; nothing sent to them reaches the bystander.
+    const patient = await pairTestDevice(stack, hospital, 'p4-patient');
+    const check = await checkedDevices({ ...hospital, pairingKey }, patient.patientRef, new Date());
+    expect(check.accepted.map((device) => device.deviceId)).toEqual([patient.deviceId]);
+    const sealed = await sealTestUpload(hospital, {
+      patientRef: patient.patientRef,
+      recipients: [patient, bystander],
+      file: new Uint8Array(randomBytes(2000)),
+    });
+    await dropUpload(stack, sealed.objectName, await collectBytes(sealed.bytes()));
+    const receipt = await waitForReceipt(stack, hospital.hospitalId, sealed.manifest.uploadId, ingestKey);
+    expect(receipt).toMatchObject({ status: 'rejected', errorCode: 'DEVICE_REVOKED' });
+    recordEvidence({
+      kind: 'attack',
+      threat: 'P4',
+      attack: 'an upload naming the revoked bystander',
+      outcome: `rejection receipt ${receipt.status === 'rejected' ? receipt.errorCode : receipt.status}`,
+    });
+  });
+
+  it('P5 devices written straight into Firestore are never given a key by the connector', async () => {
+    const genuine = await pairTestDevice(stack, hospital, 'p5-patient');
+    const leaked = await createFunctionKeys({
+      firestore,
+      kms: createKms(stack.env),
+      catalog: loadCatalog(),
+      projectId: stack.env.GCLOUD_PROJECT!,
+      functionName: 'pairing',
+    }).keyPair();
+    const inject = async (signer: KeyPair | undefined, certificateOf?: string) => {
+      const attacker = generateKeyPair();
+      const invitationId = newRandomId();
+      const certificate = certificateOf
+        ? ((await firestore.collection(PAIRING_COLLECTIONS.devices).doc(certificateOf).get()).get(
+            'certificate',
+          ) as string)
+        : toBase64Url(
+            signDeviceCertificate(
+              {
+                type: DEVICE_CERTIFICATE_TYPE,
+                deviceId: attacker.publicKey.fingerprint,
+                devicePublicKey: attacker.publicKey.toBase64Url(),
+                hospitalId: hospital.hospitalId,
+                patientRef: genuine.patientRef,
+                invitationId,
+                bindingProof: bindingProofText(
+                  new Uint8Array(randomBytes(32)),
+                  invitationId,
+                  attacker.publicKey,
+                ),
+                issuedAt: formatTimestamp(new Date()),
+                expiresAt: formatTimestamp(new Date(Date.now() + 86_400_000)),
+              },
+              signer!.privateKey,
+            ),
+          );
+      await firestore
+        .collection(PAIRING_COLLECTIONS.devices)
+        .doc(attacker.publicKey.fingerprint)
+        .create({
+          hospitalId: hospital.hospitalId,
+          patientRef: genuine.patientRef,
+          invitationId,
+          certificate,
+          bindingProof: 'x',
+          fcmToken: 'fcm-injected',
+          platform: 'other',
+          status: 'active',
+          pairedAt: new Date(),
+          lastSeenAt: new Date(),
+          expiresAt: new Date(Date.now() + 86_400_000),
+        });
+      return attacker.publicKey.fingerprint;
+    };
+    const forged = await inject(generateKeyPair());
+    const unbound = await inject(leaked);
+    const copied = await inject(undefined, genuine.deviceId);
+    const check = await checkedDevices({ ...hospital, pairingKey }, genuine.patientRef, new Date());
+    expect(check.accepted.map((device) => device.deviceId)).toEqual([genuine.deviceId]);
+    const refused = Object.fromEntries(check.refused.map((entry) => [entry.deviceId, entry.code]));
+    expect(refused).toEqual({
+      [forged]: 'CERTIFICATE_INVALID',
+      [unbound]: 'BINDING_PROOF_INVALID',
+      [copied]: 'CERTIFICATE_INVALID',
+    });
+    for (const [what, id] of [
+      ['a certificate signed by an unknown key', forged],
+      ["a certificate signed with the pairing function's own (leaked) key, no binding proof", unbound],
+      ["a copy of a genuine device's certificate", copied],
+    ] as const) {
+      recordEvidence({
+        kind: 'attack',
+        threat: 'P5',
+        attack: `injected device: ${what}`,
+        outcome: `refused ${refused[id]}`,
+      });
+    }
+  });
+
+  it("P6 hospital X's key does nothing for hospital Y's patients", async () => {
+    const patientOfY = await pairTestDevice(stack, other, 'p6-patient');
+    const { sealed } = await deliver(stack, other, ingestKey, {
+      patientRef: patientOfY.patientRef,
+      recipients: [patientOfY],
+      file: new Uint8Array(randomBytes(1000)),
+    });
+    const claimingY = (keyId: string, keys: KeyPair) =>
+      createApiClient({
+        apiBase: stack.env.FUNCTIONS_BASE_URL!,
+        signer: { keyId, privateKey: keys.privateKey },
+      });
+    expect(
+      await tried(
+        'P6',
+        "X's key under Y's key id",
+        claimingY(hospitalKeyId(other.hospitalId, other.keys.publicKey), hospital.keys).raw({
+          method: 'GET',
+          target: `/pairing/v1/patients/${patientOfY.patientRef}/devices`,
+        }),
+      ),
+    ).toEqual({ status: 401, code: 'SIGNATURE_INVALID' });
+    expect(
+      await tried(
+        'P6',
+        "X's own key presented as one of Y's",
+        claimingY(hospitalKeyId(other.hospitalId, hospital.keys.publicKey), hospital.keys).raw({
+          method: 'GET',
+          target: `/pairing/v1/patients/${patientOfY.patientRef}/devices`,
+        }),
+      ),
+    ).toEqual({ status: 401, code: 'UNKNOWN_KEY' });
+    // With its own key, X sees no device of Y's patient, and cannot revoke or recall.
+    const seen = await hospital.api.call(
+      { method: 'GET', target: `/pairing/v1/patients/${patientOfY.patientRef}/devices` },
+      patientDevicesResponseSchema,
+    );
+    expect(seen.devices).toEqual([]);
+    expect(
+      await tried(
+        'P6',
+        "X revokes Y's device",
+        hospital.api.raw({
+          method: 'POST',
+          target: `/pairing/v1/devices/${patientOfY.deviceId}/revoke`,
+          json: {},
+        }),
+      ),
+    ).toEqual({ status: 404, code: 'NOT_FOUND' });
+    expect(
+      await tried(
+        'P6',
+        "X recalls Y's record",
+        hospital.api.raw({
+          method: 'POST',
+          target: `/pairing/v1/records/${sealed.manifest.recordId}/recall`,
+          json: {},
+        }),
+      ),
+    ).toEqual({ status: 404, code: 'NOT_FOUND' });
+    // Uploads: X naming Y's patient under its own prefix, and X's signature under Y's prefix.
+    const underX = await sealTestUpload(hospital, {
+      patientRef: patientOfY.patientRef,
+      recipients: [patientOfY],
+      file: new Uint8Array(randomBytes(1000)),
+    });
+    await dropUpload(stack, underX.objectName, await collectBytes(underX.bytes()));
+    const underY = await sealTestUpload(
+      { ...hospital, hospitalId: other.hospitalId },
+      {
+        patientRef: patientOfY.patientRef,
+        recipients: [patientOfY],
+        file: new Uint8Array(randomBytes(1000)),
+      },
+    );
+    await dropUpload(stack, underY.objectName, await collectBytes(underY.bytes()));
+    for (const [what, owner, upload] of [
+      ["X uploads for Y's patient", hospital.hospitalId, underX],
+      ["X's signature on an upload in Y's folder", other.hospitalId, underY],
+    ] as const) {
+      const receipt = await waitForReceipt(stack, owner, upload.manifest.uploadId, ingestKey);
+      const outcome = receipt.status === 'rejected' ? receipt.errorCode : receipt.status;
+      recordEvidence({ kind: 'attack', threat: 'P6', attack: what, outcome: `rejection receipt ${outcome}` });
+      expect(outcome).toBe(what.startsWith('X uploads') ? 'UNKNOWN_PATIENT' : 'MANIFEST_SIGNATURE_INVALID');
+    }
+    // Y's patient still has exactly their own device and record.
+    expect(await devicesOf(other.hospitalId, patientOfY.patientRef)).toEqual([patientOfY.deviceId]);
+    const records = await patientOfY.api.call(
+      { method: 'GET', target: '/records/v1/records' },
+      recordListResponseSchema,
+    );
+    expect(records.records.map((record) => record.recordId)).toEqual([sealed.manifest.recordId]);
+  });
+});
