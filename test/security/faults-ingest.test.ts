@@ -10,23 +10,14 @@ import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
-import { systemClock } from '../../shared/adapters/clock.ts';
 import { createFcmNotifier, type FcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
-import { AUDIT_COLLECTIONS, createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
-import {
-  createFirestoreDeviceStore,
-  createFirestoreHospitalRegistry,
-} from '../../shared/adapters/firestore-pairing.ts';
-import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createKms, createStorage } from '../../shared/adapters/google-clients.ts';
+import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
+import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
+import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
 import { generateKeyPair, loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
-import { serviceAccountPrincipal } from '../../shared/emulation.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import { receiptObjectName, recordObjectName, verifyReceipt } from '../../shared/protocol/index.ts';
-import { loadCatalog } from '../../shared/runtime/catalog.ts';
-import { createIngestService, type IngestService } from '../../shared/services/ingest.ts';
 import {
   collectBytes,
   functionPublicKey,
@@ -39,6 +30,7 @@ import {
 } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf, type FaultPoint } from '../helpers/faults.ts';
+import { stackIngestService } from '../helpers/stack-ingest.ts';
 
 /** The steps of a fault-free accepted upload, in order (the first test checks this list). */
 const ACCEPT_STEPS = [
@@ -120,36 +112,6 @@ describe('F2 faults in ingest, then the event redelivered', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  function ingestService(plan: FaultPlan): IngestService {
-    const catalog = loadCatalog();
-    const projectId = stack.env.GCLOUD_PROJECT!;
-    const principal = serviceAccountPrincipal(catalog.functions.ingest!.serviceAccount, projectId);
-    // A fresh key holder per run, so that each run unwraps ingest's key through KMS once.
-    const keys = createFunctionKeys({
-      firestore,
-      kms: plan.wrap('kms', createKms(stack.env, principal)),
-      catalog,
-      projectId,
-      functionName: 'ingest',
-    });
-    return createIngestService({
-      blobs: plan.wrap('blobs', blobs),
-      records: plan.wrap('records', createFirestoreRecordStore(firestore)),
-      hospitals: plan.wrap('hospitals', createFirestoreHospitalRegistry(firestore)),
-      devices: plan.wrap('devices', createFirestoreDeviceStore(firestore)),
-      notifier: plan.wrap('fcm', notifier),
-      audit: plan.wrap('audit', createFirestoreAuditLog(firestore)),
-      keyPair: () => keys.keyPair(),
-      clock: systemClock,
-      buckets: {
-        ingest: uploadBucket,
-        records: stack.env.RECORDS_BUCKET!,
-        outbox: stack.env.OUTBOX_BUCKET!,
-        quarantine: stack.env.QUARANTINE_BUCKET!,
-      },
-    });
-  }
-
   async function pings(): Promise<number> {
     const response = await fetch(
       `${stack.env.FCM_EMULATOR_URL}/_recorder/messages?token=${encodeURIComponent(device.fcmToken)}`,
@@ -187,7 +149,7 @@ describe('F2 faults in ingest, then the event redelivered', () => {
       size: String(upload.size),
     };
     const pingsBefore = await pings();
-    const service = ingestService(plan);
+    const service = stackIngestService(stack, { firestore, notifier, uploadBucket, plan });
     let deliveries = 0;
     for (;;) {
       deliveries++;

@@ -1,0 +1,65 @@
+// The ingest service over the real adapters of a local stack, as functions/ingest wires it but
+// built in the test process: for fault injection (each port wrapped by a FaultPlan) and for
+// limits the deployed function does not take (a small upload cap). Uploads go to a bucket of the
+// test's own, without a trigger, so that the deployed ingest function leaves them alone.
+import type { Firestore } from '@google-cloud/firestore';
+import { systemClock } from '../../shared/adapters/clock.ts';
+import type { FcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
+import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import {
+  createFirestoreDeviceStore,
+  createFirestoreHospitalRegistry,
+} from '../../shared/adapters/firestore-pairing.ts';
+import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
+import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import { createKms } from '../../shared/adapters/google-clients.ts';
+import { serviceAccountPrincipal } from '../../shared/emulation.ts';
+import { loadCatalog } from '../../shared/runtime/catalog.ts';
+import { createIngestService, type IngestService } from '../../shared/services/ingest.ts';
+import { stackBlobStore, type StackEnv } from './delivery-fixture.ts';
+import { FaultPlan } from './faults.ts';
+
+export interface StackIngestOptions {
+  readonly firestore: Firestore;
+  readonly notifier: FcmNotifier;
+  /** The bucket uploads are dropped into (create it first; it must have no trigger). */
+  readonly uploadBucket: string;
+  readonly plan?: FaultPlan;
+  readonly maxCiphertextLength?: number;
+}
+
+export function stackIngestService(stack: StackEnv, options: StackIngestOptions): IngestService {
+  const { firestore } = options;
+  const plan = options.plan ?? new FaultPlan();
+  const catalog = loadCatalog();
+  const projectId = stack.env.GCLOUD_PROJECT!;
+  const principal = serviceAccountPrincipal(catalog.functions.ingest!.serviceAccount, projectId);
+  // A fresh key holder per service, so that each unwraps ingest's key through KMS once, as ingest's
+  // own identity (the KMS emulator enforces the catalog's grants).
+  const keys = createFunctionKeys({
+    firestore,
+    kms: plan.wrap('kms', createKms(stack.env, principal)),
+    catalog,
+    projectId,
+    functionName: 'ingest',
+  });
+  return createIngestService({
+    blobs: plan.wrap('blobs', stackBlobStore(stack)),
+    records: plan.wrap('records', createFirestoreRecordStore(firestore)),
+    hospitals: plan.wrap('hospitals', createFirestoreHospitalRegistry(firestore)),
+    devices: plan.wrap('devices', createFirestoreDeviceStore(firestore)),
+    notifier: plan.wrap('fcm', options.notifier),
+    audit: plan.wrap('audit', createFirestoreAuditLog(firestore)),
+    keyPair: () => keys.keyPair(),
+    clock: systemClock,
+    buckets: {
+      ingest: options.uploadBucket,
+      records: stack.env.RECORDS_BUCKET!,
+      outbox: stack.env.OUTBOX_BUCKET!,
+      quarantine: stack.env.QUARANTINE_BUCKET!,
+    },
+    ...(options.maxCiphertextLength === undefined
+      ? {}
+      : { maxCiphertextLength: options.maxCiphertextLength }),
+  });
+}
