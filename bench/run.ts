@@ -7,6 +7,7 @@ import { benchColdStart } from './coldstart.ts';
 import { benchCrypto } from './crypto.ts';
 import { benchDelivery } from './delivery.ts';
 import { benchIngest } from './ingest.ts';
+import { benchLoad } from './load.ts';
 import { benchPairing } from './pairing.ts';
 import { benchPurge } from './purge.ts';
 import { benchStack } from './stack.ts';
@@ -22,6 +23,15 @@ const BENCHES: Record<string, Bench> = {
   ingest: () => benchIngest({ records: 100, concurrency: 4, patients: 10 }),
   delivery: () => benchDelivery({ sizesMiB: [200, 1024] }),
   purge: () => benchPurge({ expired: 10_000, total: 200_000 }),
+  load: () =>
+    benchLoad({
+      patients: 20,
+      devicesPerPatient: 2,
+      records: 200,
+      concurrency: 4,
+      recordBytes: 16 * 1024,
+      deadlineMs: 600_000,
+    }),
 };
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });

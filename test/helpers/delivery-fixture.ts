@@ -189,7 +189,8 @@ export async function pairTestDevice(
 
 export interface TestUploadOptions {
   readonly patientRef: string;
-  readonly recipients: readonly TestDevice[];
+  /** The devices to wrap the key for (any device: a paired TestDevice or a phone's enrolment). */
+  readonly recipients: readonly Pick<TestDevice, 'deviceId' | 'keys'>[];
   readonly file: Uint8Array;
   readonly header?: Partial<RecordHeader>;
   readonly contentClass?: ContentClass;
