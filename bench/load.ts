@@ -4,7 +4,7 @@
 // drops and waits for each signed receipt, a few at a time. The run reports what went wrong
 // (records lost or delivered twice, every refused request by status and code) and how long
 // things took (request latency per kind, drop-to-stored delivery), all from the same run.
-// `node bench/load.ts --patients 20 --devices 2 --records 200` alone; the security suite runs a
+// `node bench/load.ts --patients 20 --devices 2 --records 240 --reference 40` alone; the security suite runs a
 // small one on every CI run and asserts only the counts, never a time.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -45,6 +45,8 @@ export interface LoadOptions {
   readonly deadlineMs: number;
   /** How long a phone waits between syncs. */
   readonly pollMs?: number;
+  /** Records sent first with the phones idle: the reference the loaded rate is compared with. */
+  readonly referenceRecords: number;
 }
 
 export interface Spread {
@@ -71,6 +73,8 @@ export interface LoadFigures {
   readonly latencyMs: Readonly<Record<'list' | 'content (headers)' | 'ack', Spread>>;
   readonly deliveryMs: Spread;
   readonly seconds: number;
+  /** The connector's rate with the phones idle, and while they sync, in records/s. */
+  readonly sendRate: { readonly alone: number; readonly whileSyncing: number; readonly ratio: number };
 }
 
 function spread(values: readonly number[]): Spread {
@@ -172,41 +176,50 @@ export async function runLoad(
   const deliveries: number[] = [];
   let receiptsRejected = 0;
   let sending = true;
-  const started = performance.now();
   const deadline = Date.now() + options.deadlineMs;
 
+  /** Seals, drops and waits for the receipt of each record, a few at a time. */
+  const send = (indices: readonly number[], timeDelivery: boolean) =>
+    inParallel(indices, options.concurrency, async (index) => {
+      const patient = index % options.patients;
+      const sealed = await sealTestUpload(hospital, {
+        patientRef: patientRefs[patient]!,
+        recipients: phones
+          .filter((phone) => phone.patient === patient)
+          .map((phone) => ({ deviceId: phone.deviceId, keys: phone.enrolment.keys })),
+        file: new Uint8Array(randomBytes(options.recordBytes)),
+      });
+      const bytes = await collectBytes(sealed.bytes());
+      if (timeDelivery) droppedAt.set(sealed.manifest.recordId, performance.now());
+      await dropUpload(stack, sealed.objectName, bytes);
+      const receipt = await waitForReceipt(
+        stack,
+        hospital.hospitalId,
+        sealed.manifest.uploadId,
+        ingestKey,
+        Math.max(1000, deadline - Date.now()),
+      );
+      if (receipt.status !== 'accepted') {
+        receiptsRejected++;
+        return;
+      }
+      sentTo.set(patient, [...(sentTo.get(patient) ?? []), receipt.recordId]);
+    });
+  const indices = Array.from({ length: options.records }, (_, index) => index);
+  const reference = Math.min(options.referenceRecords, options.records);
+
+  // The reference, in the same run: the connector alone, the phones idle.
+  const alone = performance.now();
+  await send(indices.slice(0, reference), false);
+  const aloneSeconds = (performance.now() - alone) / 1000;
+
+  const started = performance.now();
+  let loadedSeconds = 0;
   const connector = (async () => {
     try {
-      await inParallel(
-        Array.from({ length: options.records }, (_, index) => index),
-        options.concurrency,
-        async (index) => {
-          const patient = index % options.patients;
-          const sealed = await sealTestUpload(hospital, {
-            patientRef: patientRefs[patient]!,
-            recipients: phones
-              .filter((phone) => phone.patient === patient)
-              .map((phone) => ({ deviceId: phone.deviceId, keys: phone.enrolment.keys })),
-            file: new Uint8Array(randomBytes(options.recordBytes)),
-          });
-          const bytes = await collectBytes(sealed.bytes());
-          droppedAt.set(sealed.manifest.recordId, performance.now());
-          await dropUpload(stack, sealed.objectName, bytes);
-          const receipt = await waitForReceipt(
-            stack,
-            hospital.hospitalId,
-            sealed.manifest.uploadId,
-            ingestKey,
-            Math.max(1000, deadline - Date.now()),
-          );
-          if (receipt.status !== 'accepted') {
-            receiptsRejected++;
-            return;
-          }
-          sentTo.set(patient, [...(sentTo.get(patient) ?? []), receipt.recordId]);
-        },
-      );
+      await send(indices.slice(reference), true);
     } finally {
+      loadedSeconds = (performance.now() - started) / 1000;
       sending = false;
     }
   })();
@@ -274,6 +287,11 @@ export async function runLoad(
     },
     deliveryMs: spread(deliveries),
     seconds,
+    sendRate: {
+      alone: reference / aloneSeconds,
+      whileSyncing: (options.records - reference) / loadedSeconds,
+      ratio: (options.records - reference) / loadedSeconds / (reference / aloneSeconds),
+    },
   };
 }
 
@@ -321,6 +339,9 @@ export function loadRows(figures: LoadFigures): (string | number)[][] {
       'ms',
     ]);
   }
+  rows.push(['connector alone (phones idle)', figures.sendRate.alone, 'records/s']);
+  rows.push(['connector while the phones sync', figures.sendRate.whileSyncing, 'records/s']);
+  rows.push(['ratio while syncing / alone', figures.sendRate.ratio, 'x']);
   const d = figures.deliveryMs;
   rows.push([
     'drop → stored on the phone p50 / p95 / max',
@@ -351,8 +372,9 @@ if (isMain(import.meta.url)) {
     options: {
       patients: { type: 'string', default: '20' },
       devices: { type: 'string', default: '2' },
-      records: { type: 'string', default: '200' },
+      records: { type: 'string', default: '240' },
       concurrency: { type: 'string', default: '4' },
+      reference: { type: 'string', default: '40' },
       'record-kib': { type: 'string', default: '16' },
       'deadline-s': { type: 'string', default: '600' },
     },
@@ -362,6 +384,7 @@ if (isMain(import.meta.url)) {
     devicesPerPatient: Number(values.devices),
     records: Number(values.records),
     concurrency: Number(values.concurrency),
+    referenceRecords: Number(values.reference),
     recordBytes: Number(values['record-kib']) * 1024,
     deadlineMs: Number(values['deadline-s']) * 1000,
   });

@@ -27,7 +27,8 @@ const BENCHES: Record<string, Bench> = {
     benchLoad({
       patients: 20,
       devicesPerPatient: 2,
-      records: 200,
+      records: 240,
+      referenceRecords: 40,
       concurrency: 4,
       recordBytes: 16 * 1024,
       deadlineMs: 600_000,

@@ -19,6 +19,7 @@ const LOAD = {
   patients: Number(process.env.LOAD_PATIENTS ?? 8),
   devicesPerPatient: 2,
   records: Number(process.env.LOAD_RECORDS ?? 40),
+  referenceRecords: 8,
   concurrency: 4,
   recordBytes: 16 * 1024,
   deadlineMs: 150_000,
@@ -68,6 +69,7 @@ describe('D3 load: phones syncing while the connector sends', () => {
               `${spread.p50.toFixed(0)}/${spread.p95.toFixed(0)}/${spread.max.toFixed(0)}`,
             ]),
           ),
+          'connector records/s alone / while syncing': `${figures.sendRate.alone.toFixed(1)} / ${figures.sendRate.whileSyncing.toFixed(1)}`,
           'drop → stored ms p50/p95/max': `${figures.deliveryMs.p50.toFixed(0)}/${figures.deliveryMs.p95.toFixed(0)}/${figures.deliveryMs.max.toFixed(0)}`,
         },
       });
