@@ -105,6 +105,7 @@ export interface TestInvitation {
 export async function inviteTestPatient(
   hospital: TestHospital,
   patientNumber: string,
+  options: { expiresInMs?: number } = {},
 ): Promise<TestInvitation> {
   const invitationId = newRandomId();
   const patientRef = derivePatientRef(hospital.masterSecret, patientNumber);
@@ -117,7 +118,7 @@ export async function inviteTestPatient(
         invitationId,
         patientRef,
         tokenSha256: tokenDigest(token),
-        expiresAt: formatTimestamp(new Date(Date.now() + 15 * 60 * 1000)),
+        expiresAt: formatTimestamp(new Date(Date.now() + (options.expiresInMs ?? 15 * 60 * 1000))),
         maxAttempts: 3,
       },
     },
@@ -287,4 +288,12 @@ export async function deliver(
     sealed,
     receipt: await waitForReceipt(stack, hospital.hospitalId, sealed.manifest.uploadId, ingestPublicKey),
   };
+}
+
+/** How many pushes the local FCM recorder holds for a token. */
+export async function pushCount(stack: StackEnv, token: string): Promise<number> {
+  const response = await fetch(
+    `${stack.env.FCM_EMULATOR_URL}/_recorder/messages?token=${encodeURIComponent(token)}`,
+  );
+  return ((await response.json()) as { messages: unknown[] }).messages.length;
 }

@@ -12,26 +12,20 @@ import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
-import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
 import { createFirestore, createKms } from '../../shared/adapters/google-clients.ts';
 import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/crypto/index.ts';
 import {
-  bindingProofText,
   derivePatientRef,
-  DEVICE_CERTIFICATE_TYPE,
-  formatTimestamp,
   fromBase64Url,
-  newRandomId,
   readDocumentUnverified,
-  signDeviceCertificate,
-  toBase64Url,
   uploadManifestSchema,
   UPLOAD_MANIFEST_TYPE,
 } from '../../shared/protocol/index.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { loadCatalog } from '../../shared/runtime/catalog.ts';
+import { injectDevice, unboundCertificate } from '../helpers/injection.ts';
 import { binRunner, writeStackEnvFile, type BinName, type BinOutcome } from '../helpers/bins.ts';
 import { collectBytes, stackBlobStore } from '../helpers/delivery-fixture.ts';
 
@@ -171,40 +165,14 @@ describe('clients end to end', { timeout: 120_000 }, () => {
       projectId: stack.env.GCLOUD_PROJECT!,
       functionName: 'pairing',
     }).keyPair();
-    const inject = async (signer: KeyPair, label: string) => {
-      const attacker = generateKeyPair();
-      const invitationId = newRandomId();
-      const certificate = signDeviceCertificate(
-        {
-          type: DEVICE_CERTIFICATE_TYPE,
-          deviceId: attacker.publicKey.fingerprint,
-          devicePublicKey: attacker.publicKey.toBase64Url(),
-          hospitalId: onboarding.hospitalId,
-          patientRef,
-          invitationId,
-          bindingProof: bindingProofText(new Uint8Array(randomBytes(32)), invitationId, attacker.publicKey),
-          issuedAt: formatTimestamp(new Date()),
-          expiresAt: formatTimestamp(new Date(Date.now() + 86_400_000)),
-        },
-        signer.privateKey,
+    const target = { hospitalId: onboarding.hospitalId, patientRef };
+    const inject = (signer: KeyPair, label: string) =>
+      injectDevice(
+        firestore,
+        target,
+        (attacker, invitationId) => unboundCertificate(signer.privateKey, attacker, target, invitationId),
+        `injected-${label}`,
       );
-      await firestore
-        .collection(PAIRING_COLLECTIONS.devices)
-        .doc(attacker.publicKey.fingerprint)
-        .create({
-          hospitalId: onboarding.hospitalId,
-          patientRef,
-          invitationId,
-          certificate: toBase64Url(certificate),
-          bindingProof: 'x',
-          fcmToken: `injected-${label}`,
-          platform: 'other',
-          status: 'active',
-          pairedAt: new Date(),
-          expiresAt: new Date(Date.now() + 86_400_000),
-        });
-      return attacker.publicKey.fingerprint;
-    };
     const forged = await inject(generateKeyPair(), 'forged');
     const unbound = await inject(pairingKey, 'unbound');
 

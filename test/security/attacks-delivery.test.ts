@@ -44,7 +44,7 @@ import {
 import { textContainsCanary } from '../helpers/canary.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 import { captureStdout, type StdoutCapture } from '../helpers/stdout-capture.ts';
-import { stackIngestService } from '../helpers/stack-ingest.ts';
+import { stackIngestService } from '../helpers/stack-services.ts';
 
 const CANARY = `CANARY-${randomBytes(12).toString('hex')}-PATIENT-LETTER`;
 const MANIFEST_OFFSET = 9;

@@ -16,10 +16,8 @@ import { createFirestore, createKms } from '../../shared/adapters/google-clients
 import { generateKeyPair, loadThemis, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
 import {
   bindingProofText,
-  DEVICE_CERTIFICATE_TYPE,
   formatTimestamp,
   hospitalKeyId,
-  invitationResponseSchema,
   newInvitationToken,
   newRandomId,
   PAIR_REQUEST_TYPE,
@@ -27,11 +25,9 @@ import {
   patientDevicesResponseSchema,
   recordListResponseSchema,
   revokeResponseSchema,
-  signDeviceCertificate,
   signPairRequest,
   toBase64Url,
   tokenDigest,
-  derivePatientRef,
 } from '../../shared/protocol/index.ts';
 import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import {
@@ -47,9 +43,9 @@ import {
   sealTestUpload,
   waitForReceipt,
   type TestHospital,
-  type TestInvitation,
 } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
+import { injectDevice, unboundCertificate } from '../helpers/injection.ts';
 import { refusal } from '../helpers/refusal.ts';
 
 describe('attacks on pairing', () => {
@@ -141,31 +137,8 @@ describe('attacks on pairing', () => {
     ).toEqual({ status: 409, code: 'INVITATION_USED' });
     expect(await devicesOf(hospital.hospitalId, invitation.patientRef)).toEqual([first.deviceId]);
 
-    const invitationId = newRandomId();
-    const token = newInvitationToken();
-    const patientRef = derivePatientRef(hospital.masterSecret, 'p2-late');
-    await hospital.api.call(
-      {
-        method: 'POST',
-        target: '/pairing/v1/invitations',
-        json: {
-          invitationId,
-          patientRef,
-          tokenSha256: tokenDigest(token),
-          expiresAt: formatTimestamp(new Date(Date.now() + 1500)),
-          maxAttempts: 3,
-        },
-      },
-      invitationResponseSchema,
-    );
+    const expired = await inviteTestPatient(hospital, 'p2-late', { expiresInMs: 1500 });
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    const expired: TestInvitation = {
-      hospital,
-      invitationId,
-      patientRef,
-      token,
-      bindingSecret: new Uint8Array(32),
-    };
     expect(
       await tried(
         'P2',
@@ -286,54 +259,21 @@ describe('attacks on pairing', () => {
       projectId: stack.env.GCLOUD_PROJECT!,
       functionName: 'pairing',
     }).keyPair();
-    const inject = async (signer: KeyPair | undefined, certificateOf?: string) => {
-      const attacker = generateKeyPair();
-      const invitationId = newRandomId();
-      const certificate = certificateOf
-        ? ((await firestore.collection(PAIRING_COLLECTIONS.devices).doc(certificateOf).get()).get(
-            'certificate',
-          ) as string)
-        : toBase64Url(
-            signDeviceCertificate(
-              {
-                type: DEVICE_CERTIFICATE_TYPE,
-                deviceId: attacker.publicKey.fingerprint,
-                devicePublicKey: attacker.publicKey.toBase64Url(),
-                hospitalId: hospital.hospitalId,
-                patientRef: genuine.patientRef,
-                invitationId,
-                bindingProof: bindingProofText(
-                  new Uint8Array(randomBytes(32)),
-                  invitationId,
-                  attacker.publicKey,
-                ),
-                issuedAt: formatTimestamp(new Date()),
-                expiresAt: formatTimestamp(new Date(Date.now() + 86_400_000)),
-              },
-              signer!.privateKey,
-            ),
-          );
-      await firestore
-        .collection(PAIRING_COLLECTIONS.devices)
-        .doc(attacker.publicKey.fingerprint)
-        .create({
-          hospitalId: hospital.hospitalId,
-          patientRef: genuine.patientRef,
-          invitationId,
-          certificate,
-          bindingProof: 'x',
-          fcmToken: 'fcm-injected',
-          platform: 'other',
-          status: 'active',
-          pairedAt: new Date(),
-          lastSeenAt: new Date(),
-          expiresAt: new Date(Date.now() + 86_400_000),
-        });
-      return attacker.publicKey.fingerprint;
-    };
-    const forged = await inject(generateKeyPair());
-    const unbound = await inject(leaked);
-    const copied = await inject(undefined, genuine.deviceId);
+    const target = { hospitalId: hospital.hospitalId, patientRef: genuine.patientRef };
+    const forged = await injectDevice(firestore, target, (attacker, invitationId) =>
+      unboundCertificate(generateKeyPair().privateKey, attacker, target, invitationId),
+    );
+    const unbound = await injectDevice(firestore, target, (attacker, invitationId) =>
+      unboundCertificate(leaked.privateKey, attacker, target, invitationId),
+    );
+    const copied = await injectDevice(
+      firestore,
+      target,
+      async () =>
+        (await firestore.collection(PAIRING_COLLECTIONS.devices).doc(genuine.deviceId).get()).get(
+          'certificate',
+        ) as string,
+    );
     const check = await checkedDevices({ ...hospital, pairingKey }, genuine.patientRef, new Date());
     expect(check.accepted.map((device) => device.deviceId)).toEqual([genuine.deviceId]);
     const refused = Object.fromEntries(check.refused.map((entry) => [entry.deviceId, entry.code]));

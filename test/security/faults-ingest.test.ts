@@ -22,6 +22,7 @@ import {
   collectBytes,
   functionPublicKey,
   pairTestDevice,
+  pushCount,
   registerTestHospital,
   sealTestUpload,
   stackBlobStore,
@@ -30,7 +31,7 @@ import {
 } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf, type FaultPoint } from '../helpers/faults.ts';
-import { stackIngestService } from '../helpers/stack-ingest.ts';
+import { stackIngestService } from '../helpers/stack-services.ts';
 
 /** The steps of a fault-free accepted upload, in order (the first test checks this list). */
 const ACCEPT_STEPS = [
@@ -112,13 +113,6 @@ describe('F2 faults in ingest, then the event redelivered', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  async function pings(): Promise<number> {
-    const response = await fetch(
-      `${stack.env.FCM_EMULATOR_URL}/_recorder/messages?token=${encodeURIComponent(device.fcmToken)}`,
-    );
-    return ((await response.json()) as { messages: unknown[] }).messages.length;
-  }
-
   async function blobExists(bucket: string, name: string): Promise<boolean> {
     return (await blobs.stat(bucket, name)) !== undefined;
   }
@@ -148,7 +142,7 @@ describe('F2 faults in ingest, then the event redelivered', () => {
       generation: upload.generation,
       size: String(upload.size),
     };
-    const pingsBefore = await pings();
+    const pingsBefore = await pushCount(stack, device.fcmToken);
     const service = stackIngestService(stack, { firestore, notifier, uploadBucket, plan });
     let deliveries = 0;
     for (;;) {
@@ -181,7 +175,7 @@ describe('F2 faults in ingest, then the event redelivered', () => {
       quarantined: await blobExists(stack.env.QUARANTINE_BUCKET!, upload.name),
       createdEvents: created.size,
     };
-    return { state, pings: (await pings()) - pingsBefore, deliveries };
+    return { state, pings: (await pushCount(stack, device.fcmToken)) - pingsBefore, deliveries };
   }
 
   const cases: [string, readonly string[], boolean, FaultPoint[]][] = [

@@ -19,10 +19,8 @@ import {
   createFirestorePairingStores,
   PAIRING_COLLECTIONS,
 } from '../../shared/adapters/firestore-pairing.ts';
-import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createKms } from '../../shared/adapters/google-clients.ts';
+import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { generateKeyPair, loadThemis } from '../../shared/crypto/index.ts';
-import { serviceAccountPrincipal } from '../../shared/emulation.ts';
 import {
   derivePatientRef,
   deriveBindingSecret,
@@ -33,17 +31,18 @@ import {
   signRequest,
   tokenDigest,
 } from '../../shared/protocol/index.ts';
-import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
 import {
   inviteTestPatient,
   pairBodyFor,
   pairTestDevice,
+  pushCount,
   registerTestHospital,
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf } from '../helpers/faults.ts';
+import { stackFunctionKeys } from '../helpers/stack-services.ts';
 
 const INVITE_STEPS = ['hospitals.getHospital', 'nonces.remember', 'invitations.create'];
 const PAIR_STEPS = ['kms.decrypt', 'invitations.consume', 'audit.append', 'devices.listActive', 'fcm.send'];
@@ -92,16 +91,7 @@ describe('F1 faults in pairing, then the client retries', () => {
   });
 
   function pairingService(plan: FaultPlan): PairingService {
-    const catalog = loadCatalog();
-    const projectId = stack.env.GCLOUD_PROJECT!;
-    const principal = serviceAccountPrincipal(catalog.functions.pairing!.serviceAccount, projectId);
-    const keys = createFunctionKeys({
-      firestore,
-      kms: plan.wrap('kms', createKms(stack.env, principal)),
-      catalog,
-      projectId,
-      functionName: 'pairing',
-    });
+    const keys = stackFunctionKeys(stack, firestore, 'pairing', plan);
     const stores = createFirestorePairingStores(firestore);
     return createPairingService({
       stores: {
@@ -115,13 +105,6 @@ describe('F1 faults in pairing, then the client retries', () => {
       notifier: plan.wrap('fcm', notifier),
       audit: plan.wrap('audit', createFirestoreAuditLog(firestore)),
     });
-  }
-
-  async function pings(token: string): Promise<number> {
-    const response = await fetch(
-      `${stack.env.FCM_EMULATOR_URL}/_recorder/messages?token=${encodeURIComponent(token)}`,
-    );
-    return ((await response.json()) as { messages: unknown[] }).messages.length;
   }
 
   async function auditCount(action: string, field: string, id: string): Promise<number> {
@@ -185,7 +168,7 @@ describe('F1 faults in pairing, then the client retries', () => {
     const invitation = await inviteTestPatient(hospital, patient);
     const keys = generateKeyPair();
     const body = encoder.encode(JSON.stringify(pairBodyFor(invitation, keys, `fcm-${newRandomId()}`)));
-    const pingsBefore = await pings(sibling.fcmToken);
+    const pingsBefore = await pushCount(stack, sibling.fcmToken);
     const service = pairingService(plan);
     const { result, tries } = await withRetries(() => service.pair(body, silent));
     const device = (
@@ -196,7 +179,7 @@ describe('F1 faults in pairing, then the client retries', () => {
     ).data();
     return {
       tries,
-      pings: (await pings(sibling.fcmToken)) - pingsBefore,
+      pings: (await pushCount(stack, sibling.fcmToken)) - pingsBefore,
       state: {
         deviceId: result.deviceId === keys.publicKey.fingerprint,
         status: device?.status,

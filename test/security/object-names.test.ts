@@ -19,6 +19,7 @@ import {
   collectBytes,
   dropUpload,
   pairTestDevice,
+  pushCount,
   registerTestHospital,
   sealTestUpload,
   stackBlobStore,
@@ -50,13 +51,6 @@ describe('I1 path tricks in upload object names', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  async function pushCount(): Promise<number> {
-    const response = await fetch(
-      `${stack.env.FCM_EMULATOR_URL}/_recorder/messages?token=${encodeURIComponent(device.fcmToken)}`,
-    );
-    return ((await response.json()) as { messages: unknown[] }).messages.length;
-  }
-
   const tricks: [string, (hospitalId: string, uploadId: string) => string][] = [
     ['dot segments', (h, u) => `hospitals/${h}/uploads/../uploads/${u}.cbr`],
     ['a dot segment in front', (h, u) => `hospitals/${h}/./uploads/${u}.cbr`],
@@ -77,7 +71,7 @@ describe('I1 path tricks in upload object names', () => {
         file: new Uint8Array(randomBytes(3000)),
       });
       const name = nameOf(hospital.hospitalId, sealed.manifest.uploadId);
-      const pushesBefore = await pushCount();
+      const pushesBefore = await pushCount(stack, device.fcmToken);
       await dropUpload(stack, name, await collectBytes(sealed.bytes()));
       for (let i = 0; i < 150 && (await blobs.stat(stack.env.INGEST_BUCKET!, name)); i++) {
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -92,7 +86,7 @@ describe('I1 path tricks in upload object names', () => {
         receiptObjectName(hospital.hospitalId, sealed.manifest.uploadId),
       );
       expect(receipt).toBeUndefined(); // no name to receipt under: the hospital's own upload name was never used
-      expect(await pushCount()).toBe(pushesBefore);
+      expect(await pushCount(stack, device.fcmToken)).toBe(pushesBefore);
     });
   }
 

@@ -1,7 +1,7 @@
-// The ingest service over the real adapters of a local stack, as functions/ingest wires it but
-// built in the test process: for fault injection (each port wrapped by a FaultPlan) and for
-// limits the deployed function does not take (a small upload cap). Uploads go to a bucket of the
-// test's own, without a trigger, so that the deployed ingest function leaves them alone.
+// Services over the real adapters of a local stack, wired as the functions wire them but built in
+// the test process: for fault injection (each port wrapped by a FaultPlan) and for limits the
+// deployed functions do not take (a small upload cap). A function's key is unwrapped through KMS
+// as that function's own identity, which the KMS emulator checks against the catalog's grants.
 import type { Firestore } from '@google-cloud/firestore';
 import { systemClock } from '../../shared/adapters/clock.ts';
 import type { FcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
@@ -12,6 +12,7 @@ import {
 } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
 import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import type { FunctionKeys } from '../../shared/ports/function-keys.ts';
 import { createKms } from '../../shared/adapters/google-clients.ts';
 import { serviceAccountPrincipal } from '../../shared/emulation.ts';
 import { loadCatalog } from '../../shared/runtime/catalog.ts';
@@ -28,21 +29,33 @@ export interface StackIngestOptions {
   readonly maxCiphertextLength?: number;
 }
 
-export function stackIngestService(stack: StackEnv, options: StackIngestOptions): IngestService {
-  const { firestore } = options;
-  const plan = options.plan ?? new FaultPlan();
+/**
+ * A function's key holder speaking to KMS as that function. Each holder unwraps once, so a fresh
+ * one per run makes each run's first use a KMS call (a step the plan can fail).
+ */
+export function stackFunctionKeys(
+  stack: StackEnv,
+  firestore: Firestore,
+  functionName: string,
+  plan: FaultPlan = new FaultPlan(),
+): FunctionKeys {
   const catalog = loadCatalog();
   const projectId = stack.env.GCLOUD_PROJECT!;
-  const principal = serviceAccountPrincipal(catalog.functions.ingest!.serviceAccount, projectId);
-  // A fresh key holder per service, so that each unwraps ingest's key through KMS once, as ingest's
-  // own identity (the KMS emulator enforces the catalog's grants).
-  const keys = createFunctionKeys({
+  const principal = serviceAccountPrincipal(catalog.functions[functionName]!.serviceAccount, projectId);
+  return createFunctionKeys({
     firestore,
     kms: plan.wrap('kms', createKms(stack.env, principal)),
     catalog,
     projectId,
-    functionName: 'ingest',
+    functionName,
   });
+}
+
+/** Ingest over the stack; uploads go to a bucket of the test's own, without a trigger. */
+export function stackIngestService(stack: StackEnv, options: StackIngestOptions): IngestService {
+  const { firestore } = options;
+  const plan = options.plan ?? new FaultPlan();
+  const keys = stackFunctionKeys(stack, firestore, 'ingest', plan);
   return createIngestService({
     blobs: plan.wrap('blobs', stackBlobStore(stack)),
     records: plan.wrap('records', createFirestoreRecordStore(firestore)),
