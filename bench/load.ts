@@ -375,6 +375,7 @@ if (isMain(import.meta.url)) {
       records: { type: 'string', default: '240' },
       concurrency: { type: 'string', default: '4' },
       reference: { type: 'string', default: '40' },
+      'poll-ms': { type: 'string', default: '50' },
       'record-kib': { type: 'string', default: '16' },
       'deadline-s': { type: 'string', default: '600' },
     },
@@ -385,6 +386,7 @@ if (isMain(import.meta.url)) {
     records: Number(values.records),
     concurrency: Number(values.concurrency),
     referenceRecords: Number(values.reference),
+    pollMs: Number(values['poll-ms']),
     recordBytes: Number(values['record-kib']) * 1024,
     deadlineMs: Number(values['deadline-s']) * 1000,
   });

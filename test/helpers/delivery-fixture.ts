@@ -297,3 +297,22 @@ export async function pushCount(stack: StackEnv, token: string): Promise<number>
   );
   return ((await response.json()) as { messages: unknown[] }).messages.length;
 }
+
+/**
+ * Waits until an object is gone (ingest deletes an upload last, after its receipt); true if it
+ * went within the time.
+ */
+export async function waitUntilGone(
+  stack: StackEnv,
+  bucket: string,
+  name: string,
+  timeoutMs = 15_000,
+): Promise<boolean> {
+  const blobs = stackBlobStore(stack);
+  const deadline = Date.now() + timeoutMs;
+  while ((await blobs.stat(bucket, name)) !== undefined) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return true;
+}

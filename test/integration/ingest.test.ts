@@ -33,6 +33,7 @@ import {
   waitForReceipt,
   type TestDevice,
   type TestHospital,
+  waitUntilGone,
 } from '../helpers/delivery-fixture.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -93,7 +94,7 @@ describe('ingest function', () => {
     const receipt = await waitForReceipt(stack, hospitalId, sealed.manifest.uploadId, ingestKey);
     expect(receipt.status).toBe('rejected');
     expect(receipt.status === 'rejected' && receipt.errorCode).toMatch(code);
-    expect(await blobs.stat(stack.env.INGEST_BUCKET!, name)).toBeUndefined();
+    expect(await waitUntilGone(stack, stack.env.INGEST_BUCKET!, name)).toBe(true);
     const quarantined = await blobs.stat(stack.env.QUARANTINE_BUCKET!, name);
     expect(quarantined?.size).toBe(bytes.length);
     const [quarantineMeta] = await createStorage(stack.env.GCLOUD_PROJECT!, stack.env)
@@ -243,10 +244,7 @@ describe('ingest function', () => {
     // Not an upload name: no upload id, so no receipt; quarantined and removed.
     const stray = `hospitals/${hospital.hospitalId}/uploads/../notes.txt`;
     await dropUpload(stack, stray, new Uint8Array(randomBytes(64)));
-    for (let i = 0; i < 100 && (await blobs.stat(stack.env.INGEST_BUCKET!, stray)); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(await blobs.stat(stack.env.INGEST_BUCKET!, stray)).toBeUndefined();
+    expect(await waitUntilGone(stack, stack.env.INGEST_BUCKET!, stray)).toBe(true);
     expect((await blobs.stat(stack.env.QUARANTINE_BUCKET!, stray))?.size).toBe(64);
   });
 

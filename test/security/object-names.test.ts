@@ -25,6 +25,7 @@ import {
   stackBlobStore,
   type TestDevice,
   type TestHospital,
+  waitUntilGone,
 } from '../helpers/delivery-fixture.ts';
 
 describe('I1 path tricks in upload object names', () => {
@@ -73,10 +74,7 @@ describe('I1 path tricks in upload object names', () => {
       const name = nameOf(hospital.hospitalId, sealed.manifest.uploadId);
       const pushesBefore = await pushCount(stack, device.fcmToken);
       await dropUpload(stack, name, await collectBytes(sealed.bytes()));
-      for (let i = 0; i < 150 && (await blobs.stat(stack.env.INGEST_BUCKET!, name)); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      expect(await blobs.stat(stack.env.INGEST_BUCKET!, name)).toBeUndefined();
+      expect(await waitUntilGone(stack, stack.env.INGEST_BUCKET!, name)).toBe(true);
       expect(await blobs.stat(stack.env.QUARANTINE_BUCKET!, name)).toBeDefined();
       expect(
         (await firestore.collection(RECORDS_COLLECTION).doc(sealed.manifest.recordId).get()).exists,
