@@ -236,7 +236,7 @@ describe('F2 faults in ingest, then the event redelivered', () => {
             kind: 'fault',
             flow: `ingest (${what})`,
             point: `${point.when} ${point.step}`,
-            outcome: `${deliveries} deliveries, end state equal, ${pings} ping(s)`,
+            outcome: `${deliveries === 1 ? 'one delivery' : `${deliveries} deliveries`}, end state equal, ${pings} ping(s)`,
           });
         });
       }

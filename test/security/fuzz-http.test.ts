@@ -449,7 +449,12 @@ describe('Z1 fuzzing every HTTP endpoint on the stack', () => {
         kind: 'attack',
         threat: 'Z1',
         attack: `${RUNS} broken requests over ${templates.length} endpoints`,
-        outcome: [...statuses].map(([status, count]) => `${status}×${count}`).join(', '),
+        outcome: [...statuses]
+          .map(
+            ([status, count]) =>
+              `${status === 200 ? "200 (an unknown patient's empty device list)" : status}×${count}`,
+          )
+          .join(', '),
       });
     },
     30_000 + RUNS * 20,
