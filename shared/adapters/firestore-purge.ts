@@ -144,8 +144,24 @@ export function createFirestorePurgeStore(firestore: Firestore): PurgeStore {
         .update({ status: 'done', finishedAt: ts(finishedAt), receipt: Buffer.from(receipt) });
     },
 
-    async discardJob(jobId: string) {
-      await firestore.recursiveDelete(jobs.doc(jobId));
+    async discardJob(jobId: string, alsoRemove: readonly PurgeItem[] = []) {
+      const job = jobs.doc(jobId);
+      const refs = [
+        ...(await job.collection(PURGE_COLLECTIONS.ledger).listDocuments()),
+        job,
+        ...alsoRemove.map((item) => collection(item.kind).doc(item.id)),
+      ];
+      // One batch when it fits (any erasure up to hundreds of ledger entries); otherwise the
+      // ledger goes first and the job with the other documents last, still together.
+      const last = refs.slice(-MAX_BATCH_WRITES);
+      for (const part of chunks(refs.slice(0, refs.length - last.length), MAX_BATCH_WRITES)) {
+        const batch = firestore.batch();
+        for (const ref of part) batch.delete(ref);
+        await batch.commit();
+      }
+      const batch = firestore.batch();
+      for (const ref of last) batch.delete(ref);
+      await batch.commit();
     },
 
     async cursor(name: string) {

@@ -73,8 +73,12 @@ export interface PurgeStore {
   note(jobId: string, kind: LedgerKind, ids: readonly string[]): Promise<void>;
   ledger(jobId: string): Promise<Ledger>;
   finishJob(jobId: string, receipt: Uint8Array, finishedAt: Date): Promise<void>;
-  /** Removes a job and its ledger (erasure keeps no list of what it erased). */
-  discardJob(jobId: string): Promise<void>;
+  /**
+   * Removes a job and its ledger (erasure keeps no list of what it erased), and `alsoRemove` in
+   * the same write: erasure deletes the caller's own device with it, so a retry either still
+   * finds the ledger (and signs the whole receipt again) or can no longer authenticate.
+   */
+  discardJob(jobId: string, alsoRemove?: readonly PurgeItem[]): Promise<void>;
 
   /** A resumable position for incremental scans (the orphan sweep). */
   cursor(name: string): Promise<string | undefined>;

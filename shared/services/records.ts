@@ -450,8 +450,9 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
         once: `${jobId}:self`,
       },
     ]);
-    await options.purge.discardJob(jobId);
-    await options.purge.removeDocuments([self]);
+    // The ledger and the caller's device go in one write: a retry either finds the ledger and
+    // signs the same receipt again, or cannot authenticate because everything is gone.
+    await options.purge.discardJob(jobId, [self]);
     return { receipt };
   }
 

@@ -3,8 +3,8 @@
 // the first call of every step of a fault-free erasure, then the phone signs its request again.
 // Whatever the point, nothing of the patient is left (records, containers, receipts, invitation,
 // devices) and the other patient is untouched. What the phone gets back is checked too: the full
-// signed receipt, except in the last two steps, which the threat model accepts: after the job's
-// ledger is discarded, and after the phone's own device is deleted.
+// signed receipt, except after the last write (the ledger and the phone's own device together),
+// when the phone can no longer sign; the threat model accepts that.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,25 +62,15 @@ const ERASURE_STEPS = [
   'purge.discardJob',
 ];
 
-/** How a fault-free erasure ends: the caller's own device noted, signed, logged and deleted last. */
-const ERASURE_TAIL = [
-  'purge.note#4',
-  'kms.decrypt',
-  'purge.ledger',
-  'audit.append#5',
-  'purge.discardJob',
-  'purge.removeDocuments#4',
-];
+/** How a fault-free erasure ends: the caller's own device noted, signed, logged, then deleted with the ledger. */
+const ERASURE_TAIL = ['purge.note#4', 'kms.decrypt', 'purge.ledger', 'audit.append#5', 'purge.discardJob'];
 
 /**
- * Where a retry cannot give the phone the whole receipt (docs/THREAT_MODEL.md, F4): once the
- * job's ledger is discarded, a retry finds only the phone's own device to list; once that is
- * deleted too, the phone can no longer sign a request at all.
+ * Where a retry cannot give the phone its receipt (docs/THREAT_MODEL.md, F4): the ledger and the
+ * phone's own device go in one write, and after it the phone can no longer sign a request.
  */
-function receiptDegrades(point: FaultPoint): boolean {
-  return (
-    (point.step === 'purge.discardJob' && point.when === 'after') || point.step === 'purge.removeDocuments#4'
-  );
+function receiptLost(point: FaultPoint): boolean {
+  return point.step === 'purge.discardJob' && point.when === 'after';
 }
 
 const encoder = new TextEncoder();
@@ -248,18 +238,14 @@ describe('F4 faults in erasure, then the phone asks again', () => {
     expect(outcome.listed).toEqual(outcome.full);
   });
 
-  for (const point of faultPointsOf([
-    ...ERASURE_STEPS,
-    'purge.note#4',
-    'audit.append#5',
-    'purge.removeDocuments#4',
-  ])) {
+  for (const point of faultPointsOf([...ERASURE_STEPS, 'purge.note#4', 'audit.append#5'])) {
     it(`${point.when} ${point.step}: nothing of the patient is left after the phone asks again`, async () => {
       const plan = new FaultPlan(point);
       const outcome = await run(plan);
       expect(plan.fired).toBe(true);
       expect(outcome.left).toEqual(nothingLeft);
-      if (!receiptDegrades(point)) expect(outcome.listed).toEqual(outcome.full);
+      if (receiptLost(point)) expect(outcome.refusal).toBe('UNKNOWN_KEY');
+      else expect(outcome.listed).toEqual(outcome.full);
       recordEvidence({
         kind: 'fault',
         flow: 'erasure',
