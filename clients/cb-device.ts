@@ -16,6 +16,7 @@ import {
 import { DeviceHome } from './device/home.ts';
 import { pairFromQr } from './device/pair.ts';
 import { syncRecords, waitForPush } from './device/sync.ts';
+import { withTransientRetries } from './lib/api-client.ts';
 import { EXIT, runMain, UsageError } from './lib/cli.ts';
 import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
 import { readQrPng } from './lib/qr.ts';
@@ -187,9 +188,12 @@ await runMain('cb-device', async () => {
       const enrolment = await home.open(values.hospital);
       const signingKey = enrolment.data.recordsPublicKey;
       if (!signingKey) throw new UsageError('this enrolment predates erasure receipts: pair again first');
-      const { receipt } = await enrolment.api.call(
-        { method: 'POST', target: '/records/v1/patient/erase', json: { confirm: 'erase-everything' } },
-        deletionResponseSchema,
+      // Erasure is one job per device: a retry after a 5xx resumes it and signs the same receipt.
+      const { receipt } = await withTransientRetries(() =>
+        enrolment.api.call(
+          { method: 'POST', target: '/records/v1/patient/erase', json: { confirm: 'erase-everything' } },
+          deletionResponseSchema,
+        ),
       );
       const signed = deletionReceiptFromText(receipt);
       // A receipt that does not verify is not proof of anything: report it and keep the enrolment.
