@@ -20,7 +20,7 @@ import { spawnStack } from '../emulator/process.ts';
 import { RECORDS_COLLECTION } from '../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
 import { loadThemis } from '../shared/crypto/index.ts';
-import { encodeInvitationQr, newRandomId } from '../shared/protocol/index.ts';
+import { encodeInvitationQr } from '../shared/protocol/index.ts';
 import { inParallel } from '../shared/services/purge.ts';
 import {
   collectBytes,
@@ -137,7 +137,8 @@ export async function runLoad(
   const hospital = await registerTestHospital(
     firestore,
     stack,
-    `load-${newRandomId().slice(0, 8).toLowerCase()}`,
+    // Hex: a hospital id allows only lower-case letters, digits and '-'.
+    `load-${randomBytes(4).toString('hex')}`,
   );
   const ingestKey = await functionPublicKey(firestore, 'ingest');
   const phones: Phone[] = [];
