@@ -13,8 +13,7 @@ import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createKms } from '../../shared/adapters/google-clients.ts';
+import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/crypto/index.ts';
 import {
   derivePatientRef,
@@ -24,8 +23,8 @@ import {
   UPLOAD_MANIFEST_TYPE,
 } from '../../shared/protocol/index.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
-import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import { injectDevice, unboundCertificate } from '../helpers/injection.ts';
+import { stackFunctionKeys } from '../helpers/stack-services.ts';
 import { binRunner, writeStackEnvFile, type BinName, type BinOutcome } from '../helpers/bins.ts';
 import { collectBytes, stackBlobStore } from '../helpers/delivery-fixture.ts';
 
@@ -158,13 +157,8 @@ describe('clients end to end', { timeout: 120_000 }, () => {
     const patientRef = derivePatientRef(fromBase64Url(keysFile.masterSecret)!, PATIENT);
     // Someone with the pairing function's own key (e.g. a leaked service account) can certify,
     // but cannot compute a binding proof without the hospital's master secret.
-    const pairingKey = await createFunctionKeys({
-      firestore,
-      kms: createKms(stack.env),
-      catalog: loadCatalog(),
-      projectId: stack.env.GCLOUD_PROJECT!,
-      functionName: 'pairing',
-    }).keyPair();
+    // The pairing function's own key, as its (leaked) service account unwraps it.
+    const pairingKey = await stackFunctionKeys(stack, firestore, 'pairing').keyPair();
     const target = { hospitalId: onboarding.hospitalId, patientRef };
     const inject = (signer: KeyPair, label: string) =>
       injectDevice(

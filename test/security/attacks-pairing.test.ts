@@ -11,8 +11,7 @@ import { checkedDevices } from '../../clients/connector/deliver.ts';
 import { createApiClient, type ApiClient } from '../../clients/lib/api-client.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
-import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createKms } from '../../shared/adapters/google-clients.ts';
+import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { generateKeyPair, loadThemis, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
 import {
   bindingProofText,
@@ -29,7 +28,6 @@ import {
   toBase64Url,
   tokenDigest,
 } from '../../shared/protocol/index.ts';
-import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import {
   deliver,
   dropUpload,
@@ -45,6 +43,7 @@ import {
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
+import { stackFunctionKeys } from '../helpers/stack-services.ts';
 import { injectDevice, unboundCertificate } from '../helpers/injection.ts';
 import { refusal } from '../helpers/refusal.ts';
 
@@ -252,13 +251,8 @@ describe('attacks on pairing', () => {
 
   it('P5 devices written straight into Firestore are never given a key by the connector', async () => {
     const genuine = await pairTestDevice(stack, hospital, 'p5-patient');
-    const leaked = await createFunctionKeys({
-      firestore,
-      kms: createKms(stack.env),
-      catalog: loadCatalog(),
-      projectId: stack.env.GCLOUD_PROJECT!,
-      functionName: 'pairing',
-    }).keyPair();
+    // The pairing function's own key, as its (leaked) service account unwraps it.
+    const leaked = await stackFunctionKeys(stack, firestore, 'pairing').keyPair();
     const target = { hospitalId: hospital.hospitalId, patientRef: genuine.patientRef };
     const forged = await injectDevice(firestore, target, (attacker, invitationId) =>
       unboundCertificate(generateKeyPair().privateKey, attacker, target, invitationId),
