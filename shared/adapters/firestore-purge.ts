@@ -4,7 +4,7 @@
 // entry is written with an id derived from its content, so a retried write is a no-op, and the
 // receipt takes the union of the entries, so an id noted twice is counted once.
 import { createHash } from 'node:crypto';
-import type { DocumentData, Firestore, Query } from '@google-cloud/firestore';
+import type { DocumentData, DocumentReference, Firestore, Query } from '@google-cloud/firestore';
 import { Timestamp } from '@google-cloud/firestore';
 import {
   LEDGER_KINDS,
@@ -65,6 +65,15 @@ export function createFirestorePurgeStore(firestore: Firestore): PurgeStore {
   const cursors = firestore.collection(PURGE_COLLECTIONS.cursors);
   const collection = (kind: PurgeKind) => firestore.collection(COLLECTION_OF[kind]);
 
+  /** Deletes documents in batches of at most MAX_BATCH_WRITES, each batch one atomic write. */
+  async function deleteInBatches(refs: readonly DocumentReference[]): Promise<void> {
+    for (const part of chunks(refs, MAX_BATCH_WRITES)) {
+      const batch = firestore.batch();
+      for (const ref of part) batch.delete(ref);
+      await batch.commit();
+    }
+  }
+
   async function items(kind: PurgeKind, query: Query): Promise<PurgeItem[]> {
     const { docs } = await query.get();
     return docs.map((doc) => itemFrom(kind, doc.id, doc.data()));
@@ -93,11 +102,7 @@ export function createFirestorePurgeStore(firestore: Firestore): PurgeStore {
     },
 
     async removeDocuments(list: readonly PurgeItem[]) {
-      for (const part of chunks(list, MAX_BATCH_WRITES)) {
-        const batch = firestore.batch();
-        for (const item of part) batch.delete(collection(item.kind).doc(item.id));
-        await batch.commit();
-      }
+      await deleteInBatches(list.map((item) => collection(item.kind).doc(item.id)));
     },
 
     async openJob(jobId: string, startedAt: Date): Promise<JobState> {
@@ -152,16 +157,11 @@ export function createFirestorePurgeStore(firestore: Firestore): PurgeStore {
         ...alsoRemove.map((item) => collection(item.kind).doc(item.id)),
       ];
       // One batch when it fits (any erasure up to hundreds of ledger entries); otherwise the
-      // ledger goes first and the job with the other documents last, still together.
-      const last = refs.slice(-MAX_BATCH_WRITES);
-      for (const part of chunks(refs.slice(0, refs.length - last.length), MAX_BATCH_WRITES)) {
-        const batch = firestore.batch();
-        for (const ref of part) batch.delete(ref);
-        await batch.commit();
-      }
-      const batch = firestore.batch();
-      for (const ref of last) batch.delete(ref);
-      await batch.commit();
+      // ledger entries that do not fit go first, and the job with the other documents last,
+      // still together in one batch.
+      const spill = Math.max(0, refs.length - MAX_BATCH_WRITES);
+      await deleteInBatches(refs.slice(0, spill));
+      await deleteInBatches(refs.slice(spill));
     },
 
     async cursor(name: string) {
