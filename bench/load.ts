@@ -320,6 +320,7 @@ export function loadRows(figures: LoadFigures): (string | number)[][] {
       's',
     ],
     ['deliveries stored / expected', `${figures.deliveriesStored} / ${figures.deliveriesExpected}`, ''],
+    ['receipts rejected', String(figures.receiptsRejected), ''],
     [
       'lost, duplicated, unacknowledged',
       `${figures.lost}, ${figures.duplicated}, ${figures.unacknowledged}`,
