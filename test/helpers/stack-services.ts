@@ -10,13 +10,23 @@ import {
   createFirestoreDeviceStore,
   createFirestoreHospitalRegistry,
 } from '../../shared/adapters/firestore-pairing.ts';
+import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
+import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
 import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import type { BlobStore } from '../../shared/ports/blob-store.ts';
+import type { Clock } from '../../shared/ports/clock.ts';
 import type { FunctionKeys } from '../../shared/ports/function-keys.ts';
+import type { PurgeStore } from '../../shared/retention/purge-store.ts';
 import { createKms } from '../../shared/adapters/google-clients.ts';
 import { serviceAccountPrincipal } from '../../shared/emulation.ts';
 import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import { createIngestService, type IngestService } from '../../shared/services/ingest.ts';
+import {
+  createRetentionService,
+  type RetentionLimits,
+  type RetentionService,
+} from '../../shared/services/retention.ts';
 import { stackBlobStore, type StackEnv } from './delivery-fixture.ts';
 import { FaultPlan } from './faults.ts';
 
@@ -74,5 +84,43 @@ export function stackIngestService(stack: StackEnv, options: StackIngestOptions)
     ...(options.maxCiphertextLength === undefined
       ? {}
       : { maxCiphertextLength: options.maxCiphertextLength }),
+  });
+}
+
+export interface StackRetentionOptions {
+  readonly firestore: Firestore;
+  readonly clock: Clock;
+  /** Stands for the ingest bucket in the leftover sweep (a bucket of the test's own). */
+  readonly uploadBucket: string;
+  readonly plan?: FaultPlan;
+  /** Retention's key holder (default: a fresh one, its KMS call a step of the plan). */
+  readonly keys?: FunctionKeys;
+  /** Ports the test wraps itself; the plan wraps them too. */
+  readonly store?: PurgeStore;
+  readonly blobs?: BlobStore;
+  readonly limits?: Partial<RetentionLimits>;
+}
+
+/** Retention over the stack, signing with the retention function's own key. */
+export function stackRetentionService(stack: StackEnv, options: StackRetentionOptions): RetentionService {
+  const { firestore } = options;
+  const plan = options.plan ?? new FaultPlan();
+  const keys = options.keys ?? stackFunctionKeys(stack, firestore, 'retention', plan);
+  const audit = createFirestoreAuditLog(firestore);
+  return createRetentionService({
+    store: plan.wrap('store', options.store ?? createFirestorePurgeStore(firestore)),
+    policies: plan.wrap('policies', createFirestoreRetentionPolicyStore(firestore, audit)),
+    hospitals: plan.wrap('hospitals', createFirestoreHospitalRegistry(firestore)),
+    blobs: plan.wrap('blobs', options.blobs ?? stackBlobStore(stack)),
+    buckets: {
+      ingest: options.uploadBucket,
+      records: stack.env.RECORDS_BUCKET!,
+      outbox: stack.env.OUTBOX_BUCKET!,
+      quarantine: stack.env.QUARANTINE_BUCKET!,
+    },
+    audit: plan.wrap('audit', audit),
+    clock: options.clock,
+    signingKey: async () => (await keys.keyPair()).privateKey,
+    ...(options.limits ? { limits: options.limits } : {}),
   });
 }

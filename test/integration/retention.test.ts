@@ -13,18 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { ManualClock } from '../../shared/adapters/clock.ts';
 import { AUDIT_COLLECTIONS, createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
-import {
-  createFirestoreHospitalRegistry,
-  PAIRING_COLLECTIONS,
-} from '../../shared/adapters/firestore-pairing.ts';
+import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
-import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createKms, createStorage } from '../../shared/adapters/google-clients.ts';
+import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { checkpointSignatureVerifier, verifyAuditTrail, type AuditFields } from '../../shared/audit/chain.ts';
 import { patientChain, readChain } from '../../shared/audit/log.ts';
-import { loadThemis, type PrivateKey, type PublicKey } from '../../shared/crypto/index.ts';
+import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   ackResponseSchema,
@@ -40,9 +36,8 @@ import {
   type DeletionReceipt,
 } from '../../shared/protocol/index.ts';
 import type { PurgeStore } from '../../shared/retention/purge-store.ts';
-import { loadCatalog } from '../../shared/runtime/catalog.ts';
-import { serviceAccountPrincipal } from '../../shared/emulation.ts';
-import { createRetentionService, type RetentionLimits } from '../../shared/services/retention.ts';
+import type { FunctionKeys } from '../../shared/ports/function-keys.ts';
+import type { RetentionLimits } from '../../shared/services/retention.ts';
 import {
   deliver,
   dropUpload,
@@ -54,6 +49,7 @@ import {
   type TestDevice,
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
+import { stackFunctionKeys, stackRetentionService } from '../helpers/stack-services.ts';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -64,7 +60,7 @@ describe('retention', () => {
   let firestore: Firestore;
   let blobs: BlobStore;
   let retentionKey: PublicKey;
-  let retentionPrivateKey: PrivateKey;
+  let retentionKeys: FunctionKeys;
   let ingestKey: PublicKey;
   const leftoverBucket = 'cb-retention-test-leftovers';
 
@@ -77,19 +73,8 @@ describe('retention', () => {
     retentionKey = await functionPublicKey(firestore, 'retention');
     ingestKey = await functionPublicKey(firestore, 'ingest');
     // The service in these tests signs with retention's real key, unwrapped through KMS as the
-    // retention function's own identity (the emulator enforces the catalog's grants).
-    const catalog = loadCatalog();
-    const keys = createFunctionKeys({
-      firestore,
-      kms: createKms(
-        stack.env,
-        serviceAccountPrincipal(catalog.functions.retention!.serviceAccount, stack.env.GCLOUD_PROJECT!),
-      ),
-      catalog,
-      projectId: stack.env.GCLOUD_PROJECT!,
-      functionName: 'retention',
-    });
-    retentionPrivateKey = (await keys.keyPair()).privateKey;
+    // retention function's own identity (the emulator enforces the catalog's grants), once.
+    retentionKeys = stackFunctionKeys(stack, firestore, 'retention');
     // Uploads ingest never finished cannot be made through the ingest bucket, whose every
     // object fires ingest; a bucket without a trigger holds them for the leftover sweep.
     await createStorage(stack.env.GCLOUD_PROJECT!, stack.env).createBucket(leftoverBucket);
@@ -105,22 +90,12 @@ describe('retention', () => {
     clock: ManualClock,
     options: { store?: PurgeStore; blobs?: BlobStore; limits?: Partial<RetentionLimits> } = {},
   ) {
-    const audit = createFirestoreAuditLog(firestore);
-    return createRetentionService({
-      store: options.store ?? createFirestorePurgeStore(firestore),
-      policies: createFirestoreRetentionPolicyStore(firestore, audit),
-      hospitals: createFirestoreHospitalRegistry(firestore),
-      blobs: options.blobs ?? blobs,
-      buckets: {
-        ingest: leftoverBucket,
-        records: stack.env.RECORDS_BUCKET!,
-        outbox: stack.env.OUTBOX_BUCKET!,
-        quarantine: stack.env.QUARANTINE_BUCKET!,
-      },
-      audit,
+    return stackRetentionService(stack, {
+      firestore,
       clock,
-      signingKey: async () => retentionPrivateKey,
-      ...(options.limits ? { limits: options.limits } : {}),
+      uploadBucket: leftoverBucket,
+      keys: retentionKeys,
+      ...options,
     });
   }
 

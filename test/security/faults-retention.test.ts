@@ -13,11 +13,8 @@ import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { ManualClock } from '../../shared/adapters/clock.ts';
-import { AUDIT_COLLECTIONS, createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
-import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
-import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
+import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
@@ -27,11 +24,11 @@ import {
   recordObjectName,
   verifyDeletionReceipt,
 } from '../../shared/protocol/index.ts';
-import { createRetentionService, type RetentionService } from '../../shared/services/retention.ts';
+import type { RetentionService } from '../../shared/services/retention.ts';
 import { functionPublicKey, registerTestHospital, stackBlobStore } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf } from '../helpers/faults.ts';
-import { stackFunctionKeys } from '../helpers/stack-services.ts';
+import { stackRetentionService } from '../helpers/stack-services.ts';
 
 const DAY = 24 * 3600_000;
 
@@ -95,23 +92,7 @@ describe('F3 faults in retention, then the same job again', () => {
   });
 
   function retention(plan: FaultPlan, clock: ManualClock): RetentionService {
-    const keys = stackFunctionKeys(stack, firestore, 'retention', plan);
-    const audit = createFirestoreAuditLog(firestore);
-    return createRetentionService({
-      store: plan.wrap('store', createFirestorePurgeStore(firestore)),
-      policies: plan.wrap('policies', createFirestoreRetentionPolicyStore(firestore, audit)),
-      hospitals: plan.wrap('hospitals', createFirestoreHospitalRegistry(firestore)),
-      blobs: plan.wrap('blobs', blobs),
-      buckets: {
-        ingest: uploads,
-        records: stack.env.RECORDS_BUCKET!,
-        outbox: stack.env.OUTBOX_BUCKET!,
-        quarantine: stack.env.QUARANTINE_BUCKET!,
-      },
-      audit: plan.wrap('audit', audit),
-      clock,
-      signingKey: async () => (await keys.keyPair()).privateKey,
-    });
+    return stackRetentionService(stack, { firestore, clock, uploadBucket: uploads, plan });
   }
 
   /** Records with their container and accepted-receipt, as ingest leaves them. */
