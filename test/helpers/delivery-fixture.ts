@@ -9,7 +9,7 @@ import { createBlobStore } from '../../shared/adapters/blob-store.ts';
 import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { createStorage } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
+import { generateKeyPair, type KeyPair, type PrivateKey, type PublicKey } from '../../shared/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   bindingProofText,
@@ -133,6 +133,8 @@ export function pairBodyFor(
   invitation: TestInvitation,
   keys: KeyPair,
   fcmToken: string,
+  /** For attacks: a request signed at another time, or by a key other than the one it enrols. */
+  options: { issuedAt?: Date; signedWith?: PrivateKey } = {},
 ): { token: string; pairRequest: string } {
   const { invitationId, token, bindingSecret } = invitation;
   const pairRequest = signPairRequest(
@@ -145,9 +147,9 @@ export function pairBodyFor(
       bindingProof: bindingProofText(bindingSecret, invitationId, keys.publicKey),
       fcmToken,
       platform: 'android',
-      issuedAt: formatTimestamp(new Date()),
+      issuedAt: formatTimestamp(options.issuedAt ?? new Date()),
     },
-    keys.privateKey,
+    options.signedWith ?? keys.privateKey,
   );
   return { token, pairRequest: toBase64Url(pairRequest) };
 }

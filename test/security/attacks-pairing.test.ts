@@ -14,19 +14,13 @@ import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts'
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { generateKeyPair, loadThemis, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
 import {
-  bindingProofText,
-  formatTimestamp,
   hospitalKeyId,
   newInvitationToken,
   newRandomId,
-  PAIR_REQUEST_TYPE,
   pairResponseSchema,
   patientDevicesResponseSchema,
   recordListResponseSchema,
   revokeResponseSchema,
-  signPairRequest,
-  toBase64Url,
-  tokenDigest,
 } from '../../shared/protocol/index.ts';
 import {
   deliver,
@@ -147,26 +141,15 @@ describe('attacks on pairing', () => {
     ).toEqual({ status: 410, code: 'INVITATION_EXPIRED' });
 
     const fresh = await inviteTestPatient(hospital, 'p2-stale');
-    const stale = generateKeyPair();
-    const staleRequest = signPairRequest(
-      {
-        type: PAIR_REQUEST_TYPE,
-        invitationId: fresh.invitationId,
-        tokenSha256: tokenDigest(fresh.token),
-        devicePublicKey: stale.publicKey.toBase64Url(),
-        deviceId: stale.publicKey.fingerprint,
-        bindingProof: bindingProofText(fresh.bindingSecret, fresh.invitationId, stale.publicKey),
-        fcmToken: 'fcm-p2-stale',
-        platform: 'android',
-        issuedAt: formatTimestamp(new Date(Date.now() - 3600_000)),
-      },
-      stale.privateKey,
-    );
     expect(
       await tried(
         'P2',
         'a pair request signed an hour ago',
-        pair({ token: fresh.token, pairRequest: toBase64Url(staleRequest) }),
+        pair(
+          pairBodyFor(fresh, generateKeyPair(), 'fcm-p2-stale', {
+            issuedAt: new Date(Date.now() - 3600_000),
+          }),
+        ),
       ),
     ).toMatchObject({ status: 401, code: 'REQUEST_EXPIRED' });
     expect(await devicesOf(hospital.hospitalId, fresh.patientRef)).toEqual([]);
@@ -176,24 +159,10 @@ describe('attacks on pairing', () => {
     const invitation = await inviteTestPatient(hospital, 'p3-patient');
     const victim = generateKeyPair();
     const attacker = generateKeyPair();
-    const forged = signPairRequest(
-      {
-        type: PAIR_REQUEST_TYPE,
-        invitationId: invitation.invitationId,
-        tokenSha256: tokenDigest(invitation.token),
-        devicePublicKey: victim.publicKey.toBase64Url(),
-        deviceId: victim.publicKey.fingerprint,
-        bindingProof: bindingProofText(invitation.bindingSecret, invitation.invitationId, victim.publicKey),
-        fcmToken: 'fcm-p3',
-        platform: 'android',
-        issuedAt: formatTimestamp(new Date()),
-      },
-      attacker.privateKey,
-    );
     const refused = await tried(
       'P3',
       "enrol another's public key, signed with the attacker's",
-      pair({ token: invitation.token, pairRequest: toBase64Url(forged) }),
+      pair(pairBodyFor(invitation, victim, 'fcm-p3', { signedWith: attacker.privateKey })),
     );
     expect(refused).toEqual({ status: 401, code: 'SIGNATURE_INVALID' });
     expect(await devicesOf(hospital.hospitalId, invitation.patientRef)).toEqual([]);
