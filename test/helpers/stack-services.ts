@@ -14,14 +14,17 @@ import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
 import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
 import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
+import type { PrivateKey } from '../../shared/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import type { Clock } from '../../shared/ports/clock.ts';
 import type { FunctionKeys } from '../../shared/ports/function-keys.ts';
 import type { PurgeStore } from '../../shared/retention/purge-store.ts';
 import { createKms } from '../../shared/adapters/google-clients.ts';
 import { serviceAccountPrincipal } from '../../shared/emulation.ts';
+import { signRequest } from '../../shared/protocol/index.ts';
 import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import { createIngestService, type IngestService } from '../../shared/services/ingest.ts';
+import type { SignedCall } from '../../shared/services/signed-call.ts';
 import {
   createRetentionService,
   type RetentionLimits,
@@ -123,4 +126,24 @@ export function stackRetentionService(stack: StackEnv, options: StackRetentionOp
     signingKey: async () => (await keys.keyPair()).privateKey,
     ...(options.limits ? { limits: options.limits } : {}),
   });
+}
+
+/**
+ * A signed call as the functions' HTTP edge hands it to a service: a JSON body, signed now
+ * (a fresh nonce each time, as a client signs each try), header names in Node's lower case.
+ */
+export function signedCall(
+  signer: { readonly keyId: string; readonly privateKey: PrivateKey },
+  method: 'POST' | 'PUT',
+  target: string,
+  json: unknown,
+): SignedCall {
+  const body = new TextEncoder().encode(JSON.stringify(json));
+  const headers = signRequest({ method, target, body, ...signer, now: new Date() });
+  return {
+    method,
+    target,
+    body,
+    headers: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value])),
+  };
 }

@@ -29,7 +29,6 @@ import {
   isProtocolError,
   receiptObjectName,
   recordObjectName,
-  signRequest,
   verifyDeletionReceipt,
 } from '../../shared/protocol/index.ts';
 import { createRecordsService, type RecordsService } from '../../shared/services/records.ts';
@@ -45,7 +44,7 @@ import {
 } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf, type FaultPoint } from '../helpers/faults.ts';
-import { stackFunctionKeys } from '../helpers/stack-services.ts';
+import { signedCall, stackFunctionKeys } from '../helpers/stack-services.ts';
 
 /** The distinct steps of a fault-free erasure, in first-call order. */
 const ERASURE_STEPS = [
@@ -72,8 +71,6 @@ const ERASURE_TAIL = ['purge.note#4', 'kms.decrypt', 'purge.ledger', 'audit.appe
 function receiptLost(point: FaultPoint): boolean {
   return point.step === 'purge.discardJob' && point.when === 'after';
 }
-
-const encoder = new TextEncoder();
 
 describe('F4 faults in erasure, then the phone asks again', () => {
   let dataDir: string;
@@ -130,24 +127,12 @@ describe('F4 faults in erasure, then the phone asks again', () => {
 
   /** The phone's erase call, signed afresh for each try. */
   function eraseCall(device: TestDevice) {
-    const body = encoder.encode(JSON.stringify({ confirm: 'erase-everything' }));
-    const target = '/records/v1/patient/erase';
-    const headers = signRequest({
-      method: 'POST',
-      target,
-      body,
-      keyId: deviceKeyId(device.deviceId),
-      privateKey: device.keys.privateKey,
-      now: new Date(),
-    });
-    return {
-      method: 'POST',
-      target,
-      body,
-      headers: Object.fromEntries(
-        Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]),
-      ),
-    };
+    return signedCall(
+      { keyId: deviceKeyId(device.deviceId), privateKey: device.keys.privateKey },
+      'POST',
+      '/records/v1/patient/erase',
+      { confirm: 'erase-everything' },
+    );
   }
 
   async function exists(collection: string, id: string): Promise<boolean> {

@@ -28,7 +28,6 @@ import {
   hospitalKeyId,
   newInvitationToken,
   newRandomId,
-  signRequest,
   tokenDigest,
 } from '../../shared/protocol/index.ts';
 import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
@@ -42,7 +41,7 @@ import {
 } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf } from '../helpers/faults.ts';
-import { stackFunctionKeys } from '../helpers/stack-services.ts';
+import { signedCall, stackFunctionKeys } from '../helpers/stack-services.ts';
 
 const INVITE_STEPS = ['hospitals.getHospital', 'nonces.remember', 'invitations.create'];
 const PAIR_STEPS = ['kms.decrypt', 'invitations.consume', 'audit.append', 'devices.listActive', 'fcm.send'];
@@ -126,26 +125,12 @@ describe('F1 faults in pairing, then the client retries', () => {
       expiresAt: formatTimestamp(new Date(Date.now() + 15 * 60_000)),
       maxAttempts: 3,
     };
-    const bytes = encoder.encode(JSON.stringify(body));
-    const target = '/pairing/v1/invitations';
+    const connector = {
+      keyId: hospitalKeyId(hospital.hospitalId, hospital.keys.publicKey),
+      privateKey: hospital.keys.privateKey,
+    };
     const { result, tries } = await withRetries(() =>
-      service.createInvitation({
-        method: 'POST',
-        target,
-        body: bytes,
-        headers: Object.fromEntries(
-          Object.entries(
-            signRequest({
-              method: 'POST',
-              target,
-              body: bytes,
-              keyId: hospitalKeyId(hospital.hospitalId, hospital.keys.publicKey),
-              privateKey: hospital.keys.privateKey,
-              now: new Date(),
-            }),
-          ).map(([name, value]) => [name.toLowerCase(), value]),
-        ),
-      }),
+      service.createInvitation(signedCall(connector, 'POST', '/pairing/v1/invitations', body)),
     );
     const stored = (
       await firestore.collection(PAIRING_COLLECTIONS.invitations).doc(body.invitationId).get()
