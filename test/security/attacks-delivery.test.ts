@@ -13,9 +13,8 @@ import { createFcmNotifier, type FcmNotifier } from '../../shared/adapters/fcm-n
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
-import { exportPrivateKey, loadThemis, sign, type PublicKey } from '../../shared/crypto/index.ts';
+import { exportPrivateKey, loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
 import {
-  canonicalJson,
   deviceKeyId,
   framedCiphertextLength,
   newRandomId,
@@ -42,12 +41,17 @@ import {
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
 import { textContainsCanary } from '../helpers/canary.ts';
+import {
+  chunkSectionAt,
+  MANIFEST_LENGTH_OFFSET,
+  withManifest,
+  withUint32,
+} from '../helpers/container-bytes.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 import { captureStdout, type StdoutCapture } from '../helpers/stdout-capture.ts';
 import { stackIngestService } from '../helpers/stack-services.ts';
 
 const CANARY = `CANARY-${randomBytes(12).toString('hex')}-PATIENT-LETTER`;
-const MANIFEST_OFFSET = 9;
 const encoder = new TextEncoder();
 
 describe('attacks on delivery', () => {
@@ -115,15 +119,22 @@ describe('attacks on delivery', () => {
     });
   }
 
-  /** Drops bytes under an upload's name; returns the rejection code of its receipt. */
-  async function rejection(
+  /**
+   * Seals an upload for alice, breaks its bytes with `mutate`, drops them under the upload's own
+   * name and returns the code of the receipt; nothing may be filed.
+   */
+  async function rejectedAs(
     threat: string,
     attack: string,
-    uploadId: string,
-    recordId: string,
-    bytes: Uint8Array,
-  ) {
-    await dropUpload(stack, uploadObjectName(hospital.hospitalId, uploadId), bytes);
+    mutate: (bytes: Uint8Array, manifest: UploadManifest) => Uint8Array | Promise<Uint8Array>,
+  ): Promise<string> {
+    const { upload, bytes } = await sealedBytes(alice);
+    const { uploadId, recordId } = upload.manifest;
+    await dropUpload(
+      stack,
+      uploadObjectName(hospital.hospitalId, uploadId),
+      await mutate(bytes, upload.manifest),
+    );
     const receipt = await waitForReceipt(stack, hospital.hospitalId, uploadId, ingestKey);
     const outcome = receipt.status === 'rejected' ? receipt.errorCode : 'accepted';
     recordEvidence({ kind: 'attack', threat, attack, outcome: `rejection receipt ${outcome}` });
@@ -141,15 +152,9 @@ describe('attacks on delivery', () => {
     return { upload, bytes: await collectBytes(upload.bytes()) };
   }
 
-  /** The same container with its manifest replaced by `manifest`, signed with the hospital's key. */
+  /** The same container with `manifest`, signed with the hospital's real key. */
   function resigned(bytes: Uint8Array, manifest: UploadManifest): Uint8Array {
-    const signedManifest = sign(encoder.encode(canonicalJson(manifest as never)), hospital.keys.privateKey);
-    const manifestLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(5, false);
-    const header = new Uint8Array(bytes.subarray(0, MANIFEST_OFFSET));
-    new DataView(header.buffer).setUint32(5, signedManifest.length, false);
-    return new Uint8Array(
-      Buffer.concat([header, signedManifest, bytes.subarray(MANIFEST_OFFSET + manifestLength)]),
-    );
+    return withManifest(bytes, manifest, hospital.keys.privateKey);
   }
 
   /** The manifest, consistent in itself, claiming a file of `plaintextLength` bytes. */
@@ -163,75 +168,30 @@ describe('attacks on delivery', () => {
   }
 
   it('I2 oversized claims, truncation and trailing bytes are refused before anything is filed', async () => {
-    {
-      const { upload, bytes } = await sealedBytes(alice);
-      new DataView(bytes.buffer, bytes.byteOffset).setUint32(5, 0xfffffff0, false);
-      expect(
-        await rejection(
-          'I2',
-          'a header claiming a 4 GiB manifest',
-          upload.manifest.uploadId,
-          upload.manifest.recordId,
-          bytes,
-        ),
-      ).toBe('MANIFEST_TOO_LARGE');
-    }
-    {
-      const { upload, bytes } = await sealedBytes(alice);
-      const huge = resigned(bytes, claiming(upload.manifest, 3 * 1024 ** 3));
-      expect(
-        await rejection(
-          'I2',
-          'a signed manifest claiming 3 GiB of chunks',
-          upload.manifest.uploadId,
-          upload.manifest.recordId,
-          huge,
-        ),
-      ).toBe('UPLOAD_TOO_LARGE');
-    }
-    {
-      const { upload, bytes } = await sealedBytes(alice);
-      const manifestLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(5, false);
-      new DataView(bytes.buffer, bytes.byteOffset).setUint32(
-        MANIFEST_OFFSET + manifestLength,
-        0xffffffff,
-        false,
-      );
-      expect(
-        await rejection(
-          'I2',
-          'a chunk frame claiming 4 GiB',
-          upload.manifest.uploadId,
-          upload.manifest.recordId,
-          bytes,
-        ),
-      ).toBe('UPLOAD_MALFORMED');
-    }
-    {
-      const { upload, bytes } = await sealedBytes(alice);
-      expect(
-        await rejection(
-          'I2',
-          'a container cut 7 bytes short',
-          upload.manifest.uploadId,
-          upload.manifest.recordId,
-          bytes.subarray(0, bytes.length - 7),
-        ),
-      ).toBe('UPLOAD_TRUNCATED');
-    }
-    {
-      const { upload, bytes } = await sealedBytes(alice);
-      const padded = new Uint8Array(Buffer.concat([bytes, randomBytes(4096)]));
-      expect(
-        await rejection(
-          'I2',
-          '4 KiB after the last chunk',
-          upload.manifest.uploadId,
-          upload.manifest.recordId,
-          padded,
-        ),
-      ).toBe('UPLOAD_TRAILING_DATA');
-    }
+    const cases: [string, (bytes: Uint8Array, manifest: UploadManifest) => Uint8Array, string][] = [
+      [
+        'a header claiming a 4 GiB manifest',
+        (bytes) => withUint32(bytes, MANIFEST_LENGTH_OFFSET, 0xfffffff0),
+        'MANIFEST_TOO_LARGE',
+      ],
+      [
+        'a signed manifest claiming 3 GiB of chunks',
+        (bytes, manifest) => resigned(bytes, claiming(manifest, 3 * 1024 ** 3)),
+        'UPLOAD_TOO_LARGE',
+      ],
+      [
+        'a chunk frame claiming 4 GiB',
+        (bytes) => withUint32(bytes, chunkSectionAt(bytes), 0xffffffff),
+        'UPLOAD_MALFORMED',
+      ],
+      ['a container cut 7 bytes short', (bytes) => bytes.subarray(0, bytes.length - 7), 'UPLOAD_TRUNCATED'],
+      [
+        '4 KiB after the last chunk',
+        (bytes) => new Uint8Array(Buffer.concat([bytes, randomBytes(4096)])),
+        'UPLOAD_TRAILING_DATA',
+      ],
+    ];
+    for (const [attack, mutate, code] of cases) expect(await rejectedAs('I2', attack, mutate)).toBe(code);
   });
 
   it('I2 an upload larger than the cap is refused by its size alone, not read, not kept', async () => {
@@ -286,42 +246,18 @@ describe('attacks on delivery', () => {
   });
 
   it("I3 chunks that do not match their manifest are refused: another upload's chunks, a miscounted manifest", async () => {
-    const first = await sealedBytes(alice);
-    const second = await sealedBytes(alice);
-    const manifestLength = (bytes: Uint8Array) =>
-      new DataView(bytes.buffer, bytes.byteOffset).getUint32(5, false);
-    const chunksOf = (bytes: Uint8Array) => bytes.subarray(MANIFEST_OFFSET + manifestLength(bytes));
-    expect(chunksOf(first.bytes).length).toBe(chunksOf(second.bytes).length);
-    const swapped = new Uint8Array(
-      Buffer.concat([
-        first.bytes.subarray(0, MANIFEST_OFFSET + manifestLength(first.bytes)),
-        chunksOf(second.bytes),
-      ]),
-    );
     expect(
-      await rejection(
-        'I3',
-        "another upload's chunks under a genuine manifest",
-        first.upload.manifest.uploadId,
-        first.upload.manifest.recordId,
-        swapped,
-      ),
+      await rejectedAs('I3', "another upload's chunks under a genuine manifest", async (bytes) => {
+        const other = (await sealedBytes(alice)).bytes;
+        expect(other.length - chunkSectionAt(other)).toBe(bytes.length - chunkSectionAt(bytes));
+        return new Uint8Array(
+          Buffer.concat([bytes.subarray(0, chunkSectionAt(bytes)), other.subarray(chunkSectionAt(other))]),
+        );
+      }),
     ).toBe('DIGEST_MISMATCH');
-    const third = await sealedBytes(alice);
-    const miscounted = resigned(
-      third.bytes,
-      claiming(
-        third.upload.manifest,
-        third.upload.manifest.plaintextLength + third.upload.manifest.chunkSize,
-      ),
-    );
     expect(
-      await rejection(
-        'I3',
-        'a re-signed manifest counting one chunk more',
-        third.upload.manifest.uploadId,
-        third.upload.manifest.recordId,
-        miscounted,
+      await rejectedAs('I3', 'a re-signed manifest counting one chunk more', (bytes, manifest) =>
+        resigned(bytes, claiming(manifest, manifest.plaintextLength + manifest.chunkSize)),
       ),
     ).toBe('UPLOAD_TRUNCATED');
   });

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, sign, type PublicKey } from '../../shared/crypto/index.ts';
-import { canonicalJson, uploadObjectName } from '../../shared/protocol/index.ts';
+import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { uploadObjectName } from '../../shared/protocol/index.ts';
 import {
   collectBytes,
   dropUpload,
@@ -24,10 +24,7 @@ import {
   type TestDevice,
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
-
-/** Container layout (PROTOCOL §7): magic (4), version (1), manifest length (4, BE), manifest. */
-const VERSION_OFFSET = 4;
-const MANIFEST_OFFSET = 9;
+import { VERSION_OFFSET, withManifest } from '../helpers/container-bytes.ts';
 
 describe('I4 protocol downgrade and unknown versions', () => {
   let dataDir: string;
@@ -85,15 +82,10 @@ describe('I4 protocol downgrade and unknown versions', () => {
 
   it("a manifest of another version, signed with the hospital's real key, is rejected", async () => {
     const { upload, bytes } = await sealed();
-    const downgraded = new TextEncoder().encode(
-      canonicalJson({ ...upload.manifest, type: 'cb/upload-manifest/v0' } as never),
-    );
-    const signedManifest = sign(downgraded, hospital.keys.privateKey);
-    const manifestLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(5, false);
-    const header = new Uint8Array(bytes.subarray(0, MANIFEST_OFFSET));
-    new DataView(header.buffer).setUint32(5, signedManifest.length, false);
-    const rebuilt = new Uint8Array(
-      Buffer.concat([header, signedManifest, bytes.subarray(MANIFEST_OFFSET + manifestLength)]),
+    const rebuilt = withManifest(
+      bytes,
+      { ...upload.manifest, type: 'cb/upload-manifest/v0' },
+      hospital.keys.privateKey,
     );
     await expectRejected(upload.manifest.uploadId, upload.manifest.recordId, rebuilt, 'MANIFEST_INVALID');
   });
