@@ -2,17 +2,13 @@
 // real pairing function and the connector's own device check. Each test names its row; each
 // attack's outcome goes into the security report.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { checkedDevices } from '../../clients/connector/deliver.ts';
 import { createApiClient, type ApiClient } from '../../clients/lib/api-client.ts';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import type { Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
-import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, loadThemis, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
+import { generateKeyPair, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
 import {
   hospitalKeyId,
   newInvitationToken,
@@ -40,9 +36,10 @@ import { recordEvidence } from '../helpers/evidence.ts';
 import { stackFunctionKeys } from '../helpers/stack-services.ts';
 import { injectDevice, unboundCertificate } from '../helpers/injection.ts';
 import { refusal } from '../helpers/refusal.ts';
+import { useLocalStack } from '../helpers/local-stack.ts';
 
 describe('attacks on pairing', () => {
-  let dataDir: string;
+  const local = useLocalStack('attacks-pairing');
   let stack: Stack;
   let firestore: Firestore;
   let hospital: TestHospital;
@@ -52,21 +49,12 @@ describe('attacks on pairing', () => {
   let anonymous: ApiClient;
 
   beforeAll(async () => {
-    await loadThemis();
-    dataDir = await mkdtemp(join(tmpdir(), 'cb-attacks-pairing-'));
-    stack = await startStack({ dataDir, portBase: 0 });
-    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    ({ stack, firestore } = local);
     hospital = await registerTestHospital(firestore, stack, 'st-attacks-x');
     other = await registerTestHospital(firestore, stack, 'st-attacks-y');
     pairingKey = await functionPublicKey(firestore, 'pairing');
     ingestKey = await functionPublicKey(firestore, 'ingest');
     anonymous = createApiClient({ apiBase: stack.env.FUNCTIONS_BASE_URL! });
-  });
-
-  afterAll(async () => {
-    await firestore?.terminate();
-    await stack?.close();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   function pair(body: unknown) {

@@ -2,16 +2,12 @@
 // the local stack. A genuine container whose version byte says 0 or 2, and a manifest re-signed
 // with the hospital's own key but naming another manifest version, are rejected with a signed
 // receipt and a stable code; nothing is filed and no device is pinged.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Firestore } from '@google-cloud/firestore';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { type PublicKey } from '../../shared/crypto/index.ts';
 import { uploadObjectName } from '../../shared/protocol/index.ts';
 import {
   collectBytes,
@@ -25,9 +21,10 @@ import {
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
 import { VERSION_OFFSET, withManifest } from '../helpers/container-bytes.ts';
+import { useLocalStack } from '../helpers/local-stack.ts';
 
 describe('I4 protocol downgrade and unknown versions', () => {
-  let dataDir: string;
+  const local = useLocalStack('downgrade');
   let stack: Stack;
   let firestore: Firestore;
   let hospital: TestHospital;
@@ -35,19 +32,10 @@ describe('I4 protocol downgrade and unknown versions', () => {
   let ingestKey: PublicKey;
 
   beforeAll(async () => {
-    await loadThemis();
-    dataDir = await mkdtemp(join(tmpdir(), 'cb-downgrade-'));
-    stack = await startStack({ dataDir, portBase: 0 });
-    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    ({ stack, firestore } = local);
     hospital = await registerTestHospital(firestore, stack, 'st-downgrade-zh');
     device = await pairTestDevice(stack, hospital, 'downgrade-patient');
     ingestKey = await functionPublicKey(firestore, 'ingest');
-  });
-
-  afterAll(async () => {
-    await firestore?.terminate();
-    await stack?.close();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   async function sealed() {

@@ -6,12 +6,9 @@
 // signed receipt, except after the last write (the ledger and the phone's own device together),
 // when the phone can no longer sign; the threat model accepts that.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Stack } from '../../emulator/stack.ts';
 import { systemClock } from '../../shared/adapters/clock.ts';
 import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
 import {
@@ -20,8 +17,7 @@ import {
 } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { type PublicKey } from '../../shared/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   deviceKeyId,
@@ -45,6 +41,7 @@ import {
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf, type FaultPoint } from '../helpers/faults.ts';
 import { signedCall, stackFunctionKeys } from '../helpers/stack-services.ts';
+import { useLocalStack } from '../helpers/local-stack.ts';
 
 /** The distinct steps of a fault-free erasure, in first-call order. */
 const ERASURE_STEPS = [
@@ -73,7 +70,7 @@ function receiptLost(point: FaultPoint): boolean {
 }
 
 describe('F4 faults in erasure, then the phone asks again', () => {
-  let dataDir: string;
+  const local = useLocalStack('faults-erasure');
   let stack: Stack;
   let firestore: Firestore;
   let blobs: BlobStore;
@@ -85,10 +82,7 @@ describe('F4 faults in erasure, then the phone asks again', () => {
   let patients = 0;
 
   beforeAll(async () => {
-    await loadThemis();
-    dataDir = await mkdtemp(join(tmpdir(), 'cb-faults-erasure-'));
-    stack = await startStack({ dataDir, portBase: 0 });
-    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    ({ stack, firestore } = local);
     blobs = stackBlobStore(stack);
     hospital = await registerTestHospital(firestore, stack, 'st-faults-erasure');
     ingestKey = await functionPublicKey(firestore, 'ingest');
@@ -100,12 +94,6 @@ describe('F4 faults in erasure, then the phone asks again', () => {
       file: new Uint8Array(randomBytes(500)),
     });
     bystanderRecord = sealed.manifest.recordId;
-  });
-
-  afterAll(async () => {
-    await firestore?.terminate();
-    await stack?.close();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   function records(plan: FaultPlan): RecordsService {

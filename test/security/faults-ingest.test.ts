@@ -4,18 +4,15 @@
 // event whose handler failed. The end state must equal the fault-free one: one record and its
 // blob, the upload gone, the receipt there, one audit event, and at most one extra ping.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import type { Stack } from '../../emulator/stack.ts';
 import { createFcmNotifier, type FcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
 import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
+import { createStorage } from '../../shared/adapters/google-clients.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
-import { generateKeyPair, loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { generateKeyPair, type PublicKey } from '../../shared/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import { receiptObjectName, recordObjectName, verifyReceipt } from '../../shared/protocol/index.ts';
 import {
@@ -32,6 +29,7 @@ import {
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf, type FaultPoint } from '../helpers/faults.ts';
 import { stackIngestService } from '../helpers/stack-services.ts';
+import { useLocalStack } from '../helpers/local-stack.ts';
 
 /** The steps of a fault-free accepted upload, in order (the first test checks this list). */
 const ACCEPT_STEPS = [
@@ -76,7 +74,7 @@ interface EndState {
 }
 
 describe('F2 faults in ingest, then the event redelivered', () => {
-  let dataDir: string;
+  const local = useLocalStack('faults-ingest');
   let stack: Stack;
   let firestore: Firestore;
   let blobs: BlobStore;
@@ -90,10 +88,7 @@ describe('F2 faults in ingest, then the event redelivered', () => {
   const silent = cloudLogger({ functionName: 'ingest', sink: () => undefined });
 
   beforeAll(async () => {
-    await loadThemis();
-    dataDir = await mkdtemp(join(tmpdir(), 'cb-faults-ingest-'));
-    stack = await startStack({ dataDir, portBase: 0 });
-    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    ({ stack, firestore } = local);
     blobs = stackBlobStore(stack);
     await createStorage(stack.env.GCLOUD_PROJECT!, stack.env).createBucket(uploadBucket);
     notifier = createFcmNotifier({
@@ -108,9 +103,6 @@ describe('F2 faults in ingest, then the event redelivered', () => {
 
   afterAll(async () => {
     await notifier?.close();
-    await firestore?.terminate();
-    await stack?.close();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   async function blobExists(bucket: string, name: string): Promise<boolean> {

@@ -4,13 +4,10 @@
 // do (withTransientRetries): the connector signs its request again (a new nonce), the phone
 // sends the same pair body again. The retry must succeed and the end state equal the fault-free one: one invitation, one
 // active device with the certificate the phone holds, one audit event, at most one extra ping.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTransientRetries } from '../../clients/lib/api-client.ts';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import type { Stack } from '../../emulator/stack.ts';
 import { systemClock } from '../../shared/adapters/clock.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
 import { createFcmNotifier, type FcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
@@ -19,8 +16,7 @@ import {
   createFirestorePairingStores,
   PAIRING_COLLECTIONS,
 } from '../../shared/adapters/firestore-pairing.ts';
-import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, loadThemis } from '../../shared/crypto/index.ts';
+import { generateKeyPair } from '../../shared/crypto/index.ts';
 import {
   derivePatientRef,
   deriveBindingSecret,
@@ -42,6 +38,7 @@ import {
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf } from '../helpers/faults.ts';
 import { signedCall, stackFunctionKeys } from '../helpers/stack-services.ts';
+import { useLocalStack } from '../helpers/local-stack.ts';
 
 const INVITE_STEPS = ['hospitals.getHospital', 'nonces.remember', 'invitations.create'];
 const PAIR_STEPS = ['kms.decrypt', 'invitations.consume', 'audit.append', 'devices.listActive', 'fcm.send'];
@@ -62,7 +59,7 @@ async function withRetries<T>(attempt: () => Promise<T>): Promise<{ result: T; t
 }
 
 describe('F1 faults in pairing, then the client retries', () => {
-  let dataDir: string;
+  const local = useLocalStack('faults-pairing');
   let stack: Stack;
   let firestore: Firestore;
   let notifier: FcmNotifier;
@@ -70,10 +67,7 @@ describe('F1 faults in pairing, then the client retries', () => {
   const silent = cloudLogger({ functionName: 'pairing', sink: () => undefined });
 
   beforeAll(async () => {
-    await loadThemis();
-    dataDir = await mkdtemp(join(tmpdir(), 'cb-faults-pairing-'));
-    stack = await startStack({ dataDir, portBase: 0 });
-    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    ({ stack, firestore } = local);
     notifier = createFcmNotifier({
       projectId: stack.env.GCLOUD_PROJECT!,
       env: stack.env,
@@ -84,9 +78,6 @@ describe('F1 faults in pairing, then the client retries', () => {
 
   afterAll(async () => {
     await notifier?.close();
-    await firestore?.terminate();
-    await stack?.close();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   function pairingService(plan: FaultPlan): PairingService {

@@ -6,17 +6,14 @@
 // receipt and once in the audit trail, and the same receipt handed back on a third call.
 // (test/integration/retention.test.ts adds faults in the middle of batches.)
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Stack } from '../../emulator/stack.ts';
 import { ManualClock } from '../../shared/adapters/clock.ts';
 import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { createStorage } from '../../shared/adapters/google-clients.ts';
+import { type PublicKey } from '../../shared/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   newRandomId,
@@ -29,6 +26,7 @@ import { functionPublicKey, registerTestHospital, stackBlobStore } from '../help
 import { recordEvidence } from '../helpers/evidence.ts';
 import { FaultPlan, faultPointsOf } from '../helpers/faults.ts';
 import { stackRetentionService } from '../helpers/stack-services.ts';
+import { useLocalStack } from '../helpers/local-stack.ts';
 
 const DAY = 24 * 3600_000;
 
@@ -64,7 +62,7 @@ interface EndState {
 }
 
 describe('F3 faults in retention, then the same job again', () => {
-  let dataDir: string;
+  const local = useLocalStack('faults-retention');
   let stack: Stack;
   let firestore: Firestore;
   let blobs: BlobStore;
@@ -75,20 +73,11 @@ describe('F3 faults in retention, then the same job again', () => {
   const hospitalId = 'st-faults-retention';
 
   beforeAll(async () => {
-    await loadThemis();
-    dataDir = await mkdtemp(join(tmpdir(), 'cb-faults-retention-'));
-    stack = await startStack({ dataDir, portBase: 0 });
-    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    ({ stack, firestore } = local);
     blobs = stackBlobStore(stack);
     retentionKey = await functionPublicKey(firestore, 'retention');
     await createStorage(stack.env.GCLOUD_PROJECT!, stack.env).createBucket(uploads);
     await registerTestHospital(firestore, stack, hospitalId);
-  });
-
-  afterAll(async () => {
-    await firestore?.terminate();
-    await stack?.close();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   function retention(plan: FaultPlan, clock: ManualClock): RetentionService {

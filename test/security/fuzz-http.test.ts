@@ -5,16 +5,13 @@
 // none belongs; another method. The answer must be a 4xx whose body carries a catalogued code,
 // within seconds; never a 5xx or a hang. At the end, nothing stored has changed: every Firestore
 // document (request nonces aside, which an authentic signature leaves by design) and every object.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
-import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, loadThemis, type PrivateKey } from '../../shared/crypto/index.ts';
+import { createStorage } from '../../shared/adapters/google-clients.ts';
+import { generateKeyPair, type PrivateKey } from '../../shared/crypto/index.ts';
 import {
   deviceKeyId,
   errorBodySchema,
@@ -38,6 +35,7 @@ import {
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
+import { useLocalStack } from '../helpers/local-stack.ts';
 
 const RUNS = Number(process.env.FUZZ_HTTP_RUNS ?? 1000);
 
@@ -248,7 +246,7 @@ function breakRequest(template: Template, broken: Breakage): BrokenRequest {
 }
 
 describe('Z1 fuzzing every HTTP endpoint on the stack', () => {
-  let dataDir: string;
+  const local = useLocalStack('fuzz-http');
   let stack: Stack;
   let firestore: Firestore;
   let hospital: TestHospital;
@@ -256,10 +254,7 @@ describe('Z1 fuzzing every HTTP endpoint on the stack', () => {
   let templates: Template[];
 
   beforeAll(async () => {
-    await loadThemis();
-    dataDir = await mkdtemp(join(tmpdir(), 'cb-fuzz-http-'));
-    stack = await startStack({ dataDir, portBase: 0 });
-    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    ({ stack, firestore } = local);
     hospital = await registerTestHospital(firestore, stack, 'st-fuzz-http');
     device = await pairTestDevice(stack, hospital, 'fuzz-patient');
     const { sealed } = await deliver(stack, hospital, await functionPublicKey(firestore, 'ingest'), {
@@ -374,12 +369,6 @@ describe('Z1 fuzzing every HTTP endpoint on the stack', () => {
         body: { jobId: 'fuzz-run' },
       },
     ];
-  });
-
-  afterAll(async () => {
-    await firestore?.terminate();
-    await stack?.close();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   /** Every stored byte that a refused request must leave alone. */

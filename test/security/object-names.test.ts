@@ -3,16 +3,11 @@
 // percent-encoding, unicode look-alikes, a fullwidth solidus, another case, a trailing slash — on
 // the whole local stack. Ingest must go by the name's exact grammar: nothing is filed, no device
 // is pinged, no acceptance receipt appears, and the object leaves the ingest bucket for quarantine.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Firestore } from '@google-cloud/firestore';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis } from '../../shared/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import { receiptObjectName } from '../../shared/protocol/index.ts';
 import {
@@ -27,9 +22,10 @@ import {
   type TestHospital,
   waitUntilGone,
 } from '../helpers/delivery-fixture.ts';
+import { useLocalStack } from '../helpers/local-stack.ts';
 
 describe('I1 path tricks in upload object names', () => {
-  let dataDir: string;
+  const local = useLocalStack('names');
   let stack: Stack;
   let firestore: Firestore;
   let blobs: BlobStore;
@@ -37,19 +33,10 @@ describe('I1 path tricks in upload object names', () => {
   let device: TestDevice;
 
   beforeAll(async () => {
-    await loadThemis();
-    dataDir = await mkdtemp(join(tmpdir(), 'cb-names-'));
-    stack = await startStack({ dataDir, portBase: 0 });
-    firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
+    ({ stack, firestore } = local);
     blobs = stackBlobStore(stack);
     hospital = await registerTestHospital(firestore, stack, 'st-names-zh');
     device = await pairTestDevice(stack, hospital, 'names-patient');
-  });
-
-  afterAll(async () => {
-    await firestore?.terminate();
-    await stack?.close();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   const tricks: [string, (hospitalId: string, uploadId: string) => string][] = [
