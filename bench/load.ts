@@ -227,10 +227,11 @@ export async function runLoad(
 
   const syncing = phones.map(async (phone) => {
     for (;;) {
-      const caughtUp = !sending && (sentTo.get(phone.patient) ?? []).length <= (await storedBy(phone)).length;
+      // The phone's own list of what it stored; the files are counted once, at the end.
+      const enrolment = await phone.home.open();
+      const caughtUp = !sending && (sentTo.get(phone.patient) ?? []).length <= enrolment.data.stored.length;
       if (caughtUp || Date.now() > deadline) return;
       try {
-        const enrolment = await phone.home.open();
         const results = await syncRecords(
           phone.home,
           { ...enrolment, api: measuredApi(enrolment.api, note) },
