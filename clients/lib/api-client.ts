@@ -124,7 +124,8 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
 /**
  * Tries an idempotent call again when it failed for a reason that may pass (a 5xx, a network
  * error), as long as the service guarantees that the retry lands where a first success would:
- * invitations and pairing do (PROTOCOL §9.1). A 4xx is the answer and is never retried.
+ * invitations and pairing (PROTOCOL §9.1) and erasure (§9.2) do. A 4xx is the answer and is
+ * never retried.
  */
 export async function withTransientRetries<T>(
   attempt: () => Promise<T>,
