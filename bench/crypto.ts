@@ -18,9 +18,9 @@ import {
   loadThemis,
   recordChunkContext,
   useSecureCellEngine,
-} from '../shared/crypto/index.ts';
-import { openCell, sealCell, sealCellPieces } from '../shared/crypto/secure-cell-seal.ts';
-import { themis } from '../shared/crypto/themis.ts';
+} from '../shared/core/crypto/index.ts';
+import { openCell, sealCell, sealCellPieces } from '../shared/core/crypto/secure-cell-seal.ts';
+import { themis } from '../shared/core/crypto/themis.ts';
 import { isMain, mbPerSecond, median, table, writeResults } from './stats.ts';
 
 const MIB = 1024 * 1024;

@@ -16,7 +16,7 @@ import { createBlobStore } from '../shared/adapters/blob-store.ts';
 import { createStorage } from '../shared/adapters/google-clients.ts';
 import { spawnClient, type ClientName } from '../clients/lib/cli.ts';
 import { STACK_ENV_FILE } from '../shared/emulation.ts';
-import { receiptObjectName } from '../shared/protocol/index.ts';
+import { receiptObjectName } from '../shared/core/protocol/index.ts';
 import { isMain, mbPerSecond, peakRssMiB, table, timed, writeResults } from './stats.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -19,8 +19,8 @@ import { syncRecords } from '../clients/device/sync.ts';
 import { spawnStack } from '../emulator/process.ts';
 import { RECORDS_COLLECTION } from '../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
-import { loadThemis } from '../shared/crypto/index.ts';
-import { encodeInvitationQr } from '../shared/protocol/index.ts';
+import { loadThemis } from '../shared/core/crypto/index.ts';
+import { encodeInvitationQr } from '../shared/core/protocol/index.ts';
 import { inParallel } from '../shared/services/purge.ts';
 import {
   collectBytes,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnStack } from '../emulator/process.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
-import { loadThemis } from '../shared/crypto/index.ts';
+import { loadThemis } from '../shared/core/crypto/index.ts';
 import {
   inviteTestPatient,
   pairWithInvitation,

@@ -17,14 +17,14 @@ import { Timestamp } from '@google-cloud/firestore';
 import { spawnStack } from '../emulator/process.ts';
 import { RECORDS_COLLECTION } from '../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
-import { loadThemis } from '../shared/crypto/index.ts';
+import { loadThemis } from '../shared/core/crypto/index.ts';
 import {
   deletionCounts,
   deletionReceiptFromText,
   newRandomId,
   recordObjectName,
   verifyDeletionReceipt,
-} from '../shared/protocol/index.ts';
+} from '../shared/core/protocol/index.ts';
 import { inParallel } from '../shared/services/purge.ts';
 import { functionPublicKey, registerTestHospital, stackBlobStore } from '../test/helpers/delivery-fixture.ts';
 import { isMain, table, timed, writeResults } from './stats.ts';

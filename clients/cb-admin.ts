@@ -1,8 +1,8 @@
 // cb-admin: the operator's tool. Run with `npm run cb-admin -- <command>` (the repo's Node 22).
 import { parseArgs } from 'node:util';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
-import { importPublicKey, loadThemis } from '../shared/crypto/index.ts';
-import { deletionCounts, verifyDeletionReceipt } from '../shared/protocol/index.ts';
+import { importPublicKey, loadThemis } from '../shared/core/crypto/index.ts';
+import { deletionCounts, verifyDeletionReceipt } from '../shared/core/protocol/index.ts';
 import { RETENTION_BOUNDS, RETENTION_SETTINGS } from '../shared/retention/policy.ts';
 import {
   listHospitals,

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { createBlobStore } from '../shared/adapters/blob-store.ts';
 import { createStorage } from '../shared/adapters/google-clients.ts';
-import { loadThemis } from '../shared/crypto/index.ts';
+import { loadThemis } from '../shared/core/crypto/index.ts';
 import {
   contentClassSchema,
   deletionResponseSchema,
@@ -11,7 +11,7 @@ import {
   deletionReceiptFromText,
   recordIdSchema,
   verifyDeletionReceipt,
-} from '../shared/protocol/index.ts';
+} from '../shared/core/protocol/index.ts';
 import { checkedDevices, sendFile } from './connector/deliver.ts';
 import { ConnectorHome, onboardingSchema, type Connector } from './connector/home.ts';
 import { invitePatient } from './connector/invite.ts';

@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { importPublicKey, loadThemis } from '../shared/crypto/index.ts';
+import { importPublicKey, loadThemis } from '../shared/core/crypto/index.ts';
 import {
   accessLogResponseSchema,
   deletionCounts,
@@ -12,7 +12,7 @@ import {
   deletionReceiptFromText,
   revokeResponseSchema,
   verifyDeletionReceipt,
-} from '../shared/protocol/index.ts';
+} from '../shared/core/protocol/index.ts';
 import { DeviceHome } from './device/home.ts';
 import { pairFromQr } from './device/pair.ts';
 import { syncRecords, waitForPush } from './device/sync.ts';

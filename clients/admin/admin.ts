@@ -4,10 +4,14 @@
 import type { Firestore } from '@google-cloud/firestore';
 import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
-import { importPublicKey, isCryptoError, type PublicKey } from '../../shared/crypto/index.ts';
+import { importPublicKey, isCryptoError, type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { PublishedFunctionKey } from '../../shared/ports/function-keys.ts';
 import type { HospitalRecord } from '../../shared/ports/pairing-store.ts';
-import { canonicalApiBase, deletionReceiptFromText, hospitalIdSchema } from '../../shared/protocol/index.ts';
+import {
+  canonicalApiBase,
+  deletionReceiptFromText,
+  hospitalIdSchema,
+} from '../../shared/core/protocol/index.ts';
 import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
 import { z, ZodError } from 'zod';
 import {

@@ -18,7 +18,7 @@ import {
   type ContentClass,
   type ErrorCode,
   type VerifiedDevice,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { UsageError } from '../lib/cli.ts';
 import { createFileSpool } from '../lib/file-spool.ts';
 import type { Connector, JournalEntry } from './home.ts';

@@ -13,8 +13,8 @@ import {
   importPublicKey,
   type KeyPair,
   type PublicKey,
-} from '../../shared/crypto/index.ts';
-import { exportPrivateKey } from '../../shared/crypto/index.ts';
+} from '../../shared/core/crypto/index.ts';
+import { exportPrivateKey } from '../../shared/core/crypto/index.ts';
 import {
   contentClassSchema,
   fromBase64Url,
@@ -25,7 +25,7 @@ import {
   recordIdSchema,
   toBase64Url,
   uploadIdSchema,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { createApiClient, type ApiClient } from '../lib/api-client.ts';
 import { UsageError } from '../lib/cli.ts';
 import { exists, readJsonFile, writeJsonFile, writePrivateFile } from '../lib/files.ts';

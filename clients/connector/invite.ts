@@ -12,7 +12,7 @@ import {
   newInvitationToken,
   newRandomId,
   tokenDigest,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { withTransientRetries } from '../lib/api-client.ts';
 import { UsageError } from '../lib/cli.ts';
 import type { Connector } from './home.ts';

@@ -7,7 +7,7 @@ import {
   receiptObjectName,
   verifyReceipt,
   type Receipt,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import type { Connector, JournalEntry } from './home.ts';
 
 export type ReceiptStatus =

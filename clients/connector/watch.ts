@@ -6,7 +6,7 @@
 import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
-import { isProtocolError } from '../../shared/protocol/index.ts';
+import { isProtocolError } from '../../shared/core/protocol/index.ts';
 import { ApiError } from '../lib/api-client.ts';
 import { sendFile } from './deliver.ts';
 import type { Connector } from './home.ts';

@@ -11,14 +11,14 @@ import {
   importPublicKey,
   type KeyPair,
   type PublicKey,
-} from '../../shared/crypto/index.ts';
+} from '../../shared/core/crypto/index.ts';
 import {
   deviceKeyId,
   hospitalIdSchema,
   publicKeySchema,
   recordIdSchema,
   toBase64Url,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { createApiClient, type ApiClient } from '../lib/api-client.ts';
 import { UsageError } from '../lib/cli.ts';
 import { readJsonFile, writeJsonFile } from '../lib/files.ts';

@@ -2,7 +2,7 @@
 // key pair, prove the binding and possession of the key, and keep the certificate. The token
 // and the binding secret are used once and not stored.
 import { randomBytes } from 'node:crypto';
-import { generateKeyPair } from '../../shared/crypto/index.ts';
+import { generateKeyPair } from '../../shared/core/crypto/index.ts';
 import {
   bindingProofText,
   decodeInvitationQr,
@@ -13,7 +13,7 @@ import {
   signPairRequest,
   toBase64Url,
   tokenDigest,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { createApiClient, withTransientRetries } from '../lib/api-client.ts';
 import type { DeviceHome } from './home.ts';
 

@@ -15,7 +15,7 @@ import {
   pushDataSchema,
   recordListResponseSchema,
   toProtocolError,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { ApiError, responseBytes } from '../lib/api-client.ts';
 import type { DeviceHome, Enrolment } from './home.ts';
 

@@ -2,8 +2,8 @@
 // caller's key (device or hospital) when the endpoint wants it, with every error answer turned
 // into an ApiError carrying the stable code, the status and the trace id.
 import type { z } from 'zod';
-import type { PrivateKey } from '../../shared/crypto/index.ts';
-import { errorBodySchema, signRequest } from '../../shared/protocol/index.ts';
+import type { PrivateKey } from '../../shared/core/crypto/index.ts';
+import { errorBodySchema, signRequest } from '../../shared/core/protocol/index.ts';
 
 /** An error answer from a function: branch on `code`. */
 export class ApiError extends Error {
@@ -21,7 +21,7 @@ export class ApiError extends Error {
 }
 
 export interface Signer {
-  /** `device:<deviceId>` or `hospital:<hospitalId>:<fingerprint>` (shared/protocol keyIds). */
+  /** `device:<deviceId>` or `hospital:<hospitalId>:<fingerprint>` (shared/core/protocol keyIds). */
   readonly keyId: string;
   readonly privateKey: PrivateKey;
 }
@@ -143,7 +143,7 @@ export async function withTransientRetries<T>(
   }
 }
 
-/** A response body as the async byte source shared/protocol readers take, without buffering it. */
+/** A response body as the async byte source shared/core/protocol readers take, without buffering it. */
 export async function* responseBytes(response: Response): AsyncGenerator<Uint8Array, void, undefined> {
   if (!response.body) return;
   const reader = response.body.getReader();

@@ -2,7 +2,7 @@
 // trace for an expected error), and one main() wrapper that maps errors to exit codes.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { isProtocolError } from '../../shared/protocol/error-codes.ts';
+import { isProtocolError } from '../../shared/core/protocol/error-codes.ts';
 import { ApiError } from './api-client.ts';
 
 /**

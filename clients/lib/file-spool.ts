@@ -1,11 +1,11 @@
-// A ChunkSpool (shared/protocol/upload.ts) on a temporary file: the connector seals a record
+// A ChunkSpool (shared/core/protocol/upload.ts) on a temporary file: the connector seals a record
 // into it (ciphertext only, never plaintext) and then streams the container from it, so memory
 // stays about one chunk whatever the file size. Created with mode 0600 in the connector's own
 // work directory and removed by dispose().
 import { createReadStream } from 'node:fs';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ChunkSpool } from '../../shared/protocol/index.ts';
+import type { ChunkSpool } from '../../shared/core/protocol/index.ts';
 
 export interface FileSpool extends ChunkSpool {
   /** Flushes and closes the file for writing; call before read(). */

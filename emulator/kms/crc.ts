@@ -1,7 +1,7 @@
 // The *_crc32c fields of Cloud KMS. They are google.protobuf.Int64Value wrappers, so "not
 // set" (null) differs from a checksum of 0. A request-side checksum that is set must
 // match its data, or the call fails with INVALID_ARGUMENT before anything is done.
-import { crc32c } from '../../shared/checksums/crc32c.ts';
+import { crc32c } from '../../shared/core/checksums/crc32c.ts';
 import { invalidArgument } from './errors.ts';
 
 /** An Int64Value as proto-loader decodes it (longs as numbers); null when unset. */

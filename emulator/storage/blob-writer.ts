@@ -5,7 +5,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Crc32c } from '../../shared/checksums/crc32c.ts';
+import { Crc32c } from '../../shared/core/checksums/crc32c.ts';
 import { uploadTooLarge } from './errors.ts';
 
 export interface Digests {

@@ -18,7 +18,7 @@ import { ownFunctionKeys } from '../../shared/adapters/function-keys.ts';
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { createApiFunction, type ApiRequest } from '../../shared/http/api-function.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
-import { ProtocolError } from '../../shared/protocol/error-codes.ts';
+import { ProtocolError } from '../../shared/core/protocol/error-codes.ts';
 import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { createRecordsService, type RecordsService } from '../../shared/services/records.ts';

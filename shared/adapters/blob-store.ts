@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { File, FileMetadata, Storage } from '@google-cloud/storage';
-import { crc32c, crc32cBase64 } from '../checksums/crc32c.ts';
+import { crc32c, crc32cBase64 } from '../core/checksums/crc32c.ts';
 import {
   BlobStoreError,
   MAX_SMALL_BLOB_BYTES,

@@ -10,7 +10,7 @@ import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import { FieldValue, Timestamp } from '@google-cloud/firestore';
 import { auditFieldsSchema, chainEvents, type AuditCheckpoint, type AuditEvent } from '../audit/chain.ts';
 import { chainOf, patientChain, type AuditEntry, type AuditLog } from '../audit/log.ts';
-import { formatTimestamp } from '../protocol/ids.ts';
+import { formatTimestamp } from '../core/protocol/ids.ts';
 import { isAlreadyExists, str } from './firestore-values.ts';
 
 export const AUDIT_COLLECTIONS = {

@@ -4,7 +4,7 @@
 // `expiresAt` is a Timestamp for the retention job and the TTL backstop.
 import { FieldPath } from '@google-cloud/firestore';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
-import { contentClassSchema } from '../protocol/documents.ts';
+import { contentClassSchema } from '../core/protocol/documents.ts';
 import type { NewRecord, RecordAck, RecordCursor, RecordStore, StoredRecord } from '../ports/record-store.ts';
 import { isAlreadyExists, str, toDate, ts } from './firestore-values.ts';
 

@@ -3,7 +3,7 @@
 // re-registering a hospital's key never resets its policy. Changes are audited first.
 import type { Firestore } from '@google-cloud/firestore';
 import type { AuditLog } from '../audit/log.ts';
-import { formatTimestamp } from '../protocol/ids.ts';
+import { formatTimestamp } from '../core/protocol/ids.ts';
 import { changePolicy, resolvePolicy } from '../retention/policy.ts';
 import type { PolicyChange, RetentionPolicyStore } from '../retention/store.ts';
 import { ts } from './firestore-values.ts';

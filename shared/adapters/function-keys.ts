@@ -15,7 +15,7 @@
 import type { KeyManagementServiceClient } from '@google-cloud/kms';
 import { Timestamp, type Firestore } from '@google-cloud/firestore';
 import { z } from 'zod';
-import { crc32c } from '../checksums/crc32c.ts';
+import { crc32c } from '../core/checksums/crc32c.ts';
 import {
   exportPrivateKey,
   generateKeyPair,
@@ -25,7 +25,7 @@ import {
   loadThemis,
   type KeyPair,
   type PublicKey,
-} from '../crypto/index.ts';
+} from '../core/crypto/index.ts';
 import type { Clock } from '../ports/clock.ts';
 import {
   FunctionKeyError,

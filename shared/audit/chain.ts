@@ -7,16 +7,16 @@
 //   hash(e_n) = SHA-256( "cb/audit/v1" ‖ hash(e_{n-1}) ‖ canonical JSON of e_n's fields )
 //   hash(e_0's predecessor) = 32 zero bytes; sequence numbers start at 1 with no gaps.
 import { z } from 'zod';
-import { equalBytes, sha256, toBase64Url } from '../bytes.ts';
-import { sign, verify, type PrivateKey, type PublicKey } from '../crypto/index.ts';
-import { canonicalJson, utf8 } from '../protocol/encoding.ts';
+import { equalBytes, sha256, toBase64Url } from '../core/bytes.ts';
+import { sign, verify, type PrivateKey, type PublicKey } from '../core/crypto/index.ts';
+import { canonicalJson, utf8 } from '../core/protocol/encoding.ts';
 import {
   deviceIdSchema,
   hospitalIdSchema,
   patientRefSchema,
   recordIdSchema,
   timestampSchema,
-} from '../protocol/ids.ts';
+} from '../core/protocol/ids.ts';
 
 const CHAIN_LABEL = utf8('cb/audit/v1');
 export const GENESIS_HASH = toBase64Url(new Uint8Array(32));

@@ -8,7 +8,7 @@ import type { HttpFunction, Request, Response } from '@google-cloud/functions-fr
 import { randomBytes } from 'node:crypto';
 import { errorCode, traceFromHeaders } from '../adapters/cloud-logger.ts';
 import type { Logger } from '../ports/logger.ts';
-import { ERROR_CODES, ProtocolError, type ErrorCode } from '../protocol/error-codes.ts';
+import { ERROR_CODES, ProtocolError, type ErrorCode } from '../core/protocol/error-codes.ts';
 import { bodyFailure } from './body-guard.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';

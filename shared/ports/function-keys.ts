@@ -1,7 +1,7 @@
 // Each function's own Themis signing key pair (invariant 4). The private key is stored only
 // wrapped by that function's own Cloud KMS key and is unwrapped once per instance (a cold
 // start), never per request. The adapter lives in shared/adapters/function-keys.ts.
-import type { KeyPair, PublicKey } from '../crypto/index.ts';
+import type { KeyPair, PublicKey } from '../core/crypto/index.ts';
 
 export interface FunctionKeys {
   /**

@@ -3,7 +3,7 @@
 // expiry the retention job honours. Invitations hold only the SHA-256 of their one-time token,
 // never the token, and nothing here ever holds a binding secret. The Firestore adapter lives
 // in shared/adapters/firestore-pairing.ts.
-import type { PublicKey } from '../crypto/index.ts';
+import type { PublicKey } from '../core/crypto/index.ts';
 
 export type HospitalStatus = 'active' | 'suspended';
 

@@ -7,8 +7,8 @@
 // recognises its own earlier attempt, and the upload is deleted last, so while it exists the
 // work is not done. A rejection is final and acknowledged; only transient failures throw.
 import { z } from 'zod';
-import type { KeyPair, PublicKey } from '../crypto/index.ts';
-import { importPublicKey, isCryptoError } from '../crypto/index.ts';
+import type { KeyPair, PublicKey } from '../core/crypto/index.ts';
+import { importPublicKey, isCryptoError } from '../core/crypto/index.ts';
 import { isBlobStoreError, type BlobInfo, type BlobStore } from '../ports/blob-store.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -35,7 +35,7 @@ import {
   type ErrorCode,
   type UploadContainer,
   type UploadManifest,
-} from '../protocol/index.ts';
+} from '../core/protocol/index.ts';
 import { sendPushHints } from './push-hints.ts';
 
 /** The bucket names ingest works with (from the catalog's roles). */

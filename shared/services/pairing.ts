@@ -2,7 +2,7 @@
 // with proof of possession, the hospital's view of a patient's devices, and revocation. Logic
 // over ports only; the composition root in functions/pairing wires the adapters.
 import { z } from 'zod';
-import type { KeyPair } from '../crypto/index.ts';
+import type { KeyPair } from '../core/crypto/index.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
@@ -22,7 +22,7 @@ import {
   signDeviceCertificate,
   toBase64Url,
   verifyPairRequest,
-} from '../protocol/index.ts';
+} from '../core/protocol/index.ts';
 import { sendPushHints } from './push-hints.ts';
 import { createHospitalCaller, type SignedCall } from './signed-call.ts';
 

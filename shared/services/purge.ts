@@ -9,13 +9,13 @@
 import type { AuditFields } from '../audit/chain.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { isBlobStoreError, type BlobStore } from '../ports/blob-store.ts';
-import type { PrivateKey } from '../crypto/index.ts';
+import type { PrivateKey } from '../core/crypto/index.ts';
 import {
   DELETION_RECEIPT_TYPE,
   signDeletionReceipt,
   type DeletionReceipt,
-} from '../protocol/deletion-receipt.ts';
-import { formatTimestamp, receiptObjectName } from '../protocol/ids.ts';
+} from '../core/protocol/deletion-receipt.ts';
+import { formatTimestamp, receiptObjectName } from '../core/protocol/ids.ts';
 import type { LedgerKind, PurgeItem, PurgeKind, PurgeStore } from '../retention/purge-store.ts';
 
 export const LEDGER_KIND_OF: Record<PurgeKind, LedgerKind> = {

@@ -4,7 +4,7 @@
 import type { Logger } from '../ports/logger.ts';
 import { isNotifierError, type Notifier } from '../ports/notifier.ts';
 import type { DeviceRecord, DeviceStore } from '../ports/pairing-store.ts';
-import { pushData, type PushData } from '../protocol/index.ts';
+import { pushData, type PushData } from '../core/protocol/index.ts';
 
 export async function sendPushHints(
   notifier: Notifier | undefined,

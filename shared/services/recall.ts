@@ -5,13 +5,13 @@
 // its copy: recall stops further delivery, it cannot reach into a phone. Another hospital's
 // record, and an unknown id, are both NOT_FOUND.
 import type { AuditLog } from '../audit/log.ts';
-import type { PrivateKey } from '../crypto/index.ts';
+import type { PrivateKey } from '../core/crypto/index.ts';
 import type { BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Notifier } from '../ports/notifier.ts';
 import type { PairingStores } from '../ports/pairing-store.ts';
 import type { RecordStore } from '../ports/record-store.ts';
-import { readDeletionReceiptUnverified } from '../protocol/deletion-receipt.ts';
+import { readDeletionReceiptUnverified } from '../core/protocol/deletion-receipt.ts';
 import {
   formatTimestamp,
   parseBoundary,
@@ -19,7 +19,7 @@ import {
   ProtocolError,
   recordIdSchema,
   toBase64Url,
-} from '../protocol/index.ts';
+} from '../core/protocol/index.ts';
 import type { PurgeStore } from '../retention/purge-store.ts';
 import { z } from 'zod';
 import { deletionReceiptFor, purgeItems } from './purge.ts';

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { AuditFields } from '../audit/chain.ts';
 import type { AuditLog } from '../audit/log.ts';
-import { importPublicKey, type PrivateKey, type PublicKey } from '../crypto/index.ts';
+import { importPublicKey, type PrivateKey, type PublicKey } from '../core/crypto/index.ts';
 import type { PurgeStore } from '../retention/purge-store.ts';
 import type { BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -32,7 +32,7 @@ import {
   recordIdSchema,
   toBase64Url,
   type KeyId,
-} from '../protocol/index.ts';
+} from '../core/protocol/index.ts';
 import { deletionReceiptFor, purgeItems, type PurgeContext } from './purge.ts';
 import { sendPushHints } from './push-hints.ts';
 import { createCallVerifier, type SignedCall } from './signed-call.ts';

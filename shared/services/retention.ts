@@ -9,7 +9,7 @@
 // the same id after a crash resumes it, and the ledger makes every deletion count once.
 import { signCheckpoint } from '../audit/chain.ts';
 import { PLATFORM_CHAIN, type AuditLog } from '../audit/log.ts';
-import type { PrivateKey } from '../crypto/index.ts';
+import type { PrivateKey } from '../core/crypto/index.ts';
 import type { BlobInfo, BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
@@ -18,8 +18,8 @@ import {
   MAX_DELETIONS_PER_RECEIPT,
   readDeletionReceiptUnverified,
   type DeletionReceipt,
-} from '../protocol/deletion-receipt.ts';
-import { formatTimestamp } from '../protocol/ids.ts';
+} from '../core/protocol/deletion-receipt.ts';
+import { formatTimestamp } from '../core/protocol/ids.ts';
 import { DEFAULT_RETENTION_POLICY, RETENTION_BOUNDS, type RetentionPolicy } from '../retention/policy.ts';
 import type { ExpiryQuery, LedgerKind, PurgeItem, PurgeStore } from '../retention/purge-store.ts';
 import type { RetentionPolicyStore } from '../retention/store.ts';

@@ -1,7 +1,7 @@
 // A request as the HTTP edge hands it to a service for signature checking (docs/PROTOCOL.md
 // §8), and the one place services verify it: the injected clock, the nonce store, and the
 // key kinds an endpoint accepts. Each service supplies only how a key id resolves to a key.
-import { importPublicKey, loadThemis, type PublicKey } from '../crypto/index.ts';
+import { importPublicKey, loadThemis, type PublicKey } from '../core/crypto/index.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { HospitalRegistry, NonceStore } from '../ports/pairing-store.ts';
@@ -12,7 +12,7 @@ import {
   type KeyId,
   type KeyKind,
   type VerifiedRequest,
-} from '../protocol/index.ts';
+} from '../core/protocol/index.ts';
 
 export interface SignedCall {
   readonly method: string;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStorageEmulator, type StorageEmulator } from '../../emulator/storage/server.ts';
 import { createBlobStore } from '../../shared/adapters/blob-store.ts';
 import { createStorage } from '../../shared/adapters/google-clients.ts';
-import { crc32c, crc32cBase64 } from '../../shared/checksums/crc32c.ts';
+import { crc32c, crc32cBase64 } from '../../shared/core/checksums/crc32c.ts';
 import {
   BlobStoreError,
   isBlobStoreError,

@@ -8,7 +8,7 @@ import { startFirestoreEmulator, type FirestoreEmulator } from '../../emulator/f
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import type { NewRecord, RecordCursor, RecordStore } from '../../shared/ports/record-store.ts';
-import { newRandomId } from '../../shared/protocol/index.ts';
+import { newRandomId } from '../../shared/core/protocol/index.ts';
 
 const NOW = new Date('2031-05-01T10:00:00Z');
 const DAY = 24 * 3600 * 1000;

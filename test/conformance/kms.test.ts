@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { principalClientOptions } from '../../shared/adapters/google-clients.ts';
 import { policyFromCatalog, writePolicyFile } from '../../emulator/kms/policy.ts';
 import { startKmsEmulator, type KmsEmulator } from '../../emulator/kms/server.ts';
-import { crc32c } from '../../shared/checksums/crc32c.ts';
+import { crc32c } from '../../shared/core/checksums/crc32c.ts';
 import { LOCAL_PRINCIPAL_HEADER, serviceAccountPrincipal } from '../../shared/emulation.ts';
 import { cryptoKeyName, loadCatalog } from '../../shared/runtime/catalog.ts';
 

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Storage, type Bucket, type GetFilesOptions, type GetFilesResponse } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { objectDataPath, startStorageEmulator, type StorageEmulator } from '../../emulator/storage/server.ts';
-import { crc32c, crc32cBase64 } from '../../shared/checksums/crc32c.ts';
+import { crc32c, crc32cBase64 } from '../../shared/core/checksums/crc32c.ts';
 import { startEventReceiver, type EventReceiver } from './helpers/storage-receiver.ts';
 
 const PROJECT = 'demo-clinic-bridge';

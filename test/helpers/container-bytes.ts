@@ -1,8 +1,8 @@
 // Byte-level surgery on an upload container, for attacks that keep everything but one field
 // genuine. Layout (docs/PROTOCOL.md §7): magic (4), version (1), manifest length (4, big-endian),
 // the signed manifest, then the chunk section.
-import { sign, type PrivateKey } from '../../shared/crypto/index.ts';
-import { canonicalJson, type UploadManifest } from '../../shared/protocol/index.ts';
+import { sign, type PrivateKey } from '../../shared/core/crypto/index.ts';
+import { canonicalJson, type UploadManifest } from '../../shared/core/protocol/index.ts';
 
 export const VERSION_OFFSET = 4;
 export const MANIFEST_LENGTH_OFFSET = 5;

@@ -1,4 +1,4 @@
-import { CryptoError, type CryptoErrorCode } from '../../shared/crypto/index.ts';
+import { CryptoError, type CryptoErrorCode } from '../../shared/core/crypto/index.ts';
 
 /** The CryptoError code a call throws, or a description of what happened instead. */
 export function codeOf(run: () => unknown): CryptoErrorCode | string {

@@ -9,7 +9,12 @@ import { createBlobStore } from '../../shared/adapters/blob-store.ts';
 import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { createStorage } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, type KeyPair, type PrivateKey, type PublicKey } from '../../shared/crypto/index.ts';
+import {
+  generateKeyPair,
+  type KeyPair,
+  type PrivateKey,
+  type PublicKey,
+} from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   bindingProofText,
@@ -34,7 +39,7 @@ import {
   type Receipt,
   type RecordHeader,
   type SealedUpload,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import type { Stack } from '../../emulator/stack.ts';
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;

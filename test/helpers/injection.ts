@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Firestore } from '@google-cloud/firestore';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
-import { generateKeyPair, type KeyPair, type PrivateKey } from '../../shared/crypto/index.ts';
+import { generateKeyPair, type KeyPair, type PrivateKey } from '../../shared/core/crypto/index.ts';
 import {
   bindingProofText,
   DEVICE_CERTIFICATE_TYPE,
@@ -12,7 +12,7 @@ import {
   newRandomId,
   signDeviceCertificate,
   toBase64Url,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 
 export interface InjectionTarget {
   readonly hospitalId: string;

@@ -8,7 +8,7 @@ import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis } from '../../shared/crypto/index.ts';
+import { loadThemis } from '../../shared/core/crypto/index.ts';
 
 export interface LocalStack {
   readonly stack: Stack;

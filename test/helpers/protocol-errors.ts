@@ -1,4 +1,4 @@
-import { ProtocolError } from '../../shared/protocol/index.ts';
+import { ProtocolError } from '../../shared/core/protocol/index.ts';
 
 function describe(error: unknown): string {
   return error instanceof ProtocolError ? error.code : `not a ProtocolError: ${String(error)}`;

@@ -14,14 +14,14 @@ import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
 import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
 import { createFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import type { PrivateKey } from '../../shared/crypto/index.ts';
+import type { PrivateKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import type { Clock } from '../../shared/ports/clock.ts';
 import type { FunctionKeys } from '../../shared/ports/function-keys.ts';
 import type { PurgeStore } from '../../shared/retention/purge-store.ts';
 import { createKms } from '../../shared/adapters/google-clients.ts';
 import { serviceAccountPrincipal } from '../../shared/emulation.ts';
-import { signRequest } from '../../shared/protocol/index.ts';
+import { signRequest } from '../../shared/core/protocol/index.ts';
 import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import { createIngestService, type IngestService } from '../../shared/services/ingest.ts';
 import type { SignedCall } from '../../shared/services/signed-call.ts';

@@ -16,7 +16,7 @@ import {
 } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { chainEvents, signCheckpoint, type AuditEvent, type AuditFields } from '../../shared/audit/chain.ts';
-import { generateKeyPair, loadThemis } from '../../shared/crypto/index.ts';
+import { generateKeyPair, loadThemis } from '../../shared/core/crypto/index.ts';
 import { binRunner, writeStackEnvFile, type BinOutcome } from '../helpers/bins.ts';
 import { functionPublicKey } from '../helpers/delivery-fixture.ts';
 

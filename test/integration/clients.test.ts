@@ -14,14 +14,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/crypto/index.ts';
+import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/core/crypto/index.ts';
 import {
   derivePatientRef,
   fromBase64Url,
   readDocumentUnverified,
   uploadManifestSchema,
   UPLOAD_MANIFEST_TYPE,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { injectDevice, unboundCertificate } from '../helpers/injection.ts';
 import { stackFunctionKeys } from '../helpers/stack-services.ts';

@@ -15,7 +15,7 @@ import { responseBytes } from '../../clients/lib/api-client.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   ackResponseSchema,
@@ -23,7 +23,7 @@ import {
   openRecord,
   recordListResponseSchema,
   type ErrorCode,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { filesContainingCanary, textContainsCanary } from '../helpers/canary.ts';
 import {
   collectBytes,

@@ -14,7 +14,7 @@ import { responseBytes } from '../../clients/lib/api-client.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   accessLogResponseSchema,
   deletionResponseSchema,
@@ -22,7 +22,7 @@ import {
   recordListResponseSchema,
   signingKeyResponseSchema,
   verifyDeletionReceipt,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import {
   deliver,
   functionPublicKey,

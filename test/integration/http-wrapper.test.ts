@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFunctionsHost, type FunctionsHost } from '../../emulator/functions/host.ts';
 import { MAX_BODY_BYTES } from '../../shared/http/body-guard.ts';
-import { errorBodySchema } from '../../shared/protocol/api.ts';
+import { errorBodySchema } from '../../shared/core/protocol/api.ts';
 import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import { CANARY, logLines } from '../fixtures/functions/api/function.ts';
 

@@ -12,7 +12,7 @@ import { startStack, type Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   newRandomId,
@@ -20,7 +20,7 @@ import {
   revokeResponseSchema,
   uploadObjectName,
   type SealedUpload,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import {
   collectBytes,
   deliver,

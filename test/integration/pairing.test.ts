@@ -17,7 +17,7 @@ import {
 } from '../../shared/adapters/firestore-pairing.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, loadThemis, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
+import { generateKeyPair, loadThemis, type KeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   bindingProofText,
   deriveBindingSecret,
@@ -34,7 +34,7 @@ import {
   tokenDigest,
   verifyDeviceCertificate,
   verifyEnrolment,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 
 const HOSPITAL_ID = 'test-hospital';
 const PATIENT_NUMBER = 'CANARY-patient-000123';

@@ -14,7 +14,7 @@ import { startStack, type Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   ackResponseSchema,
   deviceKeyId,
@@ -26,7 +26,7 @@ import {
   recordListResponseSchema,
   revokeResponseSchema,
   signRequest,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import {
   collectBytes,
   deliver,

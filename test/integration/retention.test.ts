@@ -20,7 +20,7 @@ import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/fires
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { checkpointSignatureVerifier, verifyAuditTrail, type AuditFields } from '../../shared/audit/chain.ts';
 import { patientChain, readChain } from '../../shared/audit/log.ts';
-import { loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   ackResponseSchema,
@@ -34,7 +34,7 @@ import {
   recordObjectName,
   verifyDeletionReceipt,
   type DeletionReceipt,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import type { PurgeStore } from '../../shared/retention/purge-store.ts';
 import type { FunctionKeys } from '../../shared/ports/function-keys.ts';
 import type { RetentionLimits } from '../../shared/services/retention.ts';

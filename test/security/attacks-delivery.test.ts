@@ -13,7 +13,7 @@ import { createFcmNotifier, type FcmNotifier } from '../../shared/adapters/fcm-n
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
-import { exportPrivateKey, loadThemis, type PublicKey } from '../../shared/crypto/index.ts';
+import { exportPrivateKey, loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   deviceKeyId,
   framedCiphertextLength,
@@ -24,7 +24,7 @@ import {
   toBase64Url,
   uploadObjectName,
   type UploadManifest,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import {
   collectBytes,
   deliver,

@@ -8,7 +8,7 @@ import { checkedDevices } from '../../clients/connector/deliver.ts';
 import { createApiClient, type ApiClient } from '../../clients/lib/api-client.ts';
 import type { Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
-import { generateKeyPair, type KeyPair, type PublicKey } from '../../shared/crypto/index.ts';
+import { generateKeyPair, type KeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   hospitalKeyId,
   newInvitationToken,
@@ -17,7 +17,7 @@ import {
   patientDevicesResponseSchema,
   recordListResponseSchema,
   revokeResponseSchema,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import {
   deliver,
   dropUpload,

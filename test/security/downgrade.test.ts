@@ -7,8 +7,8 @@ import type { Firestore } from '@google-cloud/firestore';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { type PublicKey } from '../../shared/crypto/index.ts';
-import { uploadObjectName } from '../../shared/protocol/index.ts';
+import { type PublicKey } from '../../shared/core/crypto/index.ts';
+import { uploadObjectName } from '../../shared/core/protocol/index.ts';
 import {
   collectBytes,
   dropUpload,

@@ -17,7 +17,7 @@ import {
 } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
-import { type PublicKey } from '../../shared/crypto/index.ts';
+import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   deviceKeyId,
@@ -26,7 +26,7 @@ import {
   receiptObjectName,
   recordObjectName,
   verifyDeletionReceipt,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { createRecordsService, type RecordsService } from '../../shared/services/records.ts';
 import {
   deliver,

@@ -12,9 +12,9 @@ import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createStorage } from '../../shared/adapters/google-clients.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
-import { generateKeyPair, type PublicKey } from '../../shared/crypto/index.ts';
+import { generateKeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
-import { receiptObjectName, recordObjectName, verifyReceipt } from '../../shared/protocol/index.ts';
+import { receiptObjectName, recordObjectName, verifyReceipt } from '../../shared/core/protocol/index.ts';
 import {
   collectBytes,
   functionPublicKey,

@@ -16,7 +16,7 @@ import {
   createFirestorePairingStores,
   PAIRING_COLLECTIONS,
 } from '../../shared/adapters/firestore-pairing.ts';
-import { generateKeyPair } from '../../shared/crypto/index.ts';
+import { generateKeyPair } from '../../shared/core/crypto/index.ts';
 import {
   derivePatientRef,
   deriveBindingSecret,
@@ -25,7 +25,7 @@ import {
   newInvitationToken,
   newRandomId,
   tokenDigest,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
 import {
   inviteTestPatient,

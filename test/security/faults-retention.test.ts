@@ -13,14 +13,14 @@ import { ManualClock } from '../../shared/adapters/clock.ts';
 import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createStorage } from '../../shared/adapters/google-clients.ts';
-import { type PublicKey } from '../../shared/crypto/index.ts';
+import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   newRandomId,
   receiptObjectName,
   recordObjectName,
   verifyDeletionReceipt,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import type { RetentionService } from '../../shared/services/retention.ts';
 import { functionPublicKey, registerTestHospital, stackBlobStore } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';

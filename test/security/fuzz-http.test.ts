@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { createStorage } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, type PrivateKey } from '../../shared/crypto/index.ts';
+import { generateKeyPair, type PrivateKey } from '../../shared/core/crypto/index.ts';
 import {
   deviceKeyId,
   errorBodySchema,
@@ -23,7 +23,7 @@ import {
   REQUEST_SKEW_SECONDS,
   signRequest,
   tokenDigest,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import {
   deliver,
   functionPublicKey,

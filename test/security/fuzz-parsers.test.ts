@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/crypto/index.ts';
+import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/core/crypto/index.ts';
 import {
   ackBodySchema,
   createInvitationRequestSchema,
@@ -25,7 +25,7 @@ import {
   pushTokenBodySchema,
   readUploadContainer,
   sealUpload,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { collectBytes } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 

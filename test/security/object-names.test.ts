@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
-import { receiptObjectName } from '../../shared/protocol/index.ts';
+import { receiptObjectName } from '../../shared/core/protocol/index.ts';
 import {
   collectBytes,
   dropUpload,

@@ -31,12 +31,12 @@ describe('adapter boundaries', () => {
     expect(offenders).toEqual([]);
   });
 
-  it('ports import no adapter, client library or emulator (types from shared/crypto only)', async () => {
+  it('ports import no adapter, client library or emulator (types from shared/core/crypto only)', async () => {
     for (const file of await tsFiles(join(ROOT, 'shared', 'ports'))) {
       const source = await readFile(file, 'utf8');
       const imports = [...source.matchAll(/from\s+['"]([^'"]+)['"]/g)].map((m) => m[1]!);
       for (const specifier of imports) {
-        expect(specifier, relative(ROOT, file)).toMatch(/^\.\.\/crypto\/index\.ts$|^\.\/[a-z-]+\.ts$/);
+        expect(specifier, relative(ROOT, file)).toMatch(/^\.\.\/core\/crypto\/index\.ts$|^\.\/[a-z-]+\.ts$/);
       }
     }
   });

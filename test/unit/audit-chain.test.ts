@@ -12,8 +12,8 @@ import {
   type AuditEvent,
   type AuditFields,
 } from '../../shared/audit/chain.ts';
-import { equalBytes } from '../../shared/bytes.ts';
-import { generateKeyPair, loadThemis, sign, verify, type KeyPair } from '../../shared/crypto/index.ts';
+import { equalBytes } from '../../shared/core/bytes.ts';
+import { generateKeyPair, loadThemis, sign, verify, type KeyPair } from '../../shared/core/crypto/index.ts';
 
 let signer: KeyPair;
 

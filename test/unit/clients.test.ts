@@ -13,13 +13,13 @@ import { describeFailure, EXIT, UsageError } from '../../clients/lib/cli.ts';
 import { parseEnvText } from '../../clients/lib/environment.ts';
 import { createFileSpool } from '../../clients/lib/file-spool.ts';
 import { readQrPng, writeQrPng } from '../../clients/lib/qr.ts';
-import { generateKeyPair, loadThemis } from '../../shared/crypto/index.ts';
+import { generateKeyPair, loadThemis } from '../../shared/core/crypto/index.ts';
 import {
   encodeInvitationQr,
   newInvitationToken,
   newRandomId,
   ProtocolError,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 
 let dir: string;
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Crc32c, crc32c, crc32cBase64 } from '../../shared/checksums/crc32c.ts';
+import { Crc32c, crc32c, crc32cBase64 } from '../../shared/core/checksums/crc32c.ts';
 
 describe('crc32c', () => {
   it('matches the published check value and RFC 3720 vectors', () => {

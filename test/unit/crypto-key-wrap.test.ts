@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ContentKey, KeyPair } from '../../shared/crypto/index.ts';
+import type { ContentKey, KeyPair } from '../../shared/core/crypto/index.ts';
 import {
   decryptRecord,
   encryptRecord,
@@ -13,9 +13,9 @@ import {
   unwrapContentKey,
   wrapContentKey,
   wrappedKeyLength,
-} from '../../shared/crypto/index.ts';
-import { contentKeyBytes, privateThemisKey, publicThemisKey } from '../../shared/crypto/keys.ts';
-import { themis } from '../../shared/crypto/themis.ts';
+} from '../../shared/core/crypto/index.ts';
+import { contentKeyBytes, privateThemisKey, publicThemisKey } from '../../shared/core/crypto/keys.ts';
+import { themis } from '../../shared/core/crypto/themis.ts';
 import { codeOf } from '../helpers/crypto-errors.ts';
 
 let hospital: KeyPair;

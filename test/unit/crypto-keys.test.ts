@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { crc32c } from '../../shared/checksums/crc32c.ts';
+import { crc32c } from '../../shared/core/checksums/crc32c.ts';
 import {
   CONTENT_KEY_LENGTH,
   CryptoError,
@@ -15,12 +15,12 @@ import {
   PrivateKey,
   PublicKey,
   sign,
-} from '../../shared/crypto/index.ts';
-import { contentKeyBytes } from '../../shared/crypto/keys.ts';
+} from '../../shared/core/crypto/index.ts';
+import { contentKeyBytes } from '../../shared/core/crypto/keys.ts';
 import { codeOf } from '../helpers/crypto-errors.ts';
 
 beforeAll(async () => {
-  const { loadThemis } = await import('../../shared/crypto/index.ts');
+  const { loadThemis } = await import('../../shared/core/crypto/index.ts');
   await loadThemis();
 });
 

@@ -18,7 +18,7 @@ import {
   encryptRecordStream,
   generateContentKey,
   loadThemis,
-} from '../../shared/crypto/index.ts';
+} from '../../shared/core/crypto/index.ts';
 
 const MiB = 1024 * 1024;
 let collectGarbage: () => void;

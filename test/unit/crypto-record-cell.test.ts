@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { CryptoErrorCode, RecordCellOpenOptions } from '../../shared/crypto/index.ts';
+import type { CryptoErrorCode, RecordCellOpenOptions } from '../../shared/core/crypto/index.ts';
 import {
   CHUNK_OVERHEAD,
   CryptoError,
@@ -18,9 +18,9 @@ import {
   recordChunkContext,
   recordChunkCount,
   SEAL_OVERHEAD,
-} from '../../shared/crypto/index.ts';
-import { contentKeyBytes } from '../../shared/crypto/keys.ts';
-import { themis } from '../../shared/crypto/themis.ts';
+} from '../../shared/core/crypto/index.ts';
+import { contentKeyBytes } from '../../shared/core/crypto/keys.ts';
+import { themis } from '../../shared/core/crypto/themis.ts';
 import { codeOf } from '../helpers/crypto-errors.ts';
 
 const KiB = 1024;

@@ -1,17 +1,17 @@
-// The node:crypto Secure Cell (shared/crypto/secure-cell-seal.ts) against wasm-themis, the
+// The node:crypto Secure Cell (shared/core/crypto/secure-cell-seal.ts) against wasm-themis, the
 // reference: cells sealed by either open with the other, over random keys, contexts and sizes
 // (1 byte, around AES and chunk boundaries, the largest record chunk); published vectors from
 // other Themis platforms open; and every tampered byte, wrong key or wrong context fails in both.
 import { randomBytes, randomInt } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadThemis, themis } from '../../shared/crypto/themis.ts';
-import { MAX_CHUNK_SIZE } from '../../shared/crypto/record-cell.ts';
+import { loadThemis, themis } from '../../shared/core/crypto/themis.ts';
+import { MAX_CHUNK_SIZE } from '../../shared/core/crypto/record-cell.ts';
 import {
   openCell,
   SEAL_TOKEN_LENGTH,
   sealCell,
   sealCellPieces,
-} from '../../shared/crypto/secure-cell-seal.ts';
+} from '../../shared/core/crypto/secure-cell-seal.ts';
 
 const MIB = 1024 * 1024;
 

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { KeyPair } from '../../shared/crypto/index.ts';
+import type { KeyPair } from '../../shared/core/crypto/index.ts';
 import {
   generateContentKey,
   generateKeyPair,
@@ -8,7 +8,7 @@ import {
   sign,
   verify,
   wrapContentKey,
-} from '../../shared/crypto/index.ts';
+} from '../../shared/core/crypto/index.ts';
 import { codeOf } from '../helpers/crypto-errors.ts';
 
 let signer: KeyPair;

@@ -4,12 +4,17 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { generateContentKey, isCryptoError, isThemisLoaded, loadThemis } from '../../shared/crypto/index.ts';
-import { themis } from '../../shared/crypto/themis.ts';
+import {
+  generateContentKey,
+  isCryptoError,
+  isThemisLoaded,
+  loadThemis,
+} from '../../shared/core/crypto/index.ts';
+import { themis } from '../../shared/core/crypto/themis.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const cryptoIndex = pathToFileURL(`${root}shared/crypto/index.ts`).href;
-const themisModule = pathToFileURL(`${root}shared/crypto/themis.ts`).href;
+const cryptoIndex = pathToFileURL(`${root}shared/core/crypto/index.ts`).href;
+const themisModule = pathToFileURL(`${root}shared/core/crypto/themis.ts`).href;
 
 function runNode(script: string): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {

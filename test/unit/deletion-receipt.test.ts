@@ -1,7 +1,7 @@
 // Deletion receipts (PROTOCOL.md §5.5): a full run's worth of ids signs and verifies, any change
 // to the signed bytes or a different key is refused, and the size bound holds.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair, loadThemis } from '../../shared/crypto/index.ts';
+import { generateKeyPair, loadThemis } from '../../shared/core/crypto/index.ts';
 import {
   deletionCounts,
   deletionReceiptFromText,
@@ -11,7 +11,7 @@ import {
   toBase64Url,
   verifyDeletionReceipt,
   type DeletionReceipt,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 
 function receipt(records: number): DeletionReceipt {
   return {

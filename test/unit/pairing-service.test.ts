@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/clock.ts';
 import { chainEvents, type AuditEvent } from '../../shared/audit/chain.ts';
 import type { AuditLog } from '../../shared/audit/log.ts';
-import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/crypto/index.ts';
+import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/core/crypto/index.ts';
 import type { Notifier, PushOutcome } from '../../shared/ports/notifier.ts';
 import type {
   ConsumeRequest,
@@ -28,7 +28,7 @@ import {
   toBase64Url,
   tokenDigest,
   type ErrorCode,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
 
 const HOSPITAL = 'unit-hospital';

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { KeyPair } from '../../shared/crypto/index.ts';
-import { CryptoError, generateKeyPair, importPublicKey, loadThemis } from '../../shared/crypto/index.ts';
-import type { UploadManifest } from '../../shared/protocol/index.ts';
+import type { KeyPair } from '../../shared/core/crypto/index.ts';
+import { CryptoError, generateKeyPair, importPublicKey, loadThemis } from '../../shared/core/crypto/index.ts';
+import type { UploadManifest } from '../../shared/core/protocol/index.ts';
 import {
   ackBodySchema,
   bindingProofText,
@@ -31,7 +31,7 @@ import {
   toProtocolError,
   uploadObjectName,
   verifyBindingProof,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { protocolCodeOf as codeOf } from '../helpers/protocol-errors.ts';
 
 // Test vectors printed in docs/PROTOCOL.md §3.

@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { KeyPair } from '../../shared/crypto/index.ts';
-import { CHUNK_OVERHEAD, generateKeyPair, loadThemis, sign } from '../../shared/crypto/index.ts';
-import type { ByteSource, RecordHeader, SealedUpload, UploadManifest } from '../../shared/protocol/index.ts';
+import type { KeyPair } from '../../shared/core/crypto/index.ts';
+import { CHUNK_OVERHEAD, generateKeyPair, loadThemis, sign } from '../../shared/core/crypto/index.ts';
+import type {
+  ByteSource,
+  RecordHeader,
+  SealedUpload,
+  UploadManifest,
+} from '../../shared/core/protocol/index.ts';
 import {
   canonicalJson,
   CONTAINER_HEADER_LENGTH,
@@ -20,7 +25,7 @@ import {
   uploadObjectName,
   verifyManifest,
   writeUploadContainer,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { protocolCodeOfAsync as codeOf } from '../helpers/protocol-errors.ts';
 
 const KiB = 1024;

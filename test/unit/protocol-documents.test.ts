@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { KeyPair } from '../../shared/crypto/index.ts';
-import { generateKeyPair, loadThemis, sign } from '../../shared/crypto/index.ts';
-import type { DeviceCertificate, PairRequest } from '../../shared/protocol/index.ts';
+import type { KeyPair } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, loadThemis, sign } from '../../shared/core/crypto/index.ts';
+import type { DeviceCertificate, PairRequest } from '../../shared/core/protocol/index.ts';
 import {
   bindingProofText,
   canonicalJson,
@@ -33,7 +33,7 @@ import {
   verifyEnrolment,
   verifyPairRequest,
   verifyReceipt,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { protocolCodeOf as codeOf } from '../helpers/protocol-errors.ts';
 
 const noteSchema = z.strictObject({ type: z.literal('cb/test-note/v1'), n: z.int(), text: z.string() });

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { KeyPair } from '../../shared/crypto/index.ts';
-import { generateKeyPair, importPublicKey, loadThemis } from '../../shared/crypto/index.ts';
-import type { InvitationQr } from '../../shared/protocol/index.ts';
+import type { KeyPair } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, importPublicKey, loadThemis } from '../../shared/core/crypto/index.ts';
+import type { InvitationQr } from '../../shared/core/protocol/index.ts';
 import {
   canonicalApiBase,
   decodeInvitationQr,
@@ -12,7 +12,7 @@ import {
   newRandomId,
   QR_MAX_LENGTH,
   toBase64Url,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { protocolCodeOf as codeOf } from '../helpers/protocol-errors.ts';
 
 // The example in docs/PROTOCOL.md §4.

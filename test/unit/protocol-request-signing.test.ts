@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { KeyPair, PublicKey } from '../../shared/crypto/index.ts';
-import { generateKeyPair, importKeyPair, loadThemis } from '../../shared/crypto/index.ts';
-import type { KeyId, VerifyRequestOptions } from '../../shared/protocol/index.ts';
+import type { KeyPair, PublicKey } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, importKeyPair, loadThemis } from '../../shared/core/crypto/index.ts';
+import type { KeyId, VerifyRequestOptions } from '../../shared/core/protocol/index.ts';
 import {
   bodyDigest,
   deviceKeyId,
@@ -13,7 +13,7 @@ import {
   signedMessageUnverified,
   signRequest,
   verifyRequest,
-} from '../../shared/protocol/index.ts';
+} from '../../shared/core/protocol/index.ts';
 import { protocolCodeOfAsync as codeOf } from '../helpers/protocol-errors.ts';
 
 // The worked example in docs/PROTOCOL.md §7. Themis signatures are randomised (ECDSA), so the

@@ -260,7 +260,7 @@ export type ContentClass = z.output<typeof contentClassSchema>;
 
 export const recipientSchema = z.strictObject({
   deviceId: deviceIdSchema,
-  /** The content key wrapped for this device (shared/crypto wrapContentKey), base64url. */
+  /** The content key wrapped for this device (shared/core/crypto wrapContentKey), base64url. */
   wrappedKey: z.string().regex(/^[A-Za-z0-9_-]{1,512}$/),
 });
 export type Recipient = z.output<typeof recipientSchema>;

@@ -75,7 +75,7 @@ export const ERROR_CODES = {
   NOT_A_RECIPIENT: { status: 422, message: 'This device is not a recipient of the record.' },
   KEY_INVALID: { status: 400, message: 'A key is malformed or of the wrong kind.' },
 
-  // ---- Decryption outcomes a device reports in its acknowledgement (from shared/crypto) ----
+  // ---- Decryption outcomes a device reports in its acknowledgement (from shared/core/crypto) ----
   CHUNK_INVALID: { status: 422, message: 'A record chunk failed authentication.' },
   RECORD_TRUNCATED: { status: 422, message: 'The record ends before its last chunk.' },
   RECORD_TRAILING_DATA: { status: 422, message: 'Data follows the last chunk of the record.' },
@@ -100,7 +100,7 @@ export interface ProtocolErrorDetails {
 }
 
 /**
- * The one error type of shared/protocol. Branch on `code`; `httpStatus` is what a function
+ * The one error type of shared/core/protocol. Branch on `code`; `httpStatus` is what a function
  * answers. `message` is generic and safe to log; pass a more specific one only if it holds
  * no data from the input.
  */

@@ -1,4 +1,4 @@
-// Typed errors for everything in shared/crypto. Callers branch on `code`, which is stable and
+// Typed errors for everything in shared/core/crypto. Callers branch on `code`, which is stable and
 // part of the protocol's error vocabulary (receipts and 4xx bodies carry it). Messages say
 // what went wrong in general terms only: they never hold key bytes, plaintext, record ids or
 // anything else a log must not see.

@@ -1,5 +1,5 @@
 // Signed documents: canonical JSON signed with Themis Secure Message (sign mode, via
-// shared/crypto's sign/verify). Every document names what it is in a `type` field
+// shared/core/crypto's sign/verify). Every document names what it is in a `type` field
 // ("cb/<kind>/v<n>"), and verification checks three things: the signature with the expected
 // key, the expected type (one key may sign several kinds of document, so a signature alone
 // cannot tell a receipt from a manifest), and the document's zod schema. The bytes must also

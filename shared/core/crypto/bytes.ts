@@ -1,4 +1,4 @@
-// Small byte helpers shared by the files in shared/crypto. Not part of the public API.
+// Small byte helpers shared by the files in shared/core/crypto. Not part of the public API.
 import { decodeBase64Url } from '../bytes.ts';
 import { CryptoError } from './errors.ts';
 

@@ -1,4 +1,4 @@
-// The public API of shared/crypto: the only code in Clinic Bridge that touches Themis.
+// The public API of shared/core/crypto: the only code in Clinic Bridge that touches Themis.
 // Await loadThemis() once at startup; everything else is synchronous and throws CryptoError.
 export { loadThemis, isThemisLoaded } from './themis.ts';
 export { CryptoError, isCryptoError } from './errors.ts';

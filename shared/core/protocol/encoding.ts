@@ -1,6 +1,6 @@
-// Byte and text encodings every wire format in shared/protocol shares: strict base64url,
+// Byte and text encodings every wire format in shared/core/protocol shares: strict base64url,
 // strict UTF-8, canonical JSON, SHA-256 and HMAC-SHA256. Hashing and HMAC use node:crypto;
-// everything Themis does stays in shared/crypto.
+// everything Themis does stays in shared/core/crypto.
 import { createHmac, randomBytes } from 'node:crypto';
 import { toBase64Url } from '../bytes.ts';
 import { ProtocolError } from './error-codes.ts';

@@ -1,4 +1,4 @@
-// Byte helpers that shared/crypto and shared/protocol both need. They throw nothing of
+// Byte helpers that shared/core/crypto and shared/core/protocol both need. They throw nothing of
 // their own: each caller turns a failed decode into its own typed error.
 import { createHash, timingSafeEqual } from 'node:crypto';
 

@@ -7,7 +7,7 @@
 //   manifest          m  Themis signed form of the canonical-JSON cb/upload-manifest/v1
 //   chunk section        chunkCount frames, each:
 //     chunk length    4  uint32 big-endian
-//     chunk           c  Secure Cell Seal(0x00 ‖ data) from shared/crypto (data + 45 bytes)
+//     chunk           c  Secure Cell Seal(0x00 ‖ data) from shared/core/crypto (data + 45 bytes)
 //   (end of object: nothing may follow the last frame)
 //
 // Every chunk's data is chunkSize bytes except the last, which holds the rest (0 bytes only for

@@ -29,7 +29,7 @@ const PRIVATE_TAG = 'REC2';
 const MAX_ENCODED_KEY_LENGTH = 256;
 const CURVE = 'prime256v1';
 
-const internal = Symbol('shared/crypto/keys');
+const internal = Symbol('shared/core/crypto/keys');
 
 let publicThemis: (key: PublicKey) => ThemisPublicKey;
 let privateThemis: (key: PrivateKey) => ThemisPrivateKey;
@@ -39,7 +39,8 @@ let isPrivate: (value: unknown) => value is PrivateKey;
 let isContent: (value: unknown) => value is ContentKey;
 
 function checkToken(token: symbol): void {
-  if (token !== internal) throw new TypeError('keys are created by the functions in shared/crypto/keys.ts');
+  if (token !== internal)
+    throw new TypeError('keys are created by the functions in shared/core/crypto/keys.ts');
 }
 
 /** A Themis EC P-256 public key. */
@@ -234,7 +235,7 @@ export function generateContentKey(): ContentKey {
   return new ContentKey(internal, bytes);
 }
 
-// ---- For the other files in shared/crypto only (not re-exported by index.ts). ----
+// ---- For the other files in shared/core/crypto only (not re-exported by index.ts). ----
 
 export function publicThemisKey(key: PublicKey): ThemisPublicKey {
   if (!isPublic(key)) throw new CryptoError('KEY_INVALID', 'expected a PublicKey');
