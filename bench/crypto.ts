@@ -15,10 +15,10 @@ import {
   encryptRecordPieces,
   encryptRecordStream,
   generateContentKey,
-  loadThemis,
   recordChunkContext,
-  useSecureCellEngine,
 } from '../shared/core/crypto/index.ts';
+import { wasmThemisRecords } from '../shared/core/crypto/reference-engine.ts';
+import type { RecordCodec } from '../shared/core/crypto/record-cell.ts';
 import { openCell, sealCell, sealCellPieces } from '../shared/core/crypto/secure-cell-seal.ts';
 import { themis } from '../shared/core/crypto/themis.ts';
 import { isMain, mbPerSecond, median, table, writeResults } from './stats.ts';
@@ -27,6 +27,8 @@ const MIB = 1024 * 1024;
 /** Run with `node --expose-gc` (npm run bench does) for steadier figures. */
 const collectGarbage = (globalThis as { gc?: () => void }).gc ?? (() => {});
 const CHUNK = MIB;
+/** The public record path, which seals with node:crypto. */
+const nodeCryptoRecords = { encryptRecordStream, encryptRecordPieces, decryptRecordStream };
 
 type Direction = 'seal' | 'open';
 interface Case {
@@ -42,26 +44,24 @@ function chunks(data: Uint8Array): Uint8Array[] {
 }
 
 /** The record path as the connector and the device run it: streams in, chunks out. */
-const recordCase = (name: string, engine: 'node-crypto' | 'wasm-themis'): Case => ({
+const recordCase = (
+  name: string,
+  codec: Pick<RecordCodec, 'encryptRecordStream' | 'encryptRecordPieces' | 'decryptRecordStream'>,
+): Case => ({
   name,
   async prepare(plaintext) {
     const key = generateContentKey();
     const options = { key, recordId: 'benchrecord00000000000', chunkSize: CHUNK };
     const collect = async <T>(source: AsyncIterable<T>) => {
-      const previous = useSecureCellEngine(engine);
-      try {
-        const out: T[] = [];
-        for await (const piece of source) out.push(piece);
-        return out;
-      } finally {
-        useSecureCellEngine(previous);
-      }
+      const out: T[] = [];
+      for await (const piece of source) out.push(piece);
+      return out;
     };
-    const sealed = await collect(encryptRecordStream(chunks(plaintext), options));
+    const sealed = await collect(codec.encryptRecordStream(chunks(plaintext), options));
     return {
       // As the connector seals into its spool: each chunk in the pieces it was sealed into.
-      seal: () => collect(encryptRecordPieces(chunks(plaintext), options)),
-      open: () => collect(decryptRecordStream(sealed, options)),
+      seal: () => collect(codec.encryptRecordPieces(chunks(plaintext), options)),
+      open: () => collect(codec.decryptRecordStream(sealed, options)),
     };
   },
 });
@@ -155,17 +155,16 @@ export async function benchCrypto(options: {
   readonly sizesMiB: readonly number[];
   readonly rounds: number;
 }): Promise<{ results: Record<string, unknown>; rows: (string | number)[][] }> {
-  await loadThemis();
   await sodium.ready;
   const rows: (string | number)[][] = [];
   const results: Record<string, unknown> = {};
   for (const sizeMiB of options.sizesMiB) {
     const plaintext = new Uint8Array(randomBytes(sizeMiB * MIB));
     const cases = [
-      sizeMiB === 1 ? projectCell : recordCase('project: record cells over node:crypto', 'node-crypto'),
+      sizeMiB === 1 ? projectCell : recordCase('project: record cells over node:crypto', nodeCryptoRecords),
       nodeGcm,
       // One WebAssembly call cannot take a large file; the chunked path with the wasm engine can.
-      sizeMiB <= 16 ? wasmOneShot : recordCase('wasm-themis, same chunked record path', 'wasm-themis'),
+      sizeMiB <= 16 ? wasmOneShot : recordCase('wasm-themis, same chunked record path', wasmThemisRecords),
       libsodiumStream,
     ];
     const prepared = [];

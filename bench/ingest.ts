@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnStack } from '../emulator/process.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
-import { loadThemis } from '../shared/core/crypto/index.ts';
 import {
   collectBytes,
   dropUpload,
@@ -38,7 +37,6 @@ export async function benchIngest(options: {
   results: Record<string, unknown>;
   rows: (string | number)[][];
 }> {
-  await loadThemis();
   const dataDir = await mkdtemp(join(tmpdir(), 'cb-bench-ingest-'));
   const stack = await spawnStack(['--port-base', '0', '--data-dir', dataDir]);
   const firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);

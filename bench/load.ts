@@ -19,7 +19,6 @@ import { syncRecords } from '../clients/device/sync.ts';
 import { spawnStack } from '../emulator/process.ts';
 import { RECORDS_COLLECTION } from '../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
-import { loadThemis } from '../shared/core/crypto/index.ts';
 import { encodeInvitationQr } from '../shared/core/protocol/index.ts';
 import { inParallel } from '../shared/services/purge.ts';
 import {
@@ -133,7 +132,6 @@ export async function runLoad(
   workDir: string,
   options: LoadOptions,
 ): Promise<LoadFigures> {
-  await loadThemis();
   const hospital = await registerTestHospital(
     firestore,
     stack,

@@ -17,7 +17,6 @@ import { Timestamp } from '@google-cloud/firestore';
 import { spawnStack } from '../emulator/process.ts';
 import { RECORDS_COLLECTION } from '../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
-import { loadThemis } from '../shared/core/crypto/index.ts';
 import {
   deletionCounts,
   deletionReceiptFromText,
@@ -115,7 +114,6 @@ export async function benchPurge(options: {
   readonly expired: number;
   readonly total: number;
 }): Promise<{ results: Record<string, unknown>; rows: (string | number)[][] }> {
-  await loadThemis();
   const alone = await purgeCase(options.expired, options.expired);
   const among = await purgeCase(options.expired, options.total);
   const results = {

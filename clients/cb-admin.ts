@@ -1,7 +1,7 @@
 // cb-admin: the operator's tool. Run with `npm run cb-admin -- <command>` (the repo's Node 22).
 import { parseArgs } from 'node:util';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
-import { importPublicKey, loadThemis } from '../shared/core/crypto/index.ts';
+import { importPublicKey } from '../shared/core/crypto/index.ts';
 import { deletionCounts, verifyDeletionReceipt } from '../shared/core/protocol/index.ts';
 import { RETENTION_BOUNDS, RETENTION_SETTINGS } from '../shared/retention/policy.ts';
 import {
@@ -82,7 +82,6 @@ await runMain('cb-admin', async () => {
       case 'register-hospital': {
         if (!values.id || !values['public-key'])
           throw new UsageError('register-hospital needs --id and --public-key');
-        await loadThemis();
         const onboarding = await registerHospital(firestore, {
           hospitalId: values.id,
           publicKey: values['public-key'],
@@ -113,7 +112,6 @@ await runMain('cb-admin', async () => {
       }
       case 'suspend-hospital': {
         if (!values.id) throw new UsageError('suspend-hospital needs --id');
-        await loadThemis();
         await suspendHospital(firestore, values.id);
         console.log(`Suspended ${values.id}.`);
         return EXIT.OK;
@@ -136,14 +134,12 @@ await runMain('cb-admin', async () => {
         return EXIT.OK;
       }
       case 'function-keys': {
-        await loadThemis();
         for (const key of await publishedFunctionKeys(firestore)) {
           console.log(`${key.functionName.padEnd(10)} ${key.publicKey.toBase64Url()}`);
         }
         return EXIT.OK;
       }
       case 'run-retention': {
-        await loadThemis();
         const run = await runRetention(requireEnv(environment, 'FUNCTIONS_BASE_URL'), {
           ...(values.job ? { jobId: values.job } : {}),
         });
@@ -159,7 +155,6 @@ await runMain('cb-admin', async () => {
         return EXIT.OK;
       }
       case 'audit-verify': {
-        await loadThemis();
         const pinned = values['retention-key'];
         const result = await verifyAudit(firestore, {
           ...(values.chain ? { chain: values.chain } : {}),

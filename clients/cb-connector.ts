@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { createBlobStore } from '../shared/adapters/blob-store.ts';
 import { createStorage } from '../shared/adapters/google-clients.ts';
-import { loadThemis } from '../shared/core/crypto/index.ts';
 import {
   contentClassSchema,
   deletionResponseSchema,
@@ -88,7 +87,6 @@ await runMain('cb-connector', async () => {
     return values.help ? EXIT.OK : EXIT.USAGE;
   }
   const home = new ConnectorHome(values.home ?? process.env.CB_CONNECTOR_HOME ?? '.connector');
-  await loadThemis();
 
   if (command === 'keys') {
     if (!values.hospital) throw new UsageError('keys needs --hospital ID');

@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { importPublicKey, loadThemis } from '../shared/core/crypto/index.ts';
+import { importPublicKey } from '../shared/core/crypto/index.ts';
 import {
   accessLogResponseSchema,
   deletionCounts,
@@ -74,7 +74,6 @@ await runMain('cb-device', async () => {
     return values.help ? EXIT.OK : EXIT.USAGE;
   }
   const home = new DeviceHome(values.home ?? process.env.CB_DEVICE_HOME ?? '.device');
-  await loadThemis();
 
   switch (command) {
     case 'pair': {

@@ -22,7 +22,7 @@ import {
   importKeyPair,
   importPublicKey,
   isCryptoError,
-  loadThemis,
+  
   type KeyPair,
   type PublicKey,
 } from '../core/crypto/index.ts';
@@ -116,7 +116,7 @@ export function createFunctionKeys(options: FunctionKeysOptions): FunctionKeys {
   let loading: Promise<KeyPair> | undefined;
   const load = async (): Promise<KeyPair> => {
     const keyName = functionKmsKeyName(catalog, projectId, functionName);
-    const [, record] = await Promise.all([loadThemis(), readRecord(firestore, functionName)]);
+    const record = await readRecord(firestore, functionName);
     if (!record) {
       throw new FunctionKeyError('KEY_NOT_PROVISIONED', `no key is provisioned for "${functionName}"`);
     }
@@ -171,7 +171,6 @@ export async function provisionFunctionKey(
   const { firestore, kms, catalog, projectId, functionName } = options;
   checkFunctionName(functionName);
   const keyName = functionKmsKeyName(catalog, projectId, functionName);
-  await loadThemis();
   const existing = await readRecord(firestore, functionName);
   if (existing) return { ...published(functionName, existing), created: false };
 
@@ -220,7 +219,6 @@ export async function provisionFunctionKeys(
 export function createFunctionKeyDirectory(options: { readonly firestore: Firestore }): FunctionKeyDirectory {
   return Object.freeze({
     async publishedPublicKeys(): Promise<readonly PublishedFunctionKey[]> {
-      await loadThemis();
       let docs;
       try {
         ({ docs } = await options.firestore.collection(FUNCTION_KEYS_COLLECTION).get());

@@ -1,7 +1,7 @@
 // A request as the HTTP edge hands it to a service for signature checking (docs/PROTOCOL.md
 // §8), and the one place services verify it: the injected clock, the nonce store, and the
 // key kinds an endpoint accepts. Each service supplies only how a key id resolves to a key.
-import { importPublicKey, loadThemis, type PublicKey } from '../core/crypto/index.ts';
+import { importPublicKey, type PublicKey } from '../core/crypto/index.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { HospitalRegistry, NonceStore } from '../ports/pairing-store.ts';
@@ -36,7 +36,6 @@ export function createCallVerifier(options: {
 }): CallVerifier {
   return Object.freeze({
     async verify(call: SignedCall) {
-      await loadThemis();
       return verifyRequest({
         method: call.method,
         target: call.target,

@@ -21,7 +21,7 @@ import {
   provisionFunctionKeys,
 } from '../../shared/adapters/function-keys.ts';
 import { createFirestore, createKms } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, sign, verify } from '../../shared/core/crypto/index.ts';
+import { sign, verify } from '../../shared/core/crypto/index.ts';
 import { serviceAccountPrincipal } from '../../shared/emulation.ts';
 import {
   FunctionKeyError,
@@ -121,7 +121,6 @@ beforeAll(async () => {
       });
     }
   }
-  await loadThemis();
 });
 
 afterAll(async () => {

@@ -8,7 +8,6 @@ import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis } from '../../shared/core/crypto/index.ts';
 
 export interface LocalStack {
   readonly stack: Stack;
@@ -20,7 +19,6 @@ export interface LocalStack {
 export function useLocalStack(name: string): LocalStack {
   const local = {} as { stack: Stack; firestore: Firestore; dataDir: string };
   beforeAll(async () => {
-    await loadThemis();
     local.dataDir = await mkdtemp(join(tmpdir(), `cb-${name}-`));
     local.stack = await startStack({ dataDir: local.dataDir, portBase: 0 });
     local.firestore = createFirestore(local.stack.env.GCLOUD_PROJECT!, local.stack.env);

@@ -16,7 +16,7 @@ import {
 } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { chainEvents, signCheckpoint, type AuditEvent, type AuditFields } from '../../shared/audit/chain.ts';
-import { generateKeyPair, loadThemis } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair } from '../../shared/core/crypto/index.ts';
 import { binRunner, writeStackEnvFile, type BinOutcome } from '../helpers/bins.ts';
 import { functionPublicKey } from '../helpers/delivery-fixture.ts';
 
@@ -43,7 +43,6 @@ describe('audit trail tampering, caught by cb-admin audit-verify', () => {
   const eventDoc = (seq: number) => events().doc(auditEventId(CHAIN, seq));
 
   beforeAll(async () => {
-    await loadThemis();
     dir = await mkdtemp(join(tmpdir(), 'cb-audit-'));
     stack = await startStack({ dataDir: join(dir, 'stack'), portBase: 0 });
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);

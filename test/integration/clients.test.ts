@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, type KeyPair } from '../../shared/core/crypto/index.ts';
 import {
   derivePatientRef,
   fromBase64Url,
@@ -46,7 +46,6 @@ describe('clients end to end', { timeout: 120_000 }, () => {
   const device = (...args: string[]) => bin('cb-device', [...args, '--home', deviceHome()]);
 
   beforeAll(async () => {
-    await loadThemis();
     dir = await mkdtemp(join(tmpdir(), 'cb-clients-'));
     stack = await startStack({ dataDir: join(dir, 'stack'), portBase: 0 });
     envFile = await writeStackEnvFile(stack, dir);

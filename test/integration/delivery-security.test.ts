@@ -15,7 +15,7 @@ import { responseBytes } from '../../clients/lib/api-client.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
+import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   ackResponseSchema,
@@ -76,7 +76,6 @@ describe('delivery attacked from the platform side', () => {
 
   beforeAll(async () => {
     stdout = captureStdout(); // the functions run in this process: their logs are scanned
-    await loadThemis();
     dataDir = await mkdtemp(join(tmpdir(), 'cb-delivery-security-'));
     stack = await startStack({ dataDir, portBase: 0 });
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);

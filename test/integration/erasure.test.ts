@@ -14,7 +14,7 @@ import { responseBytes } from '../../clients/lib/api-client.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
+import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   accessLogResponseSchema,
   deletionResponseSchema,
@@ -91,7 +91,6 @@ describe('erasure, recall and the access log', () => {
   }
 
   beforeAll(async () => {
-    await loadThemis();
     dataDir = await mkdtemp(join(tmpdir(), 'cb-erasure-'));
     stack = await startStack({ dataDir, portBase: 0 });
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);

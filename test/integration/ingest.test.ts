@@ -12,7 +12,7 @@ import { startStack, type Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
+import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   newRandomId,
@@ -50,7 +50,6 @@ describe('ingest function', () => {
   let ingestKey: PublicKey;
 
   beforeAll(async () => {
-    await loadThemis();
     dataDir = await mkdtemp(join(tmpdir(), 'cb-ingest-'));
     stack = await startStack({ dataDir, portBase: 0 });
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);

@@ -17,7 +17,7 @@ import {
 } from '../../shared/adapters/firestore-pairing.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { generateKeyPair, loadThemis, type KeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, type KeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   bindingProofText,
   deriveBindingSecret,
@@ -61,7 +61,6 @@ describe('pairing function', () => {
 
   beforeAll(async () => {
     stdout = captureStdout(); // the functions run in this process: their logs are scanned
-    await loadThemis();
     dataDir = await mkdtemp(join(tmpdir(), 'cb-pairing-'));
     stack = await startStack({ dataDir, portBase: 0 });
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);

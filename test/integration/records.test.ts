@@ -14,7 +14,7 @@ import { startStack, type Stack } from '../../emulator/stack.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
+import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   ackResponseSchema,
   deviceKeyId,
@@ -49,7 +49,6 @@ describe('records function', () => {
   let bob: TestDevice;
 
   beforeAll(async () => {
-    await loadThemis();
     dataDir = await mkdtemp(join(tmpdir(), 'cb-records-'));
     stack = await startStack({ dataDir, portBase: 0 });
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);

@@ -20,7 +20,7 @@ import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/fires
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { checkpointSignatureVerifier, verifyAuditTrail, type AuditFields } from '../../shared/audit/chain.ts';
 import { patientChain, readChain } from '../../shared/audit/log.ts';
-import { loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
+import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   ackResponseSchema,
@@ -65,7 +65,6 @@ describe('retention', () => {
   const leftoverBucket = 'cb-retention-test-leftovers';
 
   beforeAll(async () => {
-    await loadThemis();
     dataDir = await mkdtemp(join(tmpdir(), 'cb-retention-'));
     stack = await startStack({ dataDir, portBase: 0 });
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);

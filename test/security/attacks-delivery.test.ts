@@ -13,7 +13,7 @@ import { createFcmNotifier, type FcmNotifier } from '../../shared/adapters/fcm-n
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
-import { exportPrivateKey, loadThemis, type PublicKey } from '../../shared/core/crypto/index.ts';
+import { exportPrivateKey, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   deviceKeyId,
   framedCiphertextLength,
@@ -69,7 +69,6 @@ describe('attacks on delivery', () => {
   const refusalBodies: string[] = [];
 
   beforeAll(async () => {
-    await loadThemis();
     stdout = captureStdout();
     dataDir = await mkdtemp(join(tmpdir(), 'cb-attacks-delivery-'));
     stack = await startStack({ dataDir, portBase: 0 });

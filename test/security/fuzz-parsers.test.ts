@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, type KeyPair } from '../../shared/core/crypto/index.ts';
 import {
   ackBodySchema,
   createInvitationRequestSchema,
@@ -87,7 +87,6 @@ describe('Z2 fuzzing the parsers of untrusted input', () => {
   const file = new Uint8Array(randomBytes(200));
 
   beforeAll(async () => {
-    await loadThemis();
     hospital = generateKeyPair();
     device = generateKeyPair();
     const spool = memorySpool();

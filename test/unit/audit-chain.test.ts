@@ -13,12 +13,11 @@ import {
   type AuditFields,
 } from '../../shared/audit/chain.ts';
 import { equalBytes } from '../../shared/core/bytes.ts';
-import { generateKeyPair, loadThemis, sign, verify, type KeyPair } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, sign, verify, type KeyPair } from '../../shared/core/crypto/index.ts';
 
 let signer: KeyPair;
 
 beforeAll(async () => {
-  await loadThemis();
   signer = generateKeyPair();
 });
 

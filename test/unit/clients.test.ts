@@ -13,7 +13,7 @@ import { describeFailure, EXIT, UsageError } from '../../clients/lib/cli.ts';
 import { parseEnvText } from '../../clients/lib/environment.ts';
 import { createFileSpool } from '../../clients/lib/file-spool.ts';
 import { readQrPng, writeQrPng } from '../../clients/lib/qr.ts';
-import { generateKeyPair, loadThemis } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair } from '../../shared/core/crypto/index.ts';
 import {
   encodeInvitationQr,
   newInvitationToken,
@@ -24,7 +24,6 @@ import {
 let dir: string;
 
 beforeAll(async () => {
-  await loadThemis();
   dir = await mkdtemp(join(tmpdir(), 'cb-clients-unit-'));
 });
 afterAll(async () => {

@@ -6,7 +6,7 @@ import {
   encryptRecord,
   generateContentKey,
   generateKeyPair,
-  loadThemis,
+  
   MAX_WRAPPED_KEY_LENGTH,
   SECURE_MESSAGE_OVERHEAD,
   sign,
@@ -26,7 +26,6 @@ let contentKey: ContentKey;
 const recordId = 'rec-2024-0001';
 
 beforeAll(async () => {
-  await loadThemis();
   hospital = generateKeyPair();
   otherHospital = generateKeyPair();
   device = generateKeyPair();

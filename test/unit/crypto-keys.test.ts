@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { crc32c } from '../../shared/core/checksums/crc32c.ts';
 import {
   CONTENT_KEY_LENGTH,
@@ -18,11 +18,6 @@ import {
 } from '../../shared/core/crypto/index.ts';
 import { contentKeyBytes } from '../../shared/core/crypto/keys.ts';
 import { codeOf } from '../helpers/crypto-errors.ts';
-
-beforeAll(async () => {
-  const { loadThemis } = await import('../../shared/core/crypto/index.ts');
-  await loadThemis();
-});
 
 const ascii = (bytes: Uint8Array, from: number, to: number): string =>
   String.fromCharCode(...bytes.subarray(from, to));

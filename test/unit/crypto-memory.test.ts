@@ -17,14 +17,13 @@ import {
   encryptRecord,
   encryptRecordStream,
   generateContentKey,
-  loadThemis,
+  
 } from '../../shared/core/crypto/index.ts';
 
 const MiB = 1024 * 1024;
 let collectGarbage: () => void;
 
 beforeAll(async () => {
-  await loadThemis();
   setFlagsFromString('--expose-gc');
   collectGarbage = runInNewContext('gc') as () => void;
 });

@@ -13,7 +13,7 @@ import {
   encryptRecord,
   encryptRecordStream,
   generateContentKey,
-  loadThemis,
+  
   MAX_CHUNK_SIZE,
   recordChunkContext,
   recordChunkCount,
@@ -25,10 +25,6 @@ import { codeOf } from '../helpers/crypto-errors.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-beforeAll(async () => {
-  await loadThemis();
-});
 
 function errorOf(run: () => unknown): CryptoError {
   try {

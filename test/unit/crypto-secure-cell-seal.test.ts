@@ -3,8 +3,8 @@
 // (1 byte, around AES and chunk boundaries, the largest record chunk); published vectors from
 // other Themis platforms open; and every tampered byte, wrong key or wrong context fails in both.
 import { randomBytes, randomInt } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { loadThemis, themis } from '../../shared/core/crypto/themis.ts';
+import { describe, expect, it } from 'vitest';
+import { themis } from '../../shared/core/crypto/themis.ts';
 import { MAX_CHUNK_SIZE } from '../../shared/core/crypto/record-cell.ts';
 import {
   openCell,
@@ -34,7 +34,6 @@ function same(a: Uint8Array | undefined, b: Uint8Array): boolean {
 }
 
 describe('Secure Cell Seal over node:crypto, held to wasm-themis', () => {
-  beforeAll(loadThemis);
 
   it('opens vectors published for other Themis platforms', () => {
     // Themis' own examples (docs/examples/react-native …/04_decryptWithKey.js; js and python

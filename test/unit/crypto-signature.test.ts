@@ -3,7 +3,7 @@ import type { KeyPair } from '../../shared/core/crypto/index.ts';
 import {
   generateContentKey,
   generateKeyPair,
-  loadThemis,
+  
   MAX_SIGNED_MESSAGE_LENGTH,
   sign,
   verify,
@@ -16,7 +16,6 @@ let stranger: KeyPair;
 const message = new TextEncoder().encode(JSON.stringify({ type: 'manifest', recordId: 'rec-1', chunks: 3 }));
 
 beforeAll(async () => {
-  await loadThemis();
   signer = generateKeyPair();
   stranger = generateKeyPair();
 });

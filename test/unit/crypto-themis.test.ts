@@ -1,15 +1,11 @@
-// Loading wasm-themis: once per process, with fetch hidden only while the loader looks for it,
-// and without leaving behind the process listeners that turn any stray rejection into exit 7.
-// Process-wide behaviour is checked in child Node processes, so this worker stays clean.
+// Loading wasm-themis: importing shared/core/crypto loads it, once per process, with fetch hidden
+// only while the loader looks for it, and without leaving behind the process listeners that turn
+// any stray rejection into exit 7. Process-wide behaviour is checked in child Node processes, so
+// this worker stays clean.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  generateContentKey,
-  isCryptoError,
-  isThemisLoaded,
-  loadThemis,
-} from '../../shared/core/crypto/index.ts';
+import { generateContentKey, isCryptoError } from '../../shared/core/crypto/index.ts';
 import { themis } from '../../shared/core/crypto/themis.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,23 +25,14 @@ function runNode(script: string): { status: number | null; stdout: string; stder
   return { status: result.status, stdout: result.stdout, stderr: result.stderr.slice(-400) };
 }
 
-describe('loadThemis', () => {
-  it('loads once, returns the same promise every time, and leaves process listeners and fetch as they were', async () => {
-    const events = ['uncaughtException', 'unhandledRejection'] as const;
-    const before = events.map((event) => process.listenerCount(event));
-    const fetchBefore = globalThis.fetch;
-    const first = loadThemis();
-    expect(loadThemis()).toBe(first);
-    await Promise.all([first, loadThemis()]);
-    await loadThemis();
-    expect(isThemisLoaded()).toBe(true);
-    expect(events.map((event) => process.listenerCount(event))).toEqual(before);
-    expect(globalThis.fetch).toBe(fetchBefore);
+describe('loading Themis', () => {
+  it('is done by the import: crypto works at once and fetch is back (listeners: the fresh-process test)', () => {
     expect(generateContentKey()).toBeDefined();
+    expect(typeof globalThis.fetch).toBe('function');
+    expect(isCryptoError(new Error('not ours'))).toBe(false);
   });
 
-  it('exposes only the cryptosystems Clinic Bridge uses', async () => {
-    await loadThemis();
+  it('exposes only the cryptosystems Clinic Bridge uses', () => {
     const exposed = Object.keys(themis()).sort();
     expect(exposed).toEqual(
       [
@@ -65,44 +52,39 @@ describe('loadThemis', () => {
     expect(exposed).not.toContain('SecureCellContextImprint');
   });
 
-  it('in a fresh process: refuses use before loading, survives stray errors afterwards, shares one load between module copies', () => {
+  it('in a fresh process: usable straight after import, survives stray errors, shares one load between module copies', () => {
     const script = `
-      import { generateKeyPair, isCryptoError, isThemisLoaded, loadThemis } from ${JSON.stringify(cryptoIndex)};
       const seen = [];
       process.on('unhandledRejection', (reason) => seen.push('rejection: ' + reason.message));
       process.on('uncaughtException', (error) => seen.push('exception: ' + error.message));
-      let notLoaded = false;
-      try { generateKeyPair(); } catch (error) { notLoaded = isCryptoError(error, 'THEMIS_NOT_LOADED'); }
       const counts = () => [process.listenerCount('uncaughtException'), process.listenerCount('unhandledRejection')];
       const before = counts();
       const fetchBefore = globalThis.fetch;
-      await Promise.all([loadThemis(), loadThemis()]);
-      await loadThemis();
+      const { generateKeyPair } = await import(${JSON.stringify(cryptoIndex)});
+      const usable = generateKeyPair().publicKey.toBytes().length === 45;
+      const original = await import(${JSON.stringify(themisModule)});
       const copy = await import(${JSON.stringify(`${themisModule}?second-copy`)});
-      const copyLoaded = copy.isThemisLoaded();
-      await copy.loadThemis();
+      const shared = copy.themis() === original.themis();
       const after = counts();
       Promise.reject(new Error('stray rejection'));
       setTimeout(() => { throw new Error('stray exception'); }, 10);
       setTimeout(() => {
         generateKeyPair();
         console.log(JSON.stringify({
-          notLoaded, before, after, copyLoaded, seen,
+          usable, before, after, shared, seen,
           fetchRestored: globalThis.fetch === fetchBefore && typeof fetchBefore === 'function',
-          loaded: isThemisLoaded(),
         }));
       }, 200);
     `;
     const { status, stdout, stderr } = runNode(script);
     expect(status, stderr).toBe(0);
     expect(JSON.parse(stdout)).toEqual({
-      notLoaded: true,
+      usable: true,
       before: [1, 1],
       after: [1, 1],
-      copyLoaded: true,
+      shared: true,
       seen: ['rejection: stray rejection', 'exception: stray exception'],
       fetchRestored: true,
-      loaded: true,
     });
   });
 
@@ -122,22 +104,5 @@ describe('loadThemis', () => {
     const { status, stdout } = runNode(script);
     expect(stdout).not.toContain('survived');
     expect(status).toBe(7);
-  });
-
-  it('reports THEMIS_NOT_LOADED as a CryptoError before loading', () => {
-    const script = `
-      import { generateContentKey } from ${JSON.stringify(cryptoIndex)};
-      try { generateContentKey(); } catch (error) {
-        console.log(JSON.stringify({ code: error.code, name: error.name, message: error.message }));
-      }
-    `;
-    const { status, stdout, stderr } = runNode(script);
-    expect(status, stderr).toBe(0);
-    expect(JSON.parse(stdout)).toEqual({
-      code: 'THEMIS_NOT_LOADED',
-      name: 'CryptoError',
-      message: expect.stringContaining('loadThemis()'),
-    });
-    expect(isCryptoError(new Error('not ours'))).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 // Deletion receipts (PROTOCOL.md §5.5): a full run's worth of ids signs and verifies, any change
 // to the signed bytes or a different key is refused, and the size bound holds.
-import { beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair, loadThemis } from '../../shared/core/crypto/index.ts';
+import { describe, expect, it } from 'vitest';
+import { generateKeyPair } from '../../shared/core/crypto/index.ts';
 import {
   deletionCounts,
   deletionReceiptFromText,
@@ -33,7 +33,6 @@ function receipt(records: number): DeletionReceipt {
 }
 
 describe('deletion receipts', () => {
-  beforeAll(loadThemis);
 
   it('a run of the largest size signs, travels as text and verifies with the signer key only', () => {
     const key = generateKeyPair();

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/clock.ts';
 import { chainEvents, type AuditEvent } from '../../shared/audit/chain.ts';
 import type { AuditLog } from '../../shared/audit/log.ts';
-import { generateKeyPair, loadThemis, type KeyPair } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, type KeyPair } from '../../shared/core/crypto/index.ts';
 import type { Notifier, PushOutcome } from '../../shared/ports/notifier.ts';
 import type {
   ConsumeRequest,
@@ -182,7 +182,6 @@ describe('pairing service', () => {
   };
 
   beforeAll(async () => {
-    await loadThemis();
     hospital = generateKeyPair();
     pairingKeys = generateKeyPair();
     clock = new ManualClock('2030-01-01T00:00:00Z');

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { KeyPair } from '../../shared/core/crypto/index.ts';
-import { CryptoError, generateKeyPair, importPublicKey, loadThemis } from '../../shared/core/crypto/index.ts';
+import { CryptoError, generateKeyPair, importPublicKey } from '../../shared/core/crypto/index.ts';
 import type { UploadManifest } from '../../shared/core/protocol/index.ts';
 import {
   ackBodySchema,
@@ -51,7 +51,6 @@ const VECTORS = {
 let other: KeyPair;
 
 beforeAll(async () => {
-  await loadThemis();
   other = generateKeyPair();
 });
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { KeyPair } from '../../shared/core/crypto/index.ts';
-import { CHUNK_OVERHEAD, generateKeyPair, loadThemis, sign } from '../../shared/core/crypto/index.ts';
+import { CHUNK_OVERHEAD, generateKeyPair, sign } from '../../shared/core/crypto/index.ts';
 import type {
   ByteSource,
   RecordHeader,
@@ -117,7 +117,6 @@ async function seal(
 }
 
 beforeAll(async () => {
-  await loadThemis();
   hospital = generateKeyPair();
   otherHospital = generateKeyPair();
   deviceA = generateKeyPair();

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { KeyPair } from '../../shared/core/crypto/index.ts';
-import { generateKeyPair, loadThemis, sign } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, sign } from '../../shared/core/crypto/index.ts';
 import type { DeviceCertificate, PairRequest } from '../../shared/core/protocol/index.ts';
 import {
   bindingProofText,
@@ -49,7 +49,6 @@ const hospitalId = 'st-example-zh';
 const now = new Date('2026-01-01T12:00:00Z');
 
 beforeAll(async () => {
-  await loadThemis();
   signer = generateKeyPair();
   stranger = generateKeyPair();
   pairing = generateKeyPair();

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { KeyPair } from '../../shared/core/crypto/index.ts';
-import { generateKeyPair, importPublicKey, loadThemis } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, importPublicKey } from '../../shared/core/crypto/index.ts';
 import type { InvitationQr } from '../../shared/core/protocol/index.ts';
 import {
   canonicalApiBase,
@@ -23,7 +23,6 @@ let hospital: KeyPair;
 let qr: InvitationQr;
 
 beforeAll(async () => {
-  await loadThemis();
   hospital = generateKeyPair();
   qr = {
     apiBase: 'https://api.clinic-bridge.example',

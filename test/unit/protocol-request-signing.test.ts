@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { KeyPair, PublicKey } from '../../shared/core/crypto/index.ts';
-import { generateKeyPair, importKeyPair, loadThemis } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, importKeyPair } from '../../shared/core/crypto/index.ts';
 import type { KeyId, VerifyRequestOptions } from '../../shared/core/protocol/index.ts';
 import {
   bodyDigest,
@@ -59,7 +59,6 @@ function registry(keys: PublicKey[]) {
 }
 
 beforeAll(async () => {
-  await loadThemis();
   device = importKeyPair(EXAMPLE.devicePrivateKey, EXAMPLE.devicePublicKey);
   other = generateKeyPair();
   hospital = generateKeyPair();

@@ -4,8 +4,6 @@
 // anything else a log must not see.
 
 export type CryptoErrorCode =
-  /** loadThemis() has not finished (or failed) before a crypto function was called. */
-  | 'THEMIS_NOT_LOADED'
   /** The WebAssembly build of Themis could not be initialised. */
   | 'THEMIS_LOAD_FAILED'
   /** Themis failed in a way that says nothing about the input (out of memory, abort). */

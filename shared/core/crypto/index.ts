@@ -1,6 +1,6 @@
 // The public API of shared/core/crypto: the only code in Clinic Bridge that touches Themis.
-// Await loadThemis() once at startup; everything else is synchronous and throws CryptoError.
-export { loadThemis, isThemisLoaded } from './themis.ts';
+// Importing it loads Themis once (themis.ts awaits the load at the top level); everything else
+// is synchronous and throws CryptoError.
 export { CryptoError, isCryptoError } from './errors.ts';
 export type { CryptoErrorCode, CryptoErrorDetails } from './errors.ts';
 export {
@@ -33,9 +33,8 @@ export {
   recordChunkContext,
   recordChunkCount,
   SEAL_OVERHEAD,
-  useSecureCellEngine,
 } from './record-cell.ts';
-export type { RecordCellOpenOptions, RecordCellOptions, SecureCellEngine } from './record-cell.ts';
+export type { RecordCellOpenOptions, RecordCellOptions } from './record-cell.ts';
 export {
   KEY_WRAP_VERSION,
   MAX_WRAPPED_KEY_LENGTH,

@@ -1,6 +1,7 @@
 // Records as a sequence of Themis Secure Cell (Seal mode) chunks under one content key. The
-// cells are made by secure-cell-seal.ts over node:crypto, byte-compatible with wasm-themis (which
-// useSecureCellEngine can switch back to), so Themis on iOS and Android opens them unchanged.
+// cells are made by secure-cell-seal.ts over node:crypto, byte-compatible with wasm-themis (the
+// reference engine, which only the benchmark's own entry, reference-engine.ts, reaches), so
+// Themis on iOS and Android opens them unchanged.
 //
 // Every chunk is sealed with a Themis context that binds the format version, the record id,
 // the chunk's position and whether it is the last chunk. A chunk therefore opens only at its
@@ -89,57 +90,142 @@ export function recordChunkContext(recordId: string, chunkIndex: number, last: b
   return contextFor(contextPrefix(recordIdBytes(recordId)), chunkIndex, last);
 }
 
+/** A record path over one Secure Cell engine: the same bytes whichever engine makes them. */
+export interface RecordCodec {
+  readonly encryptRecordStream: typeof encryptRecordStream;
+  readonly encryptRecordPieces: typeof encryptRecordPieces;
+  readonly encryptRecord: typeof encryptRecord;
+  readonly decryptRecordStream: typeof decryptRecordStream;
+  readonly decryptRecord: typeof decryptRecord;
+}
+
+/** The record path over `cells`; the exported functions below are the node:crypto one. */
+export function recordCodec(cells: CellEngine): RecordCodec {
+  /**
+   * Encrypts a stream of plaintext (any async iterable of bytes, such as a Node Readable
+   * without an encoding) into ciphertext chunks. Memory stays about one chunk whatever the
+   * record size. Do not reuse an input buffer after handing it over.
+   */
+  async function* encryptRecordStream(
+    plaintext: ByteSource,
+    options: RecordCellOptions,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    for await (const pieces of encryptRecordPieces(plaintext, options)) yield concatBytes(pieces);
+  }
+
+  /**
+   * As encryptRecordStream, but each chunk comes as the consecutive pieces it was sealed into,
+   * for writers that put them out one after another (the upload spool): no chunk is copied whole.
+   */
+  async function* encryptRecordPieces(
+    plaintext: ByteSource,
+    options: RecordCellOptions,
+  ): AsyncGenerator<Uint8Array[], void, undefined> {
+    const sealer = new Sealer(options, cells);
+    const size = sealer.chunkSize;
+    const pending: Uint8Array[] = [];
+    let buffered = 0;
+    for await (const piece of plaintext as AsyncIterable<unknown>) {
+      assertBytes(piece, 'each plaintext piece');
+      if (piece.length === 0) continue;
+      pending.push(piece);
+      buffered += piece.length;
+      // Seal a full chunk only once more data follows it, so we know it is not the last.
+      while (buffered > size) {
+        yield sealer.seal(take(pending, size), false);
+        buffered -= size;
+      }
+    }
+    yield sealer.seal(take(pending, buffered), true);
+  }
+
+  /** Encrypts a whole record held in memory. Returns the ciphertext chunks in order. */
+  function encryptRecord(plaintext: Uint8Array, options: RecordCellOptions): Uint8Array[] {
+    assertBytes(plaintext, 'plaintext');
+    const sealer = new Sealer(options, cells);
+    const size = sealer.chunkSize;
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    do {
+      const end = Math.min(offset + size, plaintext.length);
+      chunks.push(concatBytes(sealer.seal([plaintext.subarray(offset, end)], end === plaintext.length)));
+      offset = end;
+    } while (offset < plaintext.length);
+    return chunks;
+  }
+
+  /**
+   * Decrypts a sequence of ciphertext chunks (already separated by the container's framing),
+   * yielding plaintext as each chunk is verified. Each yielded piece is authentic, but the record
+   * is complete only when the iteration ends without error: write to a temporary place and
+   * commit at the end, discarding everything on a CryptoError (CHUNK_INVALID,
+   * RECORD_TRUNCATED, TRAILING_DATA). Holds one chunk back to learn whether it is the last.
+   */
+  async function* decryptRecordStream(
+    chunks: ByteSource,
+    options: RecordCellOpenOptions,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const opener = new Opener(options, cells);
+    let held: Uint8Array | undefined;
+    for await (const chunk of chunks as AsyncIterable<unknown>) {
+      assertBytes(chunk, 'each ciphertext chunk');
+      if (held !== undefined) yield opener.open(held, false);
+      opener.checkLength(chunk);
+      held = chunk;
+    }
+    if (held === undefined)
+      throw new CryptoError('RECORD_TRUNCATED', 'the record has no chunks', { chunkIndex: 0 });
+    yield opener.open(held, true);
+  }
+
+  /** Decrypts a whole record held in memory and returns its plaintext. */
+  function decryptRecord(chunks: Iterable<Uint8Array>, options: RecordCellOpenOptions): Uint8Array {
+    const opener = new Opener(options, cells);
+    const parts: Uint8Array[] = [];
+    let held: Uint8Array | undefined;
+    for (const chunk of chunks as Iterable<unknown>) {
+      assertBytes(chunk, 'each ciphertext chunk');
+      if (held !== undefined) parts.push(opener.open(held, false));
+      opener.checkLength(chunk);
+      held = chunk;
+    }
+    if (held === undefined)
+      throw new CryptoError('RECORD_TRUNCATED', 'the record has no chunks', { chunkIndex: 0 });
+    parts.push(opener.open(held, true));
+    return concatBytes(parts);
+  }
+
+  return { encryptRecordStream, encryptRecordPieces, encryptRecord, decryptRecordStream, decryptRecord };
+}
+
+const nodeCryptoCodec = recordCodec(nodeCryptoCells);
+
 /**
  * Encrypts a stream of plaintext (any async iterable of bytes, such as a Node Readable
  * without an encoding) into ciphertext chunks. Memory stays about one chunk whatever the
  * record size. Do not reuse an input buffer after handing it over.
  */
-export async function* encryptRecordStream(
+export function encryptRecordStream(
   plaintext: ByteSource,
   options: RecordCellOptions,
 ): AsyncGenerator<Uint8Array, void, undefined> {
-  for await (const pieces of encryptRecordPieces(plaintext, options)) yield concatBytes(pieces);
+  return nodeCryptoCodec.encryptRecordStream(plaintext, options);
 }
 
 /**
  * As encryptRecordStream, but each chunk comes as the consecutive pieces it was sealed into,
  * for writers that put them out one after another (the upload spool): no chunk is copied whole.
  */
-export async function* encryptRecordPieces(
+export function encryptRecordPieces(
   plaintext: ByteSource,
   options: RecordCellOptions,
 ): AsyncGenerator<Uint8Array[], void, undefined> {
-  const sealer = new Sealer(options);
-  const size = sealer.chunkSize;
-  const pending: Uint8Array[] = [];
-  let buffered = 0;
-  for await (const piece of plaintext as AsyncIterable<unknown>) {
-    assertBytes(piece, 'each plaintext piece');
-    if (piece.length === 0) continue;
-    pending.push(piece);
-    buffered += piece.length;
-    // Seal a full chunk only once more data follows it, so we know it is not the last.
-    while (buffered > size) {
-      yield sealer.seal(take(pending, size), false);
-      buffered -= size;
-    }
-  }
-  yield sealer.seal(take(pending, buffered), true);
+  return nodeCryptoCodec.encryptRecordPieces(plaintext, options);
 }
 
 /** Encrypts a whole record held in memory. Returns the ciphertext chunks in order. */
 export function encryptRecord(plaintext: Uint8Array, options: RecordCellOptions): Uint8Array[] {
-  assertBytes(plaintext, 'plaintext');
-  const sealer = new Sealer(options);
-  const size = sealer.chunkSize;
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  do {
-    const end = Math.min(offset + size, plaintext.length);
-    chunks.push(concatBytes(sealer.seal([plaintext.subarray(offset, end)], end === plaintext.length)));
-    offset = end;
-  } while (offset < plaintext.length);
-  return chunks;
+  return nodeCryptoCodec.encryptRecord(plaintext, options);
 }
 
 /**
@@ -149,73 +235,43 @@ export function encryptRecord(plaintext: Uint8Array, options: RecordCellOptions)
  * commit at the end, discarding everything on a CryptoError (CHUNK_INVALID,
  * RECORD_TRUNCATED, TRAILING_DATA). Holds one chunk back to learn whether it is the last.
  */
-export async function* decryptRecordStream(
+export function decryptRecordStream(
   chunks: ByteSource,
   options: RecordCellOpenOptions,
 ): AsyncGenerator<Uint8Array, void, undefined> {
-  const opener = new Opener(options);
-  let held: Uint8Array | undefined;
-  for await (const chunk of chunks as AsyncIterable<unknown>) {
-    assertBytes(chunk, 'each ciphertext chunk');
-    if (held !== undefined) yield opener.open(held, false);
-    opener.checkLength(chunk);
-    held = chunk;
-  }
-  if (held === undefined)
-    throw new CryptoError('RECORD_TRUNCATED', 'the record has no chunks', { chunkIndex: 0 });
-  yield opener.open(held, true);
+  return nodeCryptoCodec.decryptRecordStream(chunks, options);
 }
 
 /** Decrypts a whole record held in memory and returns its plaintext. */
 export function decryptRecord(chunks: Iterable<Uint8Array>, options: RecordCellOpenOptions): Uint8Array {
-  const opener = new Opener(options);
-  const parts: Uint8Array[] = [];
-  let held: Uint8Array | undefined;
-  for (const chunk of chunks as Iterable<unknown>) {
-    assertBytes(chunk, 'each ciphertext chunk');
-    if (held !== undefined) parts.push(opener.open(held, false));
-    opener.checkLength(chunk);
-    held = chunk;
-  }
-  if (held === undefined)
-    throw new CryptoError('RECORD_TRUNCATED', 'the record has no chunks', { chunkIndex: 0 });
-  parts.push(opener.open(held, true));
-  return concatBytes(parts);
+  return nodeCryptoCodec.decryptRecord(chunks, options);
 }
 
 // ---- Internals ----
 
 /** One content key's Secure Cell: seal, or open (undefined when it does not authenticate). */
-interface Cell {
+export interface Cell {
   /** The sealed chunk as consecutive pieces (joined, they are the chunk). */
   encrypt(parts: readonly Uint8Array[], context: Uint8Array): Uint8Array[];
   decrypt(sealed: Uint8Array, context: Uint8Array): Uint8Array | undefined;
 }
 
-export type SecureCellEngine = 'node-crypto' | 'wasm-themis';
-let engine: SecureCellEngine = 'node-crypto';
+/** Makes the Secure Cell of one content key. */
+export type CellEngine = (key: ContentKey) => Cell;
 
-/**
- * Which implementation seals and opens chunks. Both produce and accept the same bytes
- * (test/unit/crypto-secure-cell-seal.test.ts): node:crypto is the fast default; wasm-themis is
- * the reference, kept for benchmarks and as the fallback should a platform's OpenSSL be suspect.
- */
-export function useSecureCellEngine(next: SecureCellEngine): SecureCellEngine {
-  const previous = engine;
-  engine = next;
-  return previous;
+/** The default engine: Secure Cells over node:crypto, byte-compatible with Themis. */
+function nodeCryptoCells(key: ContentKey): Cell {
+  const bytes = contentKeyBytes(key);
+  return {
+    encrypt: (parts, context) => sealCellPieces(bytes, parts, context),
+    decrypt: (sealed, context) => openCell(bytes, sealed, context),
+  };
 }
 
-function makeCell(key: ContentKey): Cell {
-  const bytes = contentKeyBytes(key);
-  if (engine === 'node-crypto') {
-    return {
-      encrypt: (parts, context) => sealCellPieces(bytes, parts, context),
-      decrypt: (sealed, context) => openCell(bytes, sealed, context),
-    };
-  }
+/** The reference engine, wasm-themis itself: slower, kept for benchmarks and differential tests. */
+export function wasmThemisCells(key: ContentKey): Cell {
   const cell = callThemis(
-    () => themis().SecureCellSeal.withKey(bytes),
+    () => themis().SecureCellSeal.withKey(contentKeyBytes(key)),
     () => new CryptoError('KEY_INVALID', 'Themis rejected the content key'),
   );
   return {
@@ -231,11 +287,11 @@ class Sealer {
   #index = 0;
   #finished = false;
 
-  constructor(options: RecordCellOptions) {
+  constructor(options: RecordCellOptions, cells: CellEngine) {
     this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     checkSize(this.chunkSize, 'chunkSize');
     this.#prefix = contextPrefix(recordIdBytes(options.recordId));
-    this.#cell = makeCell(options.key);
+    this.#cell = cells(options.key);
   }
 
   /** Seals one chunk's data, given as consecutive parts; the header byte is put in front. */
@@ -260,12 +316,12 @@ class Opener {
   readonly #maxLength: number;
   #index = 0;
 
-  constructor(options: RecordCellOpenOptions) {
+  constructor(options: RecordCellOpenOptions, cells: CellEngine) {
     const maxChunkSize = options.maxChunkSize ?? MAX_CHUNK_SIZE;
     checkSize(maxChunkSize, 'maxChunkSize');
     this.#maxLength = encryptedChunkLength(maxChunkSize);
     this.#prefix = contextPrefix(recordIdBytes(options.recordId));
-    this.#cell = makeCell(options.key);
+    this.#cell = cells(options.key);
   }
 
   /** Rejects a chunk that cannot be valid before it is held or handed to Themis. */

@@ -1,5 +1,7 @@
 // Loads wasm-themis, the WebAssembly build of Themis, once per process, and hands out the
-// ready module. This is the only file that imports wasm-themis at run time.
+// ready module. This is the only file that imports wasm-themis at run time. The load is this
+// module's top-level await, so whoever imports shared/core/crypto gets a ready Themis: no
+// caller can reach a crypto function before it is loaded, or forget to load it.
 //
 // wasm-themis 0.15 has three traps on Node 18 and later, all handled here:
 //  1. Its Emscripten loader calls fetch() on a file path when a global fetch exists, and that
@@ -51,11 +53,8 @@ function state(): LoadState | undefined {
   return (globalThis as { [SLOT]?: LoadState })[SLOT];
 }
 
-/**
- * Initialises Themis. Call once at startup (a cold start) and await it; calling it again, or
- * concurrently, returns the same promise. After a failure the next call tries again.
- */
-export function loadThemis(): Promise<void> {
+/** Initialises Themis once per process; a second module copy joins the first one's load. */
+function loadThemis(): Promise<void> {
   const existing = state();
   if (existing) return existing.promise;
   const fresh = {} as LoadState;
@@ -112,24 +111,17 @@ function startInitialize(initialize: () => Promise<unknown>): Promise<void> {
   return pending.then(() => undefined);
 }
 
-/** True once loadThemis() has completed. */
-export function isThemisLoaded(): boolean {
-  return state()?.module !== undefined;
-}
+await loadThemis();
+const ready: Themis = state()!.module!;
 
-/** The ready Themis module. Throws THEMIS_NOT_LOADED until loadThemis() has completed. */
+/** The ready Themis module. */
 export function themis(): Themis {
-  const module = state()?.module;
-  if (!module) {
-    throw new CryptoError('THEMIS_NOT_LOADED', 'Themis is not loaded: await loadThemis() once at startup');
-  }
-  return module;
+  return ready;
 }
 
 /** True for the errors Themis itself throws (wrong key, wrong context, tampered data: code 11). */
 export function isThemisError(error: unknown): boolean {
-  const module = state()?.module;
-  return module !== undefined && error instanceof module.ThemisError;
+  return error instanceof ready.ThemisError;
 }
 
 /**

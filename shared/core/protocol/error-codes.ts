@@ -141,7 +141,6 @@ export function isProtocolError(error: unknown, code?: ErrorCode): error is Prot
 }
 
 const CRYPTO_TO_PROTOCOL: Record<CryptoErrorCode, ErrorCode> = {
-  THEMIS_NOT_LOADED: 'INTERNAL_ERROR',
   THEMIS_LOAD_FAILED: 'INTERNAL_ERROR',
   THEMIS_FAILURE: 'INTERNAL_ERROR',
   KEY_INVALID: 'KEY_INVALID',

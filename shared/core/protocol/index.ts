@@ -1,6 +1,6 @@
 // The public API of shared/core/protocol: Clinic Bridge's wire formats (protocol v1), specified for
 // other implementations in docs/PROTOCOL.md. Everything here is pure apart from Themis calls
-// through shared/core/crypto (await loadThemis() first) and node:crypto hashing.
+// through shared/core/crypto and node:crypto hashing.
 export * from './error-codes.ts';
 export {
   base64UrlLength,
