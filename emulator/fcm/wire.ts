@@ -265,8 +265,6 @@ export function sendRequestSchema(maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
     }));
 }
 
-export type SendRequest = z.output<ReturnType<typeof sendRequestSchema>>;
-
 /** zod issues as Google field violations: `message.data.count`, etc. */
 export function violationsOf(error: z.ZodError, where: 'body' | 'query' = 'body'): FieldViolation[] {
   return error.issues.map((issue) => {

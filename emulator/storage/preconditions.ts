@@ -44,10 +44,6 @@ export function parsePreconditions(query: URLSearchParams, source = false): Prec
   return out;
 }
 
-export function hasPreconditions(p: Preconditions): boolean {
-  return KEYS.some((key) => p[`if${key}`] !== undefined);
-}
-
 const same = (expected: string, actual: number): boolean => BigInt(expected) === BigInt(actual);
 
 /** Throws when `current` (undefined: no live object) does not satisfy `p`. */

@@ -53,7 +53,3 @@ export class FunctionKeyError extends Error {
     this.code = code;
   }
 }
-
-export function isFunctionKeyError(error: unknown, code?: FunctionKeyErrorCode): error is FunctionKeyError {
-  return error instanceof FunctionKeyError && (code === undefined || error.code === code);
-}

@@ -69,7 +69,6 @@ export const catalogSchema = z.object({
 
 export type Catalog = z.infer<typeof catalogSchema>;
 export type FunctionTrigger = z.infer<typeof triggerSchema>;
-export type FunctionAccess = z.infer<typeof accessSchema>;
 
 export const CATALOG_PATH = fileURLToPath(new URL('../../infra/catalog.json', import.meta.url));
 

@@ -197,12 +197,6 @@ export const accessLogResponseSchema = z.strictObject({
   nextPageToken,
 });
 
-// ---- Path parameters ----
-
-export const recordPathSchema = z.strictObject({ recordId: recordIdSchema });
-export const devicePathSchema = z.strictObject({ deviceId: deviceIdSchema });
-export const patientPathSchema = z.strictObject({ patientRef: patientRefSchema });
-
 // ---- Push (invariant 5) ----
 
 /**

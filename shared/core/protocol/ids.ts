@@ -9,12 +9,6 @@ import { ProtocolError } from './error-codes.ts';
 
 /** Bytes of a random id (recordId, uploadId, invitationId) and of a patientRef: 128 bits. */
 export const ID_BYTES = 16;
-/** Base64url length of a 16-byte id. */
-export const ID_LENGTH = 22;
-/** Base64url length of a SHA-256 or HMAC-SHA256 value (32 bytes). */
-export const DIGEST_LENGTH = 43;
-/** Base64url length of a 45-byte Themis EC public key. */
-export const PUBLIC_KEY_LENGTH = 60;
 /** Smallest hospital master secret accepted (bytes). */
 export const MIN_MASTER_SECRET_BYTES = 32;
 
@@ -66,10 +60,6 @@ export function formatTimestamp(date: Date): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
 
-export function parseTimestamp(text: string): Date {
-  return new Date(text);
-}
-
 /** A fresh random 128-bit id (recordId, uploadId, invitationId). */
 export function newRandomId(): string {
   return randomBase64Url(ID_BYTES);
@@ -78,11 +68,6 @@ export function newRandomId(): string {
 /** A fresh one-time invitation token (32 random bytes, base64url). */
 export function newInvitationToken(): string {
   return randomBase64Url(32);
-}
-
-/** The device id of a public key: its fingerprint (base64url SHA-256 of the 45 key bytes). */
-export function deviceIdOf(key: PublicKey): string {
-  return key.fingerprint;
 }
 
 /** Imports a base64url public key, turning a bad key into a ProtocolError with `code`. */
