@@ -2,12 +2,21 @@
 // `terraform plan` lays it out (./lib/terraform.ts), and held to the least-privilege policy
 // (./lib/policy.ts) together with infra/catalog.json. A change that widens access fails here;
 // fixtures.test.ts shows each check failing on a deliberately wrong configuration.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { serviceAccountPrincipal } from '../../shared/emulation.ts';
 import { bucketName, cryptoKeyName, loadCatalog } from '../../shared/runtime/catalog.ts';
 import { isObject, type ValueObject } from './lib/hcl-eval.ts';
 import { collectGrants, type Grant } from './lib/iam.ts';
-import { ENVIRONMENTS, PROJECT_ID, baseTree, planEnvironment, type Environment } from './lib/load.ts';
+import {
+  ENVIRONMENTS,
+  PROJECT_ID,
+  REPO_ROOT,
+  baseTree,
+  planEnvironment,
+  type Environment,
+} from './lib/load.ts';
 import { CHECKS, runCheck, type PolicyInput } from './lib/policy.ts';
 import { parseTf, type PlannedResource } from './lib/terraform.ts';
 
@@ -65,6 +74,37 @@ describe('the configuration', () => {
     expect(tree.read('infra/modules/catalog/main.tf')).toContain(
       'jsondecode(file("${path.module}/../../catalog.json"))',
     );
+  });
+
+  // The lock file pins provider versions and checksums; ignored, each `terraform init` would
+  // pick its own provider builds. Terraform itself is not needed to check this (CI has none).
+  it('commits the provider lock file: no .gitignore on its way ignores .terraform.lock.hcl', () => {
+    for (const env of ENVIRONMENTS) {
+      const lockFile = `infra/environments/${env}/.terraform.lock.hcl`;
+      for (const dir of ['', 'infra/', 'infra/environments/', `infra/environments/${env}/`]) {
+        const patterns = gitignorePatterns(join(REPO_ROOT, dir, '.gitignore'));
+        expect(ignores(patterns, lockFile.slice(dir.length)), `${dir}.gitignore ignores ${lockFile}`).toBe(
+          false,
+        );
+      }
+    }
+  });
+
+  it('the lock-file check recognises the patterns that would ignore it', () => {
+    const lockFile = 'environments/dev/.terraform.lock.hcl';
+    for (const pattern of [
+      '.terraform.lock.hcl',
+      '*.hcl',
+      '.terraform*',
+      '**/*.lock.hcl',
+      'environments/*/.terraform.lock.hcl',
+    ]) {
+      expect(ignores([pattern], lockFile), pattern).toBe(true);
+    }
+    for (const pattern of ['.terraform/', '*.tfstate', 'terraform.tfvars', '/.terraform.lock.hcl']) {
+      expect(ignores([pattern], lockFile), pattern).toBe(false);
+    }
+    expect(ignores(['*.hcl', '!.terraform.lock.hcl'], lockFile)).toBe(false);
   });
 });
 
@@ -267,3 +307,49 @@ describe('dev and prod differ deliberately', () => {
     expect(resources('dev', 'google_firestore_backup_schedule')).toHaveLength(0);
   });
 });
+
+/** A .gitignore's patterns, or none when the file does not exist. */
+function gitignorePatterns(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') return [];
+    throw error;
+  }
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+}
+
+/**
+ * Whether gitignore `patterns` ignore the file at `path` (relative to the .gitignore): the
+ * subset of gitignore(5) these files use — `*`, `?`, `**`, anchoring by a slash, directory-only
+ * patterns and `!` negation, the last matching pattern winning.
+ */
+function ignores(patterns: readonly string[], path: string): boolean {
+  let ignored = false;
+  for (const raw of patterns) {
+    const negated = raw.startsWith('!');
+    let pattern = negated ? raw.slice(1) : raw;
+    if (pattern.endsWith('/')) continue; // matches directories only; the lock file is a file
+    const anchored = pattern.includes('/');
+    pattern = pattern.replace(/^\//, '');
+    const source = pattern
+      .split(/(\*\*\/|\*|\?)/)
+      .map((part) =>
+        part === '**/'
+          ? '(?:.*/)?'
+          : part === '*'
+            ? '[^/]*'
+            : part === '?'
+              ? '[^/]'
+              : part.replace(/[.+^${}()|[\]\\]/g, '\\$&'),
+      )
+      .join('');
+    const regex = new RegExp(anchored ? `^${source}$` : `(?:^|/)${source}$`);
+    if (regex.test(path)) ignored = !negated;
+  }
+  return ignored;
+}

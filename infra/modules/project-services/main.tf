@@ -8,22 +8,22 @@ variable "project_id" {
 
 locals {
   services = toset([
-    "artifactregistry.googleapis.com",  # function images
-    "cloudbuild.googleapis.com",        # builds function images from source
-    "cloudfunctions.googleapis.com",    # Cloud Functions gen2
-    "cloudkms.googleapis.com",          # per-function keys and CMEK
+    "artifactregistry.googleapis.com", # function images
+    "cloudbuild.googleapis.com",       # builds function images from source
+    "cloudfunctions.googleapis.com",   # Cloud Functions gen2
+    "cloudkms.googleapis.com",         # per-function keys and CMEK
     "cloudresourcemanager.googleapis.com",
-    "cloudscheduler.googleapis.com",    # retention schedule
-    "eventarc.googleapis.com",          # ingest bucket -> ingest function
-    "fcm.googleapis.com",               # push hints (no PHI)
-    "firebaserules.googleapis.com",     # firestore.rules (deny all clients)
-    "firestore.googleapis.com",         # metadata
+    "cloudscheduler.googleapis.com", # retention schedule
+    "eventarc.googleapis.com",       # ingest bucket -> ingest function
+    "fcm.googleapis.com",            # push hints (no PHI)
+    "firebaserules.googleapis.com",  # firestore.rules (deny all clients)
+    "firestore.googleapis.com",      # metadata
     "iam.googleapis.com",
-    "iamcredentials.googleapis.com",    # signBlob for signed URLs, OIDC tokens
+    "iamcredentials.googleapis.com", # signBlob for signed URLs, OIDC tokens
     "logging.googleapis.com",
     "monitoring.googleapis.com",
-    "pubsub.googleapis.com",            # Eventarc's transport for storage events
-    "run.googleapis.com",               # gen2 functions run on Cloud Run
+    "pubsub.googleapis.com", # Eventarc's transport for storage events
+    "run.googleapis.com",    # gen2 functions run on Cloud Run
     "storage.googleapis.com",
   ])
 }

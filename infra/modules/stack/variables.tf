@@ -10,8 +10,8 @@ variable "hospitals" {
     "principal://iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/subject/S".
     The id becomes the object prefix hospitals/<id>/ the connector may write under.
   EOT
-  type    = map(string)
-  default = {}
+  type        = map(string)
+  default     = {}
 
   validation {
     condition     = alltrue([for id in keys(var.hospitals) : can(regex("^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$", id))])
