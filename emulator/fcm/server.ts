@@ -2,7 +2,7 @@
 // FCM would (plus Clinic Bridge's own rule that pushes are data-only and go to device
 // tokens), and records what it accepted instead of delivering it. A local device client
 // then collects its pushes from the control API under /_recorder/, by long-poll or by
-// server-sent events. Google ships no FCM emulator; see DESIGN.md.
+// server-sent events. Google ships no FCM emulator (docs/DEPENDENCIES.md).
 //
 // FCM API                       POST /v1/projects/{project}/messages:send
 // Control API (local only, no auth; bind to loopback):

@@ -1,6 +1,6 @@
 // A local Cloud Storage: the JSON API that @google-cloud/storage speaks, objects streamed
 // to disk under `dataDir`, resumable sessions that survive a restart, and Eventarc-style
-// CloudEvents for every finalized object. Google ships no Storage emulator (DESIGN.md).
+// CloudEvents for every finalized object. Google ships no Storage emulator (docs/DEPENDENCIES.md).
 //
 // Point the official client at it with either
 //   STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT   (then `new Storage({projectId})`), or
