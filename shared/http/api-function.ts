@@ -6,10 +6,10 @@
 import './body-guard.ts';
 import type { HttpFunction, Request, Response } from '@google-cloud/functions-framework';
 import { randomBytes } from 'node:crypto';
-import { errorCode, traceFromHeaders } from '../adapters/cloud-logger.ts';
 import type { Logger } from '../ports/logger.ts';
 import { ERROR_CODES, ProtocolError, type ErrorCode } from '../core/protocol/error-codes.ts';
 import { bodyFailure } from './body-guard.ts';
+import { errorCode, traceFromHeaders } from './diagnostics.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 

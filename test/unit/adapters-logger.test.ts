@@ -2,13 +2,8 @@
 // JSON format, and invariant 9's allow-list of typed fields.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/clock.ts';
-import {
-  cloudLogger,
-  errorCode,
-  MAX_LOG_MESSAGE,
-  MAX_LOG_STRING,
-  traceFromHeaders,
-} from '../../shared/adapters/cloud-logger.ts';
+import { cloudLogger, MAX_LOG_MESSAGE, MAX_LOG_STRING } from '../../shared/adapters/cloud-logger.ts';
+import { errorCode, traceFromHeaders } from '../../shared/http/diagnostics.ts';
 import { LOG_FIELD_TYPES, type LogFields, type Logger } from '../../shared/ports/logger.ts';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
