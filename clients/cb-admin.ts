@@ -1,12 +1,14 @@
 // cb-admin: the operator's tool. Run with `npm run cb-admin -- <command>` (the repo's Node 22).
 import { parseArgs } from 'node:util';
-import { createFirestore } from '../shared/adapters/google-clients.ts';
+import { createFirestore, createKms } from '../shared/adapters/google-clients.ts';
 import { importPublicKey } from '../shared/core/crypto/index.ts';
 import { deletionCounts, verifyDeletionReceipt } from '../shared/core/protocol/index.ts';
 import { RETENTION_BOUNDS, RETENTION_SETTINGS } from '../shared/retention/policy.ts';
 import {
+  functionKeyFailure,
   listHospitals,
   parsePolicyChanges,
+  provisionKeys,
   registerHospital,
   publishedFunctionKey,
   publishedFunctionKeys,
@@ -34,6 +36,12 @@ Commands:
                             bounds (each change is written to the audit trail with --operator).
   function-keys             Each function's published public key (record the retention key outside
                             the project, to pin it for audit-verify; receipts verify with them).
+  provision-function-keys [--function NAME] [--json]
+                            Create the Themis key pair of every function that has none (or of NAME),
+                            wrapped by that function's own KMS key, and say per function whether it
+                            was created or already present. Create-only: an existing key is never
+                            replaced, so running it again is safe. Needs Encrypt on the function keys
+                            and Firestore write (a key custodian: docs/OPERATIONS.md, step 8).
   run-retention [--job ID]  Run the retention function now (it also runs nightly) and print its
                             signed deletion receipt's counts. The same --job ID resumes a run
                             that was cut short, or hands back its receipt.
@@ -48,7 +56,8 @@ Options:
   --env FILE   the stack environment (default: $CB_STACK_ENV, then .data/stack.env from \`npm start\`)
   --help       this text
 
-Exit codes: 0 done, 1 failure (service unreachable), 2 usage, 3 refused (a stable code is printed).`;
+Exit codes: 0 done, 1 failure (service unreachable), 2 usage, 3 refused (a stable code is printed,
+e.g. KEY_ACCESS_DENIED when provisioning lacks Encrypt on a function key).`;
 
 await runMain('cb-admin', async () => {
   const { values, positionals } = parseArgs({
@@ -65,6 +74,7 @@ await runMain('cb-admin', async () => {
       job: { type: 'string' },
       chain: { type: 'string' },
       'retention-key': { type: 'string' },
+      function: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -136,6 +146,41 @@ await runMain('cb-admin', async () => {
       case 'function-keys': {
         for (const key of await publishedFunctionKeys(firestore)) {
           console.log(`${key.functionName.padEnd(10)} ${key.publicKey.toBase64Url()}`);
+        }
+        return EXIT.OK;
+      }
+      case 'provision-function-keys': {
+        // No local principal: the caller wraps as themselves (a custodian's ADC, locally the owner).
+        const kms = createKms(environment.env);
+        let results;
+        try {
+          results = await provisionKeys(firestore, kms, {
+            projectId,
+            ...(values.function === undefined ? {} : { functionName: values.function }),
+          });
+        } catch (error) {
+          const failure = functionKeyFailure(error);
+          if (!failure) throw error;
+          process.stderr.write(`cb-admin: ${failure.message}\n`);
+          return failure.exitCode;
+        } finally {
+          await kms.close();
+        }
+        if (values.json) {
+          const report = results.map((key) => ({
+            functionName: key.functionName,
+            created: key.created,
+            publicKey: key.publicKey.toBase64Url(),
+            kmsKeyVersion: key.kmsKeyVersion,
+            createdAt: key.createdAt.toISOString(),
+          }));
+          console.log(JSON.stringify(report, null, 2));
+        } else {
+          for (const key of results) {
+            console.log(
+              `${key.functionName.padEnd(10)} ${key.created ? 'created        ' : 'already present'} ${key.publicKey.toBase64Url()}`,
+            );
+          }
         }
         return EXIT.OK;
       }

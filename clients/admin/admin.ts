@@ -3,16 +3,26 @@
 // the API base, its buckets, and the pairing and ingest functions' public keys.
 import type { Firestore } from '@google-cloud/firestore';
 import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
-import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
+import {
+  createFunctionKeyDirectory,
+  provisionFunctionKey,
+  provisionFunctionKeys,
+  type KmsCrypto,
+  type ProvisionedFunctionKey,
+} from '../../shared/adapters/function-keys.ts';
 import { importPublicKey, isCryptoError, type PublicKey } from '../../shared/core/crypto/index.ts';
-import type { PublishedFunctionKey } from '../../shared/ports/function-keys.ts';
+import {
+  FunctionKeyError,
+  type FunctionKeyErrorCode,
+  type PublishedFunctionKey,
+} from '../../shared/ports/function-keys.ts';
 import type { HospitalRecord } from '../../shared/ports/pairing-store.ts';
 import {
   canonicalApiBase,
   deletionReceiptFromText,
   hospitalIdSchema,
 } from '../../shared/core/protocol/index.ts';
-import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
+import { bucketName, loadCatalog, type Catalog } from '../../shared/runtime/catalog.ts';
 import { z, ZodError } from 'zod';
 import {
   checkpointSignatureVerifier,
@@ -28,7 +38,7 @@ import {
   type RetentionPolicy,
   type RetentionSetting,
 } from '../../shared/retention/policy.ts';
-import { UsageError } from '../lib/cli.ts';
+import { EXIT, UsageError } from '../lib/cli.ts';
 import type { Onboarding } from '../connector/home.ts';
 
 export interface RegisterOptions {
@@ -65,6 +75,63 @@ export async function publishedFunctionKey(firestore: Firestore, name: string): 
   if (!key)
     throw new UsageError(`the ${name} function has no published key yet (provision function keys first)`);
   return key.publicKey;
+}
+
+/** The functions that own a Themis key pair: those the catalog gives an ENCRYPT_DECRYPT key. */
+export function keyedFunctions(catalog: Catalog): string[] {
+  return Object.keys(catalog.functions)
+    .filter((name) => catalog.functions[name]!.kms.some((grant) => grant.purpose === 'ENCRYPT_DECRYPT'))
+    .sort();
+}
+
+export interface ProvisionKeysOptions {
+  readonly projectId: string;
+  /** One function; default: every keyed function. */
+  readonly functionName?: string;
+  readonly catalog?: Catalog;
+}
+
+/**
+ * Creates the key pair of each function that has none (or of one), wrapped by the function's own
+ * KMS key. Create-only: a function that already has a key keeps it, byte for byte, because
+ * devices and connectors have pinned its public key. `kms` speaks as the caller, who needs
+ * Encrypt on the keys (a key custodian in a project, the owner locally) and Firestore write.
+ */
+export async function provisionKeys(
+  firestore: Firestore,
+  kms: KmsCrypto,
+  options: ProvisionKeysOptions,
+): Promise<ProvisionedFunctionKey[]> {
+  const catalog = options.catalog ?? loadCatalog();
+  const keyed = keyedFunctions(catalog);
+  const common = { firestore, kms, catalog, projectId: options.projectId };
+  if (options.functionName === undefined) return provisionFunctionKeys(common);
+  if (!keyed.includes(options.functionName)) {
+    throw new UsageError(
+      `--function must be one of ${keyed.join(', ')} (the functions with a key of their own)`,
+    );
+  }
+  return [await provisionFunctionKey({ ...common, functionName: options.functionName })];
+}
+
+/**
+ * What a key-provisioning failure tells the operator, and its exit code: refused (3) when the
+ * service said no or found something wrong that retrying will not fix, failure (1) when it could
+ * not be reached or the answer was damaged in transit. Undefined for any other error.
+ */
+export function functionKeyFailure(error: unknown): { message: string; exitCode: number } | undefined {
+  if (!(error instanceof FunctionKeyError)) return undefined;
+  const transient: readonly FunctionKeyErrorCode[] = ['KEY_SERVICE_UNAVAILABLE', 'KEY_INTEGRITY'];
+  const hint: Partial<Record<FunctionKeyErrorCode, string>> = {
+    KEY_ACCESS_DENIED:
+      ' (provisioning needs Encrypt on the function keys and Firestore write: see docs/OPERATIONS.md)',
+    KEY_SERVICE_UNAVAILABLE: '; running the command again is safe',
+    KEY_INTEGRITY: '; running the command again is safe',
+  };
+  return {
+    message: `${error.code}: ${error.message}${hint[error.code] ?? ''}`,
+    exitCode: transient.includes(error.code) ? EXIT.FAILURE : EXIT.REFUSED,
+  };
 }
 
 /** Registers (or re-registers) a hospital and returns its connector's onboarding configuration. */

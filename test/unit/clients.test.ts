@@ -6,6 +6,7 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { functionKeyFailure } from '../../clients/admin/admin.ts';
 import { guessMediaType } from '../../clients/connector/deliver.ts';
 import { safeFileName } from '../../clients/device/sync.ts';
 import { ApiError } from '../../clients/lib/api-client.ts';
@@ -14,6 +15,7 @@ import { parseEnvText } from '../../clients/lib/environment.ts';
 import { createFileSpool } from '../../clients/lib/file-spool.ts';
 import { readQrPng, writeQrPng } from '../../clients/lib/qr.ts';
 import { generateKeyPair } from '../../shared/core/crypto/index.ts';
+import { FunctionKeyError } from '../../shared/ports/function-keys.ts';
 import {
   encodeInvitationQr,
   newInvitationToken,
@@ -126,5 +128,22 @@ describe('connector media types and exit codes', () => {
       message: 'cannot reach the service (is the stack running?)',
       exitCode: EXIT.FAILURE,
     });
+  });
+});
+
+describe('cb-admin key provisioning failures', () => {
+  it('are refused (3) with their code when retrying will not help, and failures (1) when it may', () => {
+    const denied = functionKeyFailure(new FunctionKeyError('KEY_ACCESS_DENIED', 'KMS Encrypt failed'));
+    expect(denied?.exitCode).toBe(EXIT.REFUSED);
+    expect(denied?.message).toMatch(/^KEY_ACCESS_DENIED: KMS Encrypt failed .*OPERATIONS/);
+    expect(functionKeyFailure(new FunctionKeyError('KEY_DISABLED', 'x'))?.exitCode).toBe(EXIT.REFUSED);
+    expect(functionKeyFailure(new FunctionKeyError('KEY_RECORD_INVALID', 'x'))?.exitCode).toBe(EXIT.REFUSED);
+    const down = functionKeyFailure(new FunctionKeyError('KEY_SERVICE_UNAVAILABLE', 'Firestore failed'));
+    expect(down).toEqual({
+      message: 'KEY_SERVICE_UNAVAILABLE: Firestore failed; running the command again is safe',
+      exitCode: EXIT.FAILURE,
+    });
+    expect(functionKeyFailure(new FunctionKeyError('KEY_INTEGRITY', 'x'))?.exitCode).toBe(EXIT.FAILURE);
+    expect(functionKeyFailure(new UsageError('bad'))).toBeUndefined();
   });
 });
