@@ -22,7 +22,6 @@ import {
   importKeyPair,
   importPublicKey,
   isCryptoError,
-  
   type KeyPair,
   type PublicKey,
 } from '../core/crypto/index.ts';

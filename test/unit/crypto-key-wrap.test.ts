@@ -6,7 +6,6 @@ import {
   encryptRecord,
   generateContentKey,
   generateKeyPair,
-  
   MAX_WRAPPED_KEY_LENGTH,
   SECURE_MESSAGE_OVERHEAD,
   sign,

@@ -17,7 +17,6 @@ import {
   encryptRecord,
   encryptRecordStream,
   generateContentKey,
-  
 } from '../../shared/core/crypto/index.ts';
 
 const MiB = 1024 * 1024;

@@ -13,7 +13,6 @@ import {
   encryptRecord,
   encryptRecordStream,
   generateContentKey,
-  
   MAX_CHUNK_SIZE,
   recordChunkContext,
   recordChunkCount,

@@ -34,7 +34,6 @@ function same(a: Uint8Array | undefined, b: Uint8Array): boolean {
 }
 
 describe('Secure Cell Seal over node:crypto, held to wasm-themis', () => {
-
   it('opens vectors published for other Themis platforms', () => {
     // Themis' own examples (docs/examples/react-native …/04_decryptWithKey.js; js and python
     // secure_cell examples, made with the Data Cell simulator): key, no context, message.

@@ -3,7 +3,6 @@ import type { KeyPair } from '../../shared/core/crypto/index.ts';
 import {
   generateContentKey,
   generateKeyPair,
-  
   MAX_SIGNED_MESSAGE_LENGTH,
   sign,
   verify,

@@ -33,7 +33,6 @@ function receipt(records: number): DeletionReceipt {
 }
 
 describe('deletion receipts', () => {
-
   it('a run of the largest size signs, travels as text and verifies with the signer key only', () => {
     const key = generateKeyPair();
     const body = receipt(MAX_DELETIONS_PER_RECEIPT - 2);
