@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { equalBytes, sha256, toBase64Url } from '../core/bytes.ts';
 import { sign, verify, type PrivateKey, type PublicKey } from '../core/crypto/index.ts';
+import { auditActorSchema, PATIENT_AUDIT_ACTIONS } from '../core/protocol/api.ts';
 import { canonicalJson, utf8 } from '../core/protocol/encoding.ts';
 import {
   deviceIdSchema,
@@ -24,23 +25,8 @@ export const GENESIS_HASH = toBase64Url(new Uint8Array(32));
 /** What happened, who did it, to whose data, on whose behalf. Never PHI: ids only. */
 export const auditFieldsSchema = z.strictObject({
   at: timestampSchema,
-  actor: z.strictObject({
-    kind: z.enum(['device', 'hospital', 'system', 'operator']),
-    id: z.string().min(1).max(200),
-  }),
-  action: z.enum([
-    'device.paired',
-    'device.revoked',
-    'device.removed',
-    'record.created',
-    'record.downloaded',
-    'record.acknowledged',
-    'record.recalled',
-    'record.deleted',
-    'patient.erased',
-    'policy.changed',
-    'retention.run',
-  ]),
+  actor: auditActorSchema,
+  action: z.enum([...PATIENT_AUDIT_ACTIONS, 'policy.changed', 'retention.run']),
   hospitalId: hospitalIdSchema.optional(),
   patientRef: patientRefSchema.optional(),
   /** Whose request the actor acted on (e.g. the patient whose device asked). */

@@ -167,27 +167,36 @@ export const eraseBodySchema = z.strictObject({ confirm: z.literal('erase-everyt
 /** The signed deletion receipt (cb/deletion-receipt/v1) in base64url, and what it names. */
 export const deletionResponseSchema = z.strictObject({ receipt: z.string().min(1).max(2_000_000) });
 
+/** Who acted on a patient's data: their device, the hospital's connector, the platform, an operator. */
+export const auditActorSchema = z.strictObject({
+  kind: z.enum(['device', 'hospital', 'system', 'operator']),
+  id: z.string().min(1).max(200),
+});
+
+/**
+ * The audit actions a patient's access log shows. The audit trail (shared/audit/chain.ts) records
+ * these and the hospital's and platform's own (policy changes, retention runs).
+ */
+export const PATIENT_AUDIT_ACTIONS = [
+  'device.paired',
+  'device.revoked',
+  'device.removed',
+  'record.created',
+  'record.downloaded',
+  'record.acknowledged',
+  'record.recalled',
+  'record.deleted',
+  'patient.erased',
+] as const;
+
 export const accessLogResponseSchema = z.strictObject({
   entries: z
     .array(
       z.strictObject({
         at: timestampSchema,
         /** Who acted: this patient's device, the hospital's connector, or the platform itself. */
-        actor: z.strictObject({
-          kind: z.enum(['device', 'hospital', 'system', 'operator']),
-          id: z.string().min(1).max(200),
-        }),
-        action: z.enum([
-          'device.paired',
-          'device.revoked',
-          'device.removed',
-          'record.created',
-          'record.downloaded',
-          'record.acknowledged',
-          'record.recalled',
-          'record.deleted',
-          'patient.erased',
-        ]),
+        actor: auditActorSchema,
+        action: z.enum(PATIENT_AUDIT_ACTIONS),
         recordId: recordIdSchema.optional(),
         deviceId: deviceIdSchema.optional(),
         outcome: errorCodeText.optional(),
