@@ -2,13 +2,12 @@
 // client. Collections: hospitals, invitations, devices, nonces. Every document carries
 // `expiresAt` (a Firestore Timestamp) for the retention job (invariant 8). Invitations keep
 // only the token's SHA-256; a consumption is one transaction, so two concurrent pairs on one
-// invitation cannot both succeed.
-import { createHash, timingSafeEqual } from 'node:crypto';
+// invitation cannot both succeed. The invitation rules are the pairing service's: a consumption
+// here only reads what they judge and writes what they decide.
+import { createHash } from 'node:crypto';
 import { FieldPath, Timestamp } from '@google-cloud/firestore';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import type {
-  ConsumeOutcome,
-  ConsumeRequest,
   DeviceRecord,
   DeviceStore,
   HospitalRecord,
@@ -18,7 +17,11 @@ import type {
   NewDevice,
   NewInvitation,
   NonceStore,
+  PairingDecision,
+  PairingSnapshot,
   PairingStores,
+  PairingWrites,
+  StoredInvitation,
 } from '../ports/pairing-store.ts';
 import { isAlreadyExists, str, toDate, ts } from './firestore-values.ts';
 
@@ -28,12 +31,6 @@ export const PAIRING_COLLECTIONS = {
   devices: 'devices',
   nonces: 'nonces',
 } as const;
-
-function sameDigest(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 function hospitalFrom(hospitalId: string, data: DocumentData): HospitalRecord {
   const status = data.status === 'active' ? 'active' : 'suspended';
@@ -133,74 +130,83 @@ export function createFirestoreInvitationStore(firestore: Firestore): Invitation
       }
     },
 
-    async consume(request: ConsumeRequest): Promise<{ outcome: ConsumeOutcome; device?: NewDevice }> {
-      const ref = invitations.doc(request.invitationId);
+    async consume(
+      invitationId: string,
+      deviceId: string,
+      decide: (snapshot: PairingSnapshot) => PairingDecision,
+    ): Promise<PairingDecision> {
+      const ref = invitations.doc(invitationId);
       try {
-        return await consumeInTransaction(ref, request);
+        return await firestore.runTransaction(
+          async (tx) => {
+            const decision = decide(await readPairing(tx, ref, devices.doc(deviceId)));
+            writePairing(tx, ref, decision.writes);
+            return decision;
+          },
+          { maxAttempts: 10 },
+        );
       } catch (error) {
         // Concurrent pairs on one invitation contend for its lock; Firestore aborts the
         // losers and the client retries them. If one still gives up, the invitation has
         // usually been taken by the winner meanwhile: say so, rather than fail with a 500.
         if (!isAborted(error)) throw error;
         const after = await ref.get();
-        if (after.exists && after.get('status') !== 'open') return { outcome: 'INVITATION_USED' as const };
+        if (after.exists && after.get('status') !== 'open') return { outcome: 'INVITATION_USED', writes: {} };
         throw error;
       }
     },
   });
 
-  function consumeInTransaction(
+  async function readPairing(
+    tx: FirebaseFirestore.Transaction,
     ref: FirebaseFirestore.DocumentReference,
-    request: ConsumeRequest,
-  ): Promise<{ outcome: ConsumeOutcome; device?: NewDevice }> {
-    return firestore.runTransaction(
-      async (tx) => {
-        const snapshot = await tx.get(ref);
-        const data = snapshot.data();
-        if (!snapshot.exists || !data) return { outcome: 'INVITATION_INVALID' as const };
-        const attempts = typeof data.attempts === 'number' ? data.attempts : 0;
-        const maxAttempts = typeof data.maxAttempts === 'number' ? data.maxAttempts : 1;
-        if (data.status === 'locked' || attempts >= maxAttempts) {
-          return { outcome: 'INVITATION_ATTEMPTS_EXCEEDED' as const };
-        }
-        if (!sameDigest(str(data.tokenSha256), request.tokenSha256)) {
-          const next = attempts + 1;
-          tx.update(ref, { attempts: next, ...(next >= maxAttempts ? { status: 'locked' } : {}) });
-          return { outcome: 'INVITATION_INVALID' as const };
-        }
-        if (request.now.getTime() >= toDate(data.expiresAt).getTime()) {
-          return { outcome: 'INVITATION_EXPIRED' as const };
-        }
-        if (data.status !== 'open') {
-          if (data.status !== 'used' || data.deviceId !== request.deviceId) {
-            return { outcome: 'INVITATION_USED' as const };
-          }
-          const stored = await tx.get(devices.doc(request.deviceId));
-          const device = stored.exists ? deviceFrom(stored.id, stored.data() ?? {}) : undefined;
-          return device?.status === 'active' && device.invitationId === request.invitationId
-            ? { outcome: 'paired' as const, device }
-            : { outcome: 'INVITATION_USED' as const };
-        }
-        const invitation = { hospitalId: str(data.hospitalId), patientRef: str(data.patientRef) };
-        const device = request.device(invitation);
-        const deviceRef = devices.doc(device.deviceId);
-        const existing = await tx.get(deviceRef);
-        if (existing.exists) return { outcome: 'DEVICE_ALREADY_PAIRED' as const };
-        const active = await tx.get(
-          devices
-            .where('hospitalId', '==', invitation.hospitalId)
-            .where('patientRef', '==', invitation.patientRef)
-            .where('status', '==', 'active'),
-        );
-        const live = active.docs.filter((doc) => toDate(doc.get('expiresAt')) > request.now).length;
-        if (live >= request.maxDevicesPerPatient) return { outcome: 'DEVICE_LIMIT_REACHED' as const };
-        tx.update(ref, { status: 'used', usedAt: ts(request.now), deviceId: device.deviceId });
-        tx.create(deviceRef, deviceData(device));
-        return { outcome: 'paired' as const, device };
-      },
-      { maxAttempts: 10 },
+    deviceRef: FirebaseFirestore.DocumentReference,
+  ): Promise<PairingSnapshot> {
+    const snapshot = await tx.get(ref);
+    const data = snapshot.data();
+    const stored = await tx.get(deviceRef);
+    const device = stored.exists ? deviceFrom(stored.id, stored.data() ?? {}) : undefined;
+    if (!snapshot.exists || !data) return { invitation: undefined, device, patientDevices: [] };
+    const invitation = invitationFrom(data);
+    const active = await tx.get(
+      devices
+        .where('hospitalId', '==', invitation.hospitalId)
+        .where('patientRef', '==', invitation.patientRef)
+        .where('status', '==', 'active'),
     );
+    return { invitation, device, patientDevices: active.docs.map((doc) => deviceFrom(doc.id, doc.data())) };
   }
+
+  function writePairing(
+    tx: FirebaseFirestore.Transaction,
+    ref: FirebaseFirestore.DocumentReference,
+    writes: PairingWrites,
+  ): void {
+    const change = writes.invitation;
+    if (change) {
+      tx.update(ref, {
+        ...(change.attempts === undefined ? {} : { attempts: change.attempts }),
+        ...(change.status === undefined ? {} : { status: change.status }),
+        ...(change.usedAt === undefined ? {} : { usedAt: ts(change.usedAt) }),
+        ...(change.usedBy === undefined ? {} : { deviceId: change.usedBy }),
+      });
+    }
+    if (writes.newDevice) tx.create(devices.doc(writes.newDevice.deviceId), deviceData(writes.newDevice));
+  }
+}
+
+function invitationFrom(data: DocumentData): StoredInvitation {
+  const status = data.status === 'open' || data.status === 'locked' ? data.status : 'used';
+  return {
+    hospitalId: str(data.hospitalId),
+    patientRef: str(data.patientRef),
+    tokenSha256: str(data.tokenSha256),
+    attempts: typeof data.attempts === 'number' ? data.attempts : 0,
+    maxAttempts: typeof data.maxAttempts === 'number' ? data.maxAttempts : 1,
+    status,
+    expiresAt: toDate(data.expiresAt),
+    ...(typeof data.deviceId === 'string' ? { usedBy: data.deviceId } : {}),
+  };
 }
 
 const ABORTED = 10;

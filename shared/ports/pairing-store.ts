@@ -72,15 +72,45 @@ export type ConsumeOutcome =
   | 'DEVICE_ALREADY_PAIRED'
   | 'DEVICE_LIMIT_REACHED';
 
-export interface ConsumeRequest {
-  readonly invitationId: string;
-  /** The device asking; if it already consumed this invitation, its pairing is answered again. */
-  readonly deviceId: string;
+/** An invitation as stored, for the pairing rules (shared/services/pairing-rules.ts) to judge. */
+export interface StoredInvitation {
+  readonly hospitalId: string;
+  readonly patientRef: string;
   readonly tokenSha256: string;
-  readonly now: Date;
-  readonly maxDevicesPerPatient: number;
-  /** Builds the device to store from the invitation's hospital and patient (signs the certificate). */
-  readonly device: (invitation: { hospitalId: string; patientRef: string }) => NewDevice;
+  readonly maxAttempts: number;
+  /** Wrong tokens tried so far. */
+  readonly attempts: number;
+  readonly status: 'open' | 'used' | 'locked';
+  readonly expiresAt: Date;
+  /** The device that used it. */
+  readonly usedBy?: string;
+}
+
+/** What one consumption reads, all in the same transaction, before anything is decided. */
+export interface PairingSnapshot {
+  readonly invitation: StoredInvitation | undefined;
+  /** Whatever is stored under the asking device's id: any hospital, any status. */
+  readonly device: DeviceRecord | undefined;
+  /** The invitation's patient's devices still marked active, expired ones included. */
+  readonly patientDevices: readonly DeviceRecord[];
+}
+
+/** What one consumption writes: all of it, or (the transaction failing) none of it. */
+export interface PairingWrites {
+  readonly invitation?: {
+    readonly attempts?: number;
+    readonly status?: 'used' | 'locked';
+    readonly usedAt?: Date;
+    readonly usedBy?: string;
+  };
+  readonly newDevice?: NewDevice;
+}
+
+export interface PairingDecision {
+  readonly outcome: ConsumeOutcome;
+  /** The asking device's pairing ('paired' only): new, or the one it made before. */
+  readonly device?: NewDevice;
+  readonly writes: PairingWrites;
 }
 
 export interface InvitationStore {
@@ -91,13 +121,15 @@ export interface InvitationStore {
    */
   create(invitation: NewInvitation): Promise<boolean>;
   /**
-   * In one transaction: checks the invitation (exists, token digest, attempts, expiry, single
-   * use) and the patient's devices, then marks the invitation used and stores the device. A wrong
-   * token counts an attempt (committed); at maxAttempts the invitation is locked. The device that
-   * used the invitation, asking again while still active, gets its stored device back ('paired'):
-   * a phone retrying a pair whose answer was lost.
+   * In one transaction: reads the invitation, the asking device's document and the patient's
+   * devices, lets `decide` judge them, and performs the writes it returns. A transaction
+   * retried on contention reads and decides again.
    */
-  consume(request: ConsumeRequest): Promise<{ outcome: ConsumeOutcome; device?: NewDevice }>;
+  consume(
+    invitationId: string,
+    deviceId: string,
+    decide: (snapshot: PairingSnapshot) => PairingDecision,
+  ): Promise<PairingDecision>;
 }
 
 export interface DeviceStore {

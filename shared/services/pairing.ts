@@ -23,6 +23,7 @@ import {
   toBase64Url,
   verifyPairRequest,
 } from '../core/protocol/index.ts';
+import { decidePairing, type DeviceBuilder } from './pairing-rules.ts';
 import { sendPushHints } from './push-hints.ts';
 import { createHospitalCaller, type SignedCall } from './signed-call.ts';
 
@@ -107,28 +108,33 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
       const now = clock.now();
       const { request } = verifyPairRequest(signed, body.token, now);
       const expiresAt = new Date(now.getTime() + limits.deviceLifetimeMs);
-      const result = await stores.invitations.consume({
+      const ask = {
         invitationId: request.invitationId,
         deviceId: request.deviceId,
         tokenSha256: request.tokenSha256,
         now,
         maxDevicesPerPatient: limits.maxDevicesPerPatient,
-        device: (invitation) => {
-          const certificate = certificateFor(request, invitation, { issuedAt: now, expiresAt });
-          return {
-            deviceId: request.deviceId,
-            hospitalId: invitation.hospitalId,
-            patientRef: invitation.patientRef,
-            invitationId: request.invitationId,
-            certificate: toBase64Url(signDeviceCertificate(certificate, keyPair.privateKey)),
-            bindingProof: request.bindingProof,
-            fcmToken: request.fcmToken,
-            platform: request.platform,
-            pairedAt: now,
-            expiresAt,
-          };
-        },
+      };
+      const buildDevice: DeviceBuilder = (invitation) => ({
+        deviceId: request.deviceId,
+        hospitalId: invitation.hospitalId,
+        patientRef: invitation.patientRef,
+        invitationId: request.invitationId,
+        certificate: toBase64Url(
+          signDeviceCertificate(
+            certificateFor(request, invitation, { issuedAt: now, expiresAt }),
+            keyPair.privateKey,
+          ),
+        ),
+        bindingProof: request.bindingProof,
+        fcmToken: request.fcmToken,
+        platform: request.platform,
+        pairedAt: now,
+        expiresAt,
       });
+      const result = await stores.invitations.consume(request.invitationId, request.deviceId, (snapshot) =>
+        decidePairing(snapshot, ask, buildDevice),
+      );
       if (result.outcome !== 'paired' || !result.device) {
         const outcome = result.outcome === 'paired' ? 'INTERNAL_ERROR' : result.outcome;
         logger?.notice('pairing refused', { invitationId: request.invitationId, code: outcome });

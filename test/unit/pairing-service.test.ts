@@ -8,11 +8,10 @@ import type { AuditLog } from '../../shared/audit/log.ts';
 import { generateKeyPair, type KeyPair } from '../../shared/core/crypto/index.ts';
 import type { Notifier, PushOutcome } from '../../shared/ports/notifier.ts';
 import type {
-  ConsumeRequest,
   DeviceRecord,
   HospitalRecord,
-  NewInvitation,
   PairingStores,
+  StoredInvitation,
 } from '../../shared/ports/pairing-store.ts';
 import {
   bindingProofText,
@@ -35,7 +34,7 @@ const HOSPITAL = 'unit-hospital';
 
 function memoryStores(): PairingStores & { deviceMap: Map<string, DeviceRecord> } {
   const hospitals = new Map<string, HospitalRecord>();
-  const invitations = new Map<string, NewInvitation & { attempts: number; status: string }>();
+  const invitations = new Map<string, StoredInvitation & { usedAt?: Date }>();
   const deviceMap = new Map<string, DeviceRecord>();
   const nonces = new Set<string>();
   const active = (hospitalId: string, patientRef: string, now: Date) =>
@@ -70,26 +69,21 @@ function memoryStores(): PairingStores & { deviceMap: Map<string, DeviceRecord> 
         invitations.set(invitation.invitationId, { ...invitation, attempts: 0, status: 'open' });
         return true;
       },
-      async consume(request: ConsumeRequest) {
-        const inv = invitations.get(request.invitationId);
-        if (!inv) return { outcome: 'INVITATION_INVALID' };
-        if (inv.status === 'locked' || inv.attempts >= inv.maxAttempts)
-          return { outcome: 'INVITATION_ATTEMPTS_EXCEEDED' };
-        if (inv.tokenSha256 !== request.tokenSha256) {
-          inv.attempts += 1;
-          if (inv.attempts >= inv.maxAttempts) inv.status = 'locked';
-          return { outcome: 'INVITATION_INVALID' };
+      async consume(invitationId, deviceId, decide) {
+        const invitation = invitations.get(invitationId);
+        const decision = decide({
+          invitation,
+          device: deviceMap.get(deviceId),
+          patientDevices: invitation ? active(invitation.hospitalId, invitation.patientRef, new Date(0)) : [],
+        });
+        const { writes } = decision;
+        if (invitation && writes.invitation)
+          invitations.set(invitationId, { ...invitation, ...writes.invitation });
+        if (writes.newDevice) {
+          const device = writes.newDevice;
+          deviceMap.set(device.deviceId, { ...device, status: 'active', lastSeenAt: device.pairedAt });
         }
-        if (request.now >= inv.expiresAt) return { outcome: 'INVITATION_EXPIRED' };
-        if (inv.status !== 'open') return { outcome: 'INVITATION_USED' };
-        const device = request.device(inv);
-        if (deviceMap.has(device.deviceId)) return { outcome: 'DEVICE_ALREADY_PAIRED' };
-        if (active(inv.hospitalId, inv.patientRef, request.now).length >= request.maxDevicesPerPatient) {
-          return { outcome: 'DEVICE_LIMIT_REACHED' };
-        }
-        inv.status = 'used';
-        deviceMap.set(device.deviceId, { ...device, status: 'active', lastSeenAt: device.pairedAt });
-        return { outcome: 'paired', device };
+        return decision;
       },
     },
     devices: {
