@@ -16,7 +16,7 @@ import {
   PAIRING_COLLECTIONS,
 } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
-import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
+import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
@@ -27,7 +27,8 @@ import {
   recordObjectName,
   verifyDeletionReceipt,
 } from '../../shared/core/protocol/index.ts';
-import { createRecordsService, type RecordsService } from '../../shared/services/records.ts';
+import { createDeviceCaller } from '../../shared/services/device-caller.ts';
+import { createErasureService, type ErasureService } from '../../shared/services/erasure.ts';
 import {
   deliver,
   functionPublicKey,
@@ -96,18 +97,20 @@ describe('F4 faults in erasure, then the phone asks again', () => {
     bystanderRecord = sealed.manifest.recordId;
   });
 
-  function records(plan: FaultPlan): RecordsService {
+  function erasure(plan: FaultPlan): ErasureService {
     const keys = stackFunctionKeys(stack, firestore, 'records', plan);
     const stores = createFirestorePairingStores(firestore);
-    return createRecordsService({
+    return createErasureService({
+      caller: createDeviceCaller({
+        devices: plan.wrap('devices', stores.devices),
+        nonces: plan.wrap('nonces', stores.nonces),
+        clock: systemClock,
+      }),
       audit: plan.wrap('audit', createFirestoreAuditLog(firestore)),
       purge: plan.wrap('purge', createFirestorePurgeStore(firestore)),
       signingKey: async () => (await keys.keyPair()).privateKey,
-      records: plan.wrap('records', createFirestoreRecordStore(firestore)),
-      devices: plan.wrap('devices', stores.devices),
-      nonces: plan.wrap('nonces', stores.nonces),
       blobs: plan.wrap('blobs', blobs),
-      bucket: stack.env.RECORDS_BUCKET!,
+      recordsBucket: stack.env.RECORDS_BUCKET!,
       outboxBucket: stack.env.OUTBOX_BUCKET!,
       clock: systemClock,
     });
@@ -146,7 +149,7 @@ describe('F4 faults in erasure, then the phone asks again', () => {
         .where('patientRef', '==', phone.patientRef)
         .get()
     ).docs.map((doc) => doc.id);
-    const service = records(plan);
+    const service = erasure(plan);
     let answer: string | undefined;
     let refusal: string | undefined;
     let tries = 0;
