@@ -15,6 +15,7 @@ export {
   importPublicKey,
   PrivateKey,
   PublicKey,
+  publicKeyFromPoint,
 } from './keys.ts';
 export type { KeyPair } from './keys.ts';
 export {
@@ -48,7 +49,10 @@ export {
   MAX_SIGNED_LENGTH,
   MAX_SIGNED_MESSAGE_LENGTH,
   SIGNED_HEADER_LENGTH,
+  keyPairSigner,
   sign,
+  signedFormFromRaw,
   verify,
 } from './signature.ts';
+export type { Signer } from './signature.ts';
 export { MAX_RECORD_ID_BYTES } from './bytes.ts';

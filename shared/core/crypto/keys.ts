@@ -12,6 +12,7 @@
 // Only P-256 EC keys are accepted; Themis' RSA keys and other curves are rejected.
 import { createECDH, ECDH } from 'node:crypto';
 import { inspect } from 'node:util';
+import { crc32c } from '../checksums/crc32c.ts';
 import { equalBytes, fromBase64Url, sha256, toBase64Url } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import { callThemis, isThemisError, themis } from './themis.ts';
@@ -182,6 +183,26 @@ export function importPublicKey(input: Uint8Array | string): PublicKey {
     throw new CryptoError('KEY_INVALID', 'public key is not a point on P-256');
   }
   return new PublicKey(internal, key);
+}
+
+/**
+ * The public key of a SEC1 point on P-256 (compressed or uncompressed), as a hardware token
+ * reports it, in Themis' 45-byte container.
+ */
+export function publicKeyFromPoint(point: Uint8Array): PublicKey {
+  let compressed: Uint8Array;
+  try {
+    compressed = new Uint8Array(ECDH.convertKey(point, CURVE, undefined, undefined, 'compressed') as Buffer);
+  } catch {
+    throw new CryptoError('KEY_INVALID', 'not a point on P-256');
+  }
+  const bytes = new Uint8Array(EC_KEY_LENGTH);
+  bytes.set([...PUBLIC_TAG].map((c) => c.charCodeAt(0)));
+  const view = new DataView(bytes.buffer);
+  view.setUint32(4, EC_KEY_LENGTH, false);
+  bytes.set(compressed, HEADER_LENGTH);
+  view.setUint32(8, crc32c(bytes), true);
+  return importPublicKey(bytes);
 }
 
 /** Validates and imports a private key: 45 Themis bytes, or their base64url text. */
