@@ -12,6 +12,7 @@ export {
 } from './encoding.ts';
 export type { JsonValue } from './encoding.ts';
 export * from './ids.ts';
+export * from './hmac-key.ts';
 export * from './binding.ts';
 export * from './qr.ts';
 export * from './signed-document.ts';
