@@ -160,12 +160,14 @@ describe('ingest function', () => {
         method: 'POST',
       },
     );
-    const { receipt } = await deliver(stack, hospital, ingestKey, {
+    const { receipt, sealed } = await deliver(stack, hospital, ingestKey, {
       patientRef: phone.patientRef,
       recipients: [phone],
       file: file(),
     });
     expect(receipt.status).toBe('accepted');
+    // The push (which forgets the dead token) runs after the receipt; the upload goes after it.
+    expect(await waitUntilGone(stack, stack.env.INGEST_BUCKET!, sealed.objectName)).toBe(true);
     const stored = await firestore.collection(PAIRING_COLLECTIONS.devices).doc(phone.deviceId).get();
     expect(stored.get('fcmToken')).toBe('');
   });
