@@ -168,6 +168,10 @@ export function createFirestoreInvitationStore(firestore: Firestore): Invitation
     const device = stored.exists ? deviceFrom(stored.id, stored.data() ?? {}) : undefined;
     if (!snapshot.exists || !data) return { invitation: undefined, device, patientDevices: [] };
     const invitation = invitationFrom(data);
+    // Only an open invitation can add a device, so only then does the limit need the patient's
+    // devices. Skipping the query otherwise keeps the retried losers of concurrent pairs as short
+    // as they were (a longer one once failed with INVALID_ARGUMENT instead of ABORTED: a 500).
+    if (invitation.status !== 'open') return { invitation, device, patientDevices: [] };
     const active = await tx.get(
       devices
         .where('hospitalId', '==', invitation.hospitalId)
