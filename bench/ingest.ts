@@ -24,7 +24,7 @@ import {
   waitForReceipt,
   type TestDevice,
 } from '../test/helpers/delivery-fixture.ts';
-import { inParallel } from '../shared/services/purge.ts';
+import { inParallel } from '../shared/core/in-parallel.ts';
 import { isMain, table, timed, writeResults } from './stats.ts';
 
 const RECORD_BYTES = 64 * 1024;

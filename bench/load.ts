@@ -20,7 +20,7 @@ import { spawnStack } from '../emulator/process.ts';
 import { RECORDS_COLLECTION } from '../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
 import { encodeInvitationQr } from '../shared/core/protocol/index.ts';
-import { inParallel } from '../shared/services/purge.ts';
+import { inParallel } from '../shared/core/in-parallel.ts';
 import {
   collectBytes,
   dropUpload,

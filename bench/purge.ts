@@ -24,7 +24,7 @@ import {
   recordObjectName,
   verifyDeletionReceipt,
 } from '../shared/core/protocol/index.ts';
-import { inParallel } from '../shared/services/purge.ts';
+import { inParallel } from '../shared/core/in-parallel.ts';
 import { functionPublicKey, registerTestHospital, stackBlobStore } from '../test/helpers/delivery-fixture.ts';
 import { isMain, table, timed, writeResults } from './stats.ts';
 

@@ -17,6 +17,7 @@ import {
 } from '../core/protocol/deletion-receipt.ts';
 import { formatTimestamp, receiptObjectName } from '../core/protocol/ids.ts';
 import type { LedgerKind, PurgeItem, PurgeKind, PurgeStore } from '../retention/purge-store.ts';
+import { inParallel } from '../core/in-parallel.ts';
 
 export const LEDGER_KIND_OF: Record<PurgeKind, LedgerKind> = {
   record: 'records',
@@ -45,14 +46,6 @@ export interface PurgeContext {
   /** NEN 7513 "on whose behalf", when someone asked for it. */
   readonly onBehalfOf?: string;
   readonly outcome?: string;
-}
-
-export async function inParallel<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await run(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**

@@ -27,10 +27,10 @@ import {
   DELETE_CONCURRENCY,
   deleteGeneration,
   deletionReceiptFor,
-  inParallel,
   purgeItems,
   type PurgeContext,
 } from './purge.ts';
+import { inParallel } from '../core/in-parallel.ts';
 
 const HOUR_MS = 3600_000;
 const DAY_MS = 24 * HOUR_MS;
