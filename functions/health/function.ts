@@ -1,14 +1,13 @@
 // Readiness probe for operators and the local demo: can this deployment reach its
 // datastores? It reports codes and timings only, never resource names or raw errors.
 import type { HttpFunction } from '@google-cloud/functions-framework';
-import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
+import { functionKit } from '../../shared/adapters/function-kit.ts';
 import type { Probe } from '../../shared/ports/probe.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { checkHealth } from '../../shared/services/health.ts';
 
 function probes(context: RuntimeContext): Probe[] {
-  const firestore = createFirestore(context.projectId, context.env);
-  const storage = createStorage(context.projectId, context.env);
+  const { firestore, storage } = functionKit(context);
   const bucket = context.env.INGEST_BUCKET;
   return [
     { name: 'firestore', check: async () => void (await firestore.listCollections()) },

@@ -3,20 +3,13 @@
 // over shared/services/ingest.ts; this file is also its composition root. Returning normally
 // acknowledges the event; throwing (transient failures only) makes Eventarc retry it.
 import type { CloudEventFunction } from '@google-cloud/functions-framework';
-import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
-import { createBlobStore } from '../../shared/adapters/blob-store.ts';
-import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
-import { systemClock } from '../../shared/adapters/clock.ts';
-import { createFcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
 import {
   createFirestoreDeviceStore,
   createFirestoreHospitalRegistry,
 } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
-import { ownFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
+import { functionKit } from '../../shared/adapters/function-kit.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
-import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { createIngestService, type IngestService } from '../../shared/services/ingest.ts';
 
@@ -31,28 +24,24 @@ function compose(context: RuntimeContext): {
   logger: Logger;
   warm: () => Promise<unknown>;
 } {
-  const catalog = loadCatalog();
-  const firestore = createFirestore(context.projectId, context.env);
-  const keys = ownFunctionKeys(context, firestore, catalog);
-  const bucket = (role: string) => bucketName(catalog, role, context.projectId);
+  const kit = functionKit(context);
   const service = createIngestService({
-    blobs: createBlobStore(createStorage(context.projectId, context.env)),
-    records: createFirestoreRecordStore(firestore),
-    hospitals: createFirestoreHospitalRegistry(firestore),
-    devices: createFirestoreDeviceStore(firestore),
-    notifier: createFcmNotifier({ projectId: context.projectId, env: context.env, collapseKey: 'records' }),
-    audit: createFirestoreAuditLog(firestore),
-    keyPair: () => keys.keyPair(),
-    clock: systemClock,
+    blobs: kit.blobs,
+    records: createFirestoreRecordStore(kit.firestore),
+    hospitals: createFirestoreHospitalRegistry(kit.firestore),
+    devices: createFirestoreDeviceStore(kit.firestore),
+    notifier: kit.notifier('records'),
+    audit: kit.audit,
+    keyPair: () => kit.keyPair(),
+    clock: kit.clock,
     buckets: {
-      ingest: bucket('ingest'),
-      records: bucket('records'),
-      outbox: bucket('outbox'),
-      quarantine: bucket('quarantine'),
+      ingest: kit.bucket('ingest'),
+      records: kit.bucket('records'),
+      outbox: kit.bucket('outbox'),
+      quarantine: kit.bucket('quarantine'),
     },
   });
-  const logger = cloudLogger({ functionName: context.functionName, projectId: context.projectId });
-  return { service, logger, warm: () => keys.keyPair() };
+  return { service, logger: kit.logger, warm: () => kit.keyPair() };
 }
 
 export const definition: FunctionDefinition = {

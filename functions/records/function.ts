@@ -4,49 +4,25 @@
 // is also their composition root.
 // Content streams from Cloud Storage to the device, so a large record never sits whole in memory.
 import type { HttpFunction } from '@google-cloud/functions-framework';
-import { createBlobStore } from '../../shared/adapters/blob-store.ts';
-import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
-import { systemClock } from '../../shared/adapters/clock.ts';
-import { createFcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
 import {
   createFirestoreDeviceStore,
   createFirestoreNonceStore,
 } from '../../shared/adapters/firestore-pairing.ts';
-import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
-import { ownFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
-import { createApiFunction, type ApiRequest } from '../../shared/http/api-function.ts';
+import { functionKit } from '../../shared/adapters/function-kit.ts';
+import { createApiFunction } from '../../shared/http/api-function.ts';
+import { refuseQuery, signedCalls } from '../../shared/http/signed-calls.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
-import { ProtocolError } from '../../shared/core/protocol/error-codes.ts';
-import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { createAccessLogService, type AccessLogService } from '../../shared/services/access-log.ts';
 import { createDeviceCaller } from '../../shared/services/device-caller.ts';
 import { createErasureService, type ErasureService } from '../../shared/services/erasure.ts';
 import { createOwnDevicesService, type OwnDevicesService } from '../../shared/services/own-devices.ts';
 import { createRecordsService, type RecordsService } from '../../shared/services/records.ts';
-import { signingTarget, type SignedCall } from '../../shared/services/signed-call.ts';
 
-/** The versioned prefix request signatures cover: /records/v1/… */
-const SIGNING_PREFIX = '/records';
-
-function signedCall(request: ApiRequest): SignedCall {
-  return {
-    method: request.method,
-    target: signingTarget(SIGNING_PREFIX, request.path, request.rawQuery),
-    headers: request.headers,
-    body: request.rawBody,
-    logger: request.logger,
-  };
-}
-
-/** Endpoints that take no query parameters refuse any (they would be signed but meaningless). */
-function withoutQuery(request: ApiRequest): SignedCall {
-  if (request.rawQuery !== '') throw new ProtocolError('INVALID_REQUEST');
-  return signedCall(request);
-}
+/** Request signatures cover the path from /records/v1/… on. */
+const calls = signedCalls('/records');
 
 /** What the records function serves, one service per concern. */
 export interface RecordsServices {
@@ -71,13 +47,16 @@ export function recordsHandler(
       {
         method: 'GET',
         path: '/v1/records',
-        handle: async (r) => ({ status: 200, body: await services.records.list(signedCall(r), r.query) }),
+        handle: async (r) => ({
+          status: 200,
+          body: await services.records.list(calls.withQuery(r), r.query),
+        }),
       },
       {
         method: 'GET',
         path: '/v1/records/:recordId/content',
         handle: async (r) => {
-          const content = await services.records.content(withoutQuery(r), r.params.recordId ?? '');
+          const content = await services.records.content(calls.withoutQuery(r), r.params.recordId ?? '');
           return {
             status: 200,
             stream: content.bytes,
@@ -90,45 +69,48 @@ export function recordsHandler(
         path: '/v1/records/:recordId/ack',
         handle: async (r) => ({
           status: 200,
-          body: await services.records.acknowledge(withoutQuery(r), r.params.recordId ?? ''),
+          body: await services.records.acknowledge(calls.withoutQuery(r), r.params.recordId ?? ''),
         }),
       },
       {
         method: 'GET',
         path: '/v1/devices',
-        handle: async (r) => ({ status: 200, body: await services.devices.list(withoutQuery(r)) }),
+        handle: async (r) => ({ status: 200, body: await services.devices.list(calls.withoutQuery(r)) }),
       },
       {
         method: 'POST',
         path: '/v1/devices/:deviceId/revoke',
         handle: async (r) => ({
           status: 200,
-          body: await services.devices.revoke(withoutQuery(r), r.params.deviceId ?? ''),
+          body: await services.devices.revoke(calls.withoutQuery(r), r.params.deviceId ?? ''),
         }),
       },
       {
         method: 'GET',
         path: '/v1/signing-key',
         handle: async (r) => {
-          if (r.rawQuery !== '') throw new ProtocolError('INVALID_REQUEST');
+          refuseQuery(r);
           return { status: 200, body: { publicKey: await publicKey() } };
         },
       },
       {
         method: 'GET',
         path: '/v1/access-log',
-        handle: async (r) => ({ status: 200, body: await services.accessLog.list(signedCall(r), r.query) }),
+        handle: async (r) => ({
+          status: 200,
+          body: await services.accessLog.list(calls.withQuery(r), r.query),
+        }),
       },
       {
         method: 'POST',
         path: '/v1/patient/erase',
-        handle: async (r) => ({ status: 200, body: await services.erasure.erase(withoutQuery(r)) }),
+        handle: async (r) => ({ status: 200, body: await services.erasure.erase(calls.withoutQuery(r)) }),
       },
       {
         method: 'PUT',
         path: '/v1/devices/self/push-token',
         handle: async (r) => {
-          await services.devices.setPushToken(withoutQuery(r));
+          await services.devices.setPushToken(calls.withoutQuery(r));
           return { status: 204 };
         },
       },
@@ -142,48 +124,41 @@ function compose(context: RuntimeContext): {
   publicKey: () => Promise<string>;
   warm: () => Promise<unknown>;
 } {
-  const catalog = loadCatalog();
-  const firestore = createFirestore(context.projectId, context.env);
-  // The records function signs erasure receipts with its own key, unwrapped at cold start.
-  const keys = ownFunctionKeys(context, firestore, catalog);
-  const audit = createFirestoreAuditLog(firestore);
-  const devices = createFirestoreDeviceStore(firestore);
-  const blobs = createBlobStore(createStorage(context.projectId, context.env));
-  const recordsBucket = bucketName(catalog, 'records', context.projectId);
-  const clock = systemClock;
-  const caller = createDeviceCaller({ devices, nonces: createFirestoreNonceStore(firestore), clock });
+  const kit = functionKit(context);
+  const devices = createFirestoreDeviceStore(kit.firestore);
+  const caller = createDeviceCaller({
+    devices,
+    nonces: createFirestoreNonceStore(kit.firestore),
+    clock: kit.clock,
+  });
+  const { audit, blobs, clock } = kit;
+  const recordsBucket = kit.bucket('records');
   const services: RecordsServices = {
     records: createRecordsService({
       caller,
-      records: createFirestoreRecordStore(firestore),
+      records: createFirestoreRecordStore(kit.firestore),
       devices,
       blobs,
       bucket: recordsBucket,
       clock,
       audit,
     }),
-    devices: createOwnDevicesService({
-      caller,
-      devices,
-      clock,
-      audit,
-      notifier: createFcmNotifier({ projectId: context.projectId, env: context.env, collapseKey: 'devices' }),
-    }),
+    devices: createOwnDevicesService({ caller, devices, clock, audit, notifier: kit.notifier('devices') }),
     accessLog: createAccessLogService({ caller, audit }),
     erasure: createErasureService({
       caller,
-      purge: createFirestorePurgeStore(firestore),
+      purge: createFirestorePurgeStore(kit.firestore),
       blobs,
       recordsBucket,
-      outboxBucket: bucketName(catalog, 'outbox', context.projectId),
+      outboxBucket: kit.bucket('outbox'),
       clock,
       audit,
-      signingKey: async () => (await keys.keyPair()).privateKey,
+      // The records function signs erasure receipts with its own key, unwrapped at cold start.
+      signingKey: async () => (await kit.keyPair()).privateKey,
     }),
   };
-  const logger = cloudLogger({ functionName: context.functionName, projectId: context.projectId });
-  const publicKey = async () => (await keys.keyPair()).publicKey.toBase64Url();
-  return { services, logger, publicKey, warm: () => keys.keyPair() };
+  const publicKey = async () => (await kit.keyPair()).publicKey.toBase64Url();
+  return { services, logger: kit.logger, publicKey, warm: () => kit.keyPair() };
 }
 
 export const definition: FunctionDefinition = {

@@ -5,21 +5,17 @@
 // calling again with the same job id (the scheduler's retry does exactly that).
 import type { HttpFunction } from '@google-cloud/functions-framework';
 import { z } from 'zod';
-import { createBlobStore } from '../../shared/adapters/blob-store.ts';
-import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
 import { systemClock } from '../../shared/adapters/clock.ts';
-import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
-import { ownFunctionKeys } from '../../shared/adapters/function-keys.ts';
-import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
+import { functionKit } from '../../shared/adapters/function-kit.ts';
 import { createApiFunction, type ApiRequest } from '../../shared/http/api-function.ts';
+import { refuseQuery } from '../../shared/http/signed-calls.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import { documentToText } from '../../shared/core/protocol/signed-document.ts';
 import { parseJsonBody } from '../../shared/core/protocol/api.ts';
 import { ProtocolError } from '../../shared/core/protocol/error-codes.ts';
-import { bucketName, loadCatalog } from '../../shared/runtime/catalog.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { createRetentionService, type RetentionService } from '../../shared/services/retention.ts';
 
@@ -51,7 +47,7 @@ export function retentionHandler(service: RetentionService, logger: Logger): Htt
         method: 'POST',
         path: '/',
         handle: async (request) => {
-          if (request.rawQuery !== '') throw new ProtocolError('INVALID_REQUEST');
+          refuseQuery(request);
           const result = await service.run({ jobId: retentionJobId(request, systemClock.now()) });
           return {
             status: 200,
@@ -69,28 +65,24 @@ export function retentionHandler(service: RetentionService, logger: Logger): Htt
 }
 
 function compose(context: RuntimeContext) {
-  const catalog = loadCatalog();
-  const firestore = createFirestore(context.projectId, context.env);
-  const keys = ownFunctionKeys(context, firestore, catalog);
-  const audit = createFirestoreAuditLog(firestore);
-  const logger = cloudLogger({ functionName: context.functionName, projectId: context.projectId });
+  const kit = functionKit(context);
   const service = createRetentionService({
-    store: createFirestorePurgeStore(firestore),
-    policies: createFirestoreRetentionPolicyStore(firestore, audit),
-    hospitals: createFirestoreHospitalRegistry(firestore),
-    blobs: createBlobStore(createStorage(context.projectId, context.env)),
+    store: createFirestorePurgeStore(kit.firestore),
+    policies: createFirestoreRetentionPolicyStore(kit.firestore, kit.audit),
+    hospitals: createFirestoreHospitalRegistry(kit.firestore),
+    blobs: kit.blobs,
     buckets: {
-      ingest: bucketName(catalog, 'ingest', context.projectId),
-      records: bucketName(catalog, 'records', context.projectId),
-      outbox: bucketName(catalog, 'outbox', context.projectId),
-      quarantine: bucketName(catalog, 'quarantine', context.projectId),
+      ingest: kit.bucket('ingest'),
+      records: kit.bucket('records'),
+      outbox: kit.bucket('outbox'),
+      quarantine: kit.bucket('quarantine'),
     },
-    audit,
-    clock: systemClock,
-    signingKey: async () => (await keys.keyPair()).privateKey,
-    logger,
+    audit: kit.audit,
+    clock: kit.clock,
+    signingKey: async () => (await kit.keyPair()).privateKey,
+    logger: kit.logger,
   });
-  return { service, logger, warm: () => keys.keyPair() };
+  return { service, logger: kit.logger, warm: () => kit.keyPair() };
 }
 
 export const definition: FunctionDefinition = {
