@@ -1,7 +1,9 @@
 // Delivering files (docs/PROTOCOL.md §10.3): look up the patient's devices, accept only those
-// whose certificate verifies with the pinned pairing key AND whose binding proof verifies under
-// this connector's master secret (invariant 3: nobody else can add a recipient), seal the file
-// into a ciphertext spool, and upload the container create-only under the hospital's prefix.
+// whose certificate verifies with the pinned pairing key, that the enrolment journal holds (an
+// invitation this connector issued, used by that device alone, certified before it expired,
+// never revoked here) AND whose binding proof verifies under this connector's binding key
+// (invariant 3: nobody else can add a recipient), seal the file into a ciphertext spool, and
+// upload the container create-only under the hospital's prefix.
 import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
@@ -48,7 +50,7 @@ export interface DeviceCheck {
 
 /** The patient's devices this connector will encrypt for, and those it refuses and why. */
 export async function checkedDevices(
-  connector: Pick<Connector, 'api' | 'pairingKey' | 'masterSecret' | 'hospitalId'>,
+  connector: Pick<Connector, 'api' | 'pairingKey' | 'custody' | 'hospitalId' | 'enrolments'>,
   patientRef: string,
   now: Date,
 ): Promise<DeviceCheck> {
@@ -56,7 +58,14 @@ export async function checkedDevices(
     { method: 'GET', target: `/pairing/v1/patients/${patientRef}/devices` },
     patientDevicesResponseSchema,
   );
-  const accepted: VerifiedDevice[] = [];
+  const { enrolments, custody } = connector;
+  // A device this journal accepted that the cloud no longer lists was revoked or expired: it
+  // stays revoked here, so no later answer can bring it back.
+  const listedIds = new Set(listed.devices.map((device) => device.deviceId));
+  for (const deviceId of enrolments.acceptedDevices(patientRef)) {
+    if (!listedIds.has(deviceId)) await enrolments.recordRevocation(deviceId, 'gone', now);
+  }
+  const passed: VerifiedDevice[] = [];
   const refused: { deviceId: string; code: ErrorCode }[] = [];
   for (const device of listed.devices) {
     try {
@@ -65,20 +74,25 @@ export async function checkedDevices(
       const verified = verifyEnrolment({
         certificate,
         pairingPublicKey: connector.pairingKey,
-        masterSecret: connector.masterSecret,
+        bindingKeyFor: (verified) => custody.bindingKeyOf(enrolments.check(verified).bindingKeyVersion),
         hospitalId: connector.hospitalId,
         patientRef,
         now,
       });
       // The list entry must be the device the certificate names.
       if (verified.deviceId !== device.deviceId) throw new ProtocolError('CERTIFICATE_INVALID');
-      accepted.push(verified);
+      passed.push(verified);
     } catch (error) {
       if (!isProtocolError(error)) throw error;
       refused.push({ deviceId: device.deviceId, code: error.code });
     }
   }
-  return { accepted, refused };
+  const taken = await enrolments.settle(
+    passed.map((device) => ({ deviceId: device.deviceId, invitationId: device.certificate.invitationId })),
+    now,
+  );
+  for (const deviceId of taken) refused.push({ deviceId, code: 'INVITATION_USED' });
+  return { accepted: passed.filter((device) => !taken.has(device.deviceId)), refused };
 }
 
 export interface SendOptions {
@@ -115,7 +129,7 @@ export async function sendFile(
   } catch {
     throw new UsageError(`cannot read ${options.file}`);
   }
-  const patientRef = derivePatientRef(connector.masterSecret, options.patientNumber);
+  const patientRef = derivePatientRef(connector.custody.pseudonymKey, options.patientNumber);
   const devices = await checkedDevices(connector, patientRef, options.now);
   if (devices.accepted.length === 0) {
     throw new ProtocolError(
@@ -138,8 +152,9 @@ export async function sendFile(
     }
     const upload = await sealUpload({
       hospitalId: connector.hospitalId,
-      hospital: connector.keys,
+      hospital: connector.custody.signer,
       patientRef,
+      operatorRef: connector.operator.operatorRef,
       recipients: devices.accepted.map((device) => ({
         deviceId: device.deviceId,
         publicKey: device.publicKey,
@@ -176,6 +191,7 @@ export async function sendFile(
       mediaType,
       ...(options.title ? { title: options.title } : {}),
       sentAt: options.now.toISOString(),
+      staffId: connector.operator.staffId,
       status: 'sent',
     };
     await connector.home.record(entry);

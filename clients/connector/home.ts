@@ -1,15 +1,16 @@
-// The connector's state directory (inside the hospital): its key pair and master secret
-// (owner-only files), the onboarding configuration the operator handed over (API base, bucket
-// names, the pairing and ingest public keys it pins), a journal of what it sent, and a work
-// directory for ciphertext spools. Patient numbers appear only in the journal, which never
-// leaves the hospital.
+// The connector's state directory (inside the hospital): the hospital's keys (an owner-only
+// file, or a pointer to the PKCS#11 token that holds them), the onboarding configuration the
+// operator handed over (API base, bucket names, the pairing and ingest public keys it pins),
+// the enrolment journal (every invitation it issued and what became of it), a journal of what it
+// sent, and a work directory for ciphertext spools. Patient numbers and staff ids appear only in
+// the journals, which never leave the hospital.
 import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
 import { appendFile, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import {
   generateKeyPair,
-  importKeyPair,
   importPublicKey,
   type KeyPair,
   type PublicKey,
@@ -17,7 +18,7 @@ import {
 import { exportPrivateKey } from '../../shared/core/crypto/index.ts';
 import {
   contentClassSchema,
-  fromBase64Url,
+  deriveOperatorRef,
   hospitalIdSchema,
   hospitalKeyId,
   MIN_MASTER_SECRET_BYTES,
@@ -29,6 +30,9 @@ import {
 import { createApiClient, type ApiClient } from '../lib/api-client.ts';
 import { UsageError } from '../lib/cli.ts';
 import { exists, readJsonFile, writeJsonFile, writePrivateFile } from '../lib/files.ts';
+import type { KeyCustody } from './custody/custody.ts';
+import { assertOwnerOnly, openFileCustody } from './custody/file.ts';
+import { EnrolmentJournal } from './enrolments.ts';
 
 /** What the operator gives a hospital at onboarding (`cb-admin register-hospital --json`). */
 export const onboardingSchema = z.strictObject({
@@ -43,11 +47,16 @@ export const onboardingSchema = z.strictObject({
 });
 export type Onboarding = z.output<typeof onboardingSchema>;
 
+export const HOSPITAL_KEYS_FORMAT = 'clinic-bridge/hospital-keys/v2';
+
 const keysSchema = z.strictObject({
+  format: z.literal(HOSPITAL_KEYS_FORMAT),
   hospitalId: hospitalIdSchema,
   publicKey: publicKeySchema,
+  custody: z.literal('file'),
   privateKey: z.string().min(1),
   masterSecret: z.string().min(1),
+  keyVersion: z.int().min(1).max(0xffff),
 });
 
 export const journalEntrySchema = z.strictObject({
@@ -59,6 +68,8 @@ export const journalEntrySchema = z.strictObject({
   mediaType: z.string().min(1),
   title: z.string().optional(),
   sentAt: z.string(),
+  /** Who sent it, as the hospital knows them (its pseudonym went into the manifest). */
+  staffId: z.string().min(1).max(128).optional(),
   status: z.enum(['sent', 'accepted', 'rejected']),
   errorCode: z.string().optional(),
 });
@@ -66,8 +77,16 @@ export type JournalEntry = z.output<typeof journalEntrySchema>;
 
 export interface ConnectorIdentity {
   readonly hospitalId: string;
-  readonly keys: KeyPair;
-  readonly masterSecret: Uint8Array;
+  readonly publicKey: PublicKey;
+  readonly custody: KeyCustody;
+}
+
+/** The member of staff on whose behalf the connector acts (NEN 7513 "who"). */
+export interface Operator {
+  /** As the hospital knows them: an account name. Stays in the hospital's journals. */
+  readonly staffId: string;
+  /** The pseudonym the cloud sees (deriveOperatorRef). */
+  readonly operatorRef: string;
 }
 
 export interface Connector extends ConnectorIdentity {
@@ -77,6 +96,13 @@ export interface Connector extends ConnectorIdentity {
   readonly ingestKey: PublicKey;
   /** Hospital-signed client for /pairing/v1. */
   readonly api: ApiClient;
+  readonly enrolments: EnrolmentJournal;
+  readonly operator: Operator;
+}
+
+/** Who is acting: --operator, else $CB_OPERATOR, else the account running the connector. */
+export function staffIdFrom(option: string | undefined): string {
+  return option ?? process.env.CB_OPERATOR ?? userInfo().username;
 }
 
 export class ConnectorHome {
@@ -95,6 +121,9 @@ export class ConnectorHome {
   get journalPath(): string {
     return join(this.dir, 'journal.jsonl');
   }
+  get enrolmentsPath(): string {
+    return join(this.dir, 'enrolments.jsonl');
+  }
   get workDir(): string {
     return join(this.dir, 'work');
   }
@@ -111,32 +140,32 @@ export class ConnectorHome {
     }
     const keys = generateKeyPair();
     await writeJsonFile(this.keysPath, {
+      format: HOSPITAL_KEYS_FORMAT,
       hospitalId: id.data,
       publicKey: keys.publicKey.toBase64Url(),
+      custody: 'file',
       privateKey: toBase64Url(exportPrivateKey(keys.privateKey)),
       masterSecret: toBase64Url(new Uint8Array(randomBytes(MIN_MASTER_SECRET_BYTES))),
+      keyVersion: 1,
     });
     return keys;
   }
 
+  /** The hospital's keys, from a file that only its owner may read (checked first). */
   async identity(): Promise<ConnectorIdentity> {
+    await assertOwnerOnly(this.keysPath);
     const stored = await readJsonFile(
       this.keysPath,
       keysSchema,
       'hospital keys (run `cb-connector keys` first)',
     );
-    const masterSecret = fromBase64Url(stored.masterSecret);
-    if (!masterSecret || masterSecret.length < MIN_MASTER_SECRET_BYTES)
-      throw new UsageError(`${this.keysPath} is damaged`);
-    return {
-      hospitalId: stored.hospitalId,
-      keys: importKeyPair(stored.privateKey, stored.publicKey),
-      masterSecret,
-    };
+    const custody = openFileCustody(stored);
+    return { hospitalId: stored.hospitalId, publicKey: custody.signer.publicKey, custody };
   }
 
   async configure(onboarding: Onboarding): Promise<void> {
     const identity = await this.identity();
+    identity.custody.close();
     if (identity.hospitalId !== onboarding.hospitalId) {
       throw new UsageError(
         `this configuration is for ${onboarding.hospitalId}, but the keys are ${identity.hospitalId}'s`,
@@ -145,7 +174,8 @@ export class ConnectorHome {
     await writeJsonFile(this.configPath, onboarding);
   }
 
-  async open(): Promise<Connector> {
+  /** The connector, acting for the member of staff `staffId`. close() its custody when done. */
+  async open(staffId: string): Promise<Connector> {
     const identity = await this.identity();
     const config = await readJsonFile(
       this.configPath,
@@ -161,10 +191,12 @@ export class ConnectorHome {
       api: createApiClient({
         apiBase: config.apiBase,
         signer: {
-          keyId: hospitalKeyId(identity.hospitalId, identity.keys.publicKey),
-          privateKey: identity.keys.privateKey,
+          keyId: hospitalKeyId(identity.hospitalId, identity.publicKey),
+          privateKey: identity.custody.signer,
         },
       }),
+      enrolments: await EnrolmentJournal.open(this.enrolmentsPath),
+      operator: { staffId, operatorRef: deriveOperatorRef(identity.custody.pseudonymKey, staffId) },
     };
   }
 

@@ -1,7 +1,8 @@
 // Inviting a patient (docs/PROTOCOL.md §10.1): a fresh invitation id and one-time token, the
-// binding secret derived from the master secret, the invitation registered with the pairing
-// function (only the token's digest), and the QR text. Nothing about the invitation is kept:
-// the binding secret can always be derived again, and the token lives only in the QR code.
+// binding secret derived with the current binding key, the invitation registered with the
+// pairing function (only the token's digest, and the inviting member of staff as the hospital's
+// pseudonym), recorded in the connector's enrolment journal (so no other invitation's device is
+// ever accepted), and the QR text. The token lives only in the QR code.
 import {
   deriveBindingSecret,
   derivePatientRef,
@@ -46,7 +47,8 @@ export async function invitePatient(connector: Connector, options: InviteOptions
   ) {
     throw new UsageError(`--attempts must be a whole number from 1 to ${MAX_INVITATION_ATTEMPTS}`);
   }
-  const patientRef = derivePatientRef(connector.masterSecret, options.patientNumber);
+  const { custody, operator } = connector;
+  const patientRef = derivePatientRef(custody.pseudonymKey, options.patientNumber);
   const invitationId = newRandomId();
   const token = newInvitationToken();
   const body = {
@@ -55,7 +57,19 @@ export async function invitePatient(connector: Connector, options: InviteOptions
     tokenSha256: tokenDigest(token),
     expiresAt: formatTimestamp(new Date(options.now.getTime() + options.expiresMinutes * 60_000)),
     maxAttempts: options.attempts,
+    operatorRef: operator.operatorRef,
   };
+  // Journalled before the cloud hears of it: a device can only ever be accepted for an
+  // invitation this connector holds, and one the cloud never stored simply pairs no one.
+  await connector.enrolments.recordInvitation({
+    invitationId,
+    patientRef,
+    createdAt: options.now.toISOString(),
+    expiresAt: new Date(body.expiresAt).toISOString(),
+    bindingKeyVersion: custody.bindingKey.version,
+    operatorRef: operator.operatorRef,
+    staffId: operator.staffId,
+  });
   // An identical invitation counts as created, so a retry after a lost answer is safe.
   const created = await withTransientRetries(() =>
     connector.api.call(
@@ -68,8 +82,8 @@ export async function invitePatient(connector: Connector, options: InviteOptions
     hospitalId: connector.hospitalId,
     invitationId,
     token,
-    bindingSecret: deriveBindingSecret(connector.masterSecret, invitationId, patientRef),
-    hospitalPublicKey: connector.keys.publicKey,
+    bindingSecret: deriveBindingSecret(custody.bindingKey, invitationId, patientRef),
+    hospitalPublicKey: connector.publicKey,
   });
   return { invitationId, expiresAt: created.expiresAt, qrText };
 }

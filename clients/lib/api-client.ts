@@ -2,7 +2,7 @@
 // caller's key (device or hospital) when the endpoint wants it, with every error answer turned
 // into an ApiError carrying the stable code, the status and the trace id.
 import type { z } from 'zod';
-import type { PrivateKey } from '../../shared/core/crypto/index.ts';
+import type { PrivateKey, Signer } from '../../shared/core/crypto/index.ts';
 import { errorBodySchema, signRequest } from '../../shared/core/protocol/index.ts';
 
 /** An error answer from a function: branch on `code`. */
@@ -20,17 +20,18 @@ export class ApiError extends Error {
   }
 }
 
-export interface Signer {
+export interface RequestSigner {
   /** `device:<deviceId>` or `hospital:<hospitalId>:<fingerprint>` (shared/core/protocol keyIds). */
   readonly keyId: string;
-  readonly privateKey: PrivateKey;
+  /** A device's private key, or the hospital's Signer (its key custody). */
+  readonly privateKey: PrivateKey | Signer;
 }
 
 export interface ApiClientOptions {
   /** The canonical apiBase (from the QR code, or FUNCTIONS_BASE_URL locally). */
   readonly apiBase: string;
   /** Signs every request; leave out for the unsigned pair call. */
-  readonly signer?: Signer;
+  readonly signer?: RequestSigner;
   /** Defaults to the system clock; tests may skew it. */
   readonly now?: () => Date;
 }
@@ -84,6 +85,8 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       Object.assign(
         headers,
         signRequest({
+          // The apiBase is the deployment the signature is for (the audience line).
+          audience: options.apiBase,
           method: request.method,
           target: request.target,
           body,

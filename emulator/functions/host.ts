@@ -78,6 +78,9 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   const definitions = await loadDefinitions(options.functionsDir);
   const servers = new Map<string, Server>();
   const pending: Omit<HostedFunction, 'url'>[] = [];
+  // Each function's environment; CB_API_BASE (the audience every request signature names) is
+  // added once the port is known, before any request can build a function.
+  const environments: Record<string, string | undefined>[] = [];
 
   for (const definition of definitions) {
     const entry = options.catalog.functions[definition.name];
@@ -89,12 +92,14 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
         `Function "${definition.name}" is a ${definition.signature} function but its catalog trigger is ${entry.trigger.type}.`,
       );
     }
+    const env: Record<string, string | undefined> = { ...options.env, K_SERVICE: definition.name };
+    environments.push(env);
     const context: RuntimeContext = {
       projectId: options.projectId,
       functionName: definition.name,
       serviceAccountEmail: serviceAccountEmail(entry.serviceAccount, options.projectId),
       localPrincipal: serviceAccountPrincipal(entry.serviceAccount, options.projectId),
-      env: { ...options.env, K_SERVICE: definition.name },
+      env,
     };
     registerFunction(definition, context);
     servers.set(definition.name, getTestServer(definition.name));
@@ -153,6 +158,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   });
   const port = (front.address() as AddressInfo).port;
   const url = `http://${host}:${port}`;
+  for (const env of environments) env.CB_API_BASE = url;
   const hosted: HostedFunction[] = pending.map((fn) => ({ ...fn, url: `${url}/${fn.name}` }));
   const scheduler = new Scheduler(
     hosted.flatMap((fn) =>

@@ -13,10 +13,15 @@ import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/fu
 import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
 import { createRecallService, type RecallService } from '../../shared/services/recall.ts';
 
-/** Request signatures cover the path from /pairing/v1/… on; the pairing API takes no query. */
-const signedCall = signedCalls('/pairing').withoutQuery;
-
-export function pairingHandler(service: PairingService, recall: RecallService, logger: Logger): HttpFunction {
+export function pairingHandler(
+  service: PairingService,
+  recall: RecallService,
+  logger: Logger,
+  audience: string,
+): HttpFunction {
+  // Request signatures cover the path from /pairing/v1/… on, and this deployment's apiBase;
+  // the pairing API takes no query.
+  const signedCall = signedCalls('/pairing', audience).withoutQuery;
   return createApiFunction({
     logger,
     routes: [
@@ -65,6 +70,7 @@ function compose(context: RuntimeContext): {
   service: PairingService;
   recall: RecallService;
   logger: Logger;
+  audience: string;
   warm: () => Promise<unknown>;
 } {
   const kit = functionKit(context);
@@ -88,15 +94,15 @@ function compose(context: RuntimeContext): {
     notifier,
     signingKey: async () => (await kit.keyPair()).privateKey,
   });
-  return { service, recall, logger: kit.logger, warm: () => kit.keyPair() };
+  return { service, recall, logger: kit.logger, audience: kit.audience, warm: () => kit.keyPair() };
 }
 
 export const definition: FunctionDefinition = {
   name: 'pairing',
   signature: 'http',
   async build(context): Promise<HttpFunction> {
-    const { service, recall, logger, warm } = compose(context);
+    const { service, recall, logger, audience, warm } = compose(context);
     await warm(); // one KMS Decrypt per instance, at cold start
-    return pairingHandler(service, recall, logger);
+    return pairingHandler(service, recall, logger, audience);
   },
 };

@@ -21,9 +21,6 @@ import { createErasureService, type ErasureService } from '../../shared/services
 import { createOwnDevicesService, type OwnDevicesService } from '../../shared/services/own-devices.ts';
 import { createRecordsService, type RecordsService } from '../../shared/services/records.ts';
 
-/** Request signatures cover the path from /records/v1/… on. */
-const calls = signedCalls('/records');
-
 /** What the records function serves, one service per concern. */
 export interface RecordsServices {
   readonly records: RecordsService;
@@ -40,7 +37,10 @@ export function recordsHandler(
   services: RecordsServices,
   logger: Logger,
   publicKey: () => Promise<string>,
+  audience: string,
 ): HttpFunction {
+  // Request signatures cover the path from /records/v1/… on, and this deployment's apiBase.
+  const calls = signedCalls('/records', audience);
   return createApiFunction({
     logger,
     routes: [
@@ -122,6 +122,7 @@ function compose(context: RuntimeContext): {
   services: RecordsServices;
   logger: Logger;
   publicKey: () => Promise<string>;
+  audience: string;
   warm: () => Promise<unknown>;
 } {
   const kit = functionKit(context);
@@ -158,15 +159,15 @@ function compose(context: RuntimeContext): {
     }),
   };
   const publicKey = async () => (await kit.keyPair()).publicKey.toBase64Url();
-  return { services, logger: kit.logger, publicKey, warm: () => kit.keyPair() };
+  return { services, logger: kit.logger, publicKey, audience: kit.audience, warm: () => kit.keyPair() };
 }
 
 export const definition: FunctionDefinition = {
   name: 'records',
   signature: 'http',
   async build(context): Promise<HttpFunction> {
-    const { services, logger, publicKey, warm } = compose(context);
+    const { services, logger, publicKey, audience, warm } = compose(context);
     await warm();
-    return recordsHandler(services, logger, publicKey);
+    return recordsHandler(services, logger, publicKey, audience);
   },
 };

@@ -5,6 +5,7 @@
 import type { Firestore } from '@google-cloud/firestore';
 import type { Storage } from '@google-cloud/storage';
 import type { KeyPair } from '../core/crypto/index.ts';
+import { canonicalApiBase } from '../core/protocol/qr.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -38,6 +39,8 @@ export interface FunctionKit {
   notifier(topic: PushTopic): FcmNotifier;
   /** The project's bucket for a catalog role (ingest, records, outbox, quarantine). */
   bucket(role: string): string;
+  /** This deployment's apiBase (CB_API_BASE), which every request signature must name. */
+  readonly audience: string;
 }
 
 /** Memoises `make`: the first call builds, every later one gets the same value. */
@@ -57,6 +60,12 @@ export function functionKit(context: RuntimeContext): FunctionKit {
   );
   const keys = lazy(() => ownFunctionKeys(context, firestore(), catalog()));
   const notifiers = new Map<PushTopic, FcmNotifier>();
+  const audience = lazy(() => {
+    const base = canonicalApiBase(context.env.CB_API_BASE ?? '');
+    // Without it no signed request could verify; fail the cold start loudly instead.
+    if (!base) throw new Error('CB_API_BASE must be set to the canonical apiBase of this deployment');
+    return base;
+  });
   return {
     context,
     clock: systemClock,
@@ -91,5 +100,8 @@ export function functionKit(context: RuntimeContext): FunctionKit {
       return notifier;
     },
     bucket: (role) => bucketName(catalog(), role, context.projectId),
+    get audience() {
+      return audience();
+    },
   };
 }

@@ -14,6 +14,8 @@ import { canonicalJson, utf8 } from '../core/protocol/encoding.ts';
 import {
   deviceIdSchema,
   hospitalIdSchema,
+  invitationIdSchema,
+  operatorRefSchema,
   patientRefSchema,
   recordIdSchema,
   timestampSchema,
@@ -33,6 +35,9 @@ export const auditFieldsSchema = z.strictObject({
   onBehalfOf: z.string().min(1).max(200).optional(),
   recordId: recordIdSchema.optional(),
   deviceId: deviceIdSchema.optional(),
+  invitationId: invitationIdSchema.optional(),
+  /** The member of staff who acted for the hospital: the hospital's pseudonym, never a name. */
+  operatorRef: operatorRefSchema.optional(),
   /** A stable outcome or error code. */
   outcome: z
     .string()

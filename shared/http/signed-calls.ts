@@ -18,9 +18,13 @@ export function refuseQuery(request: Pick<ApiRequest, 'rawQuery'>): void {
   if (request.rawQuery !== '') throw new ProtocolError('INVALID_REQUEST');
 }
 
-/** The signed calls of a function whose signatures cover `prefix` (e.g. '/records'). */
-export function signedCalls(prefix: string): SignedCalls {
+/**
+ * The signed calls of a function whose signatures cover `prefix` (e.g. '/records') and name
+ * `audience`, this deployment's apiBase.
+ */
+export function signedCalls(prefix: string, audience: string): SignedCalls {
   const withQuery = (request: ApiRequest): SignedCall => ({
+    audience,
     method: request.method,
     target: signingTarget(prefix, request.path, request.rawQuery),
     headers: request.headers,

@@ -87,6 +87,7 @@ export function createUploadFiling(options: UploadFilingOptions): UploadFiling {
           hospitalId,
           patientRef: manifest.patientRef,
           recordId: manifest.recordId,
+          operatorRef: manifest.operatorRef,
         },
         once: `ingest:${manifest.recordId}`,
       },

@@ -1,7 +1,6 @@
 // The pairing service (invariants 3, 6, 8, 9): invitations from hospitals, pairing of devices
 // with proof of possession, the hospital's view of a patient's devices, and revocation. Logic
 // over ports only; the composition root in functions/pairing wires the adapters.
-import { z } from 'zod';
 import type { KeyPair } from '../core/crypto/index.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -12,6 +11,7 @@ import {
   ProtocolError,
   certificateFor,
   createInvitationRequestSchema,
+  hospitalActionBodySchema,
   formatTimestamp,
   fromBase64Url,
   pairBodySchema,
@@ -30,7 +30,6 @@ import { createHospitalCaller, type SignedCall } from './signed-call.ts';
 export type { SignedCall } from './signed-call.ts';
 
 /** Bodies that must be the empty object (revoke). */
-const emptyBodySchema = z.strictObject({});
 
 export const PAIRING_DEFAULTS = {
   /** Longest an invitation may live (the protocol asks for minutes to hours). */
@@ -95,6 +94,22 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
         expiresAt,
       });
       if (!created) throw new ProtocolError('CONFLICT');
+      // After the write, so only an invitation that exists is logged; once-keyed, so the retry
+      // of a lost answer (an identical invitation counts as created) logs it once.
+      await options.audit.append([
+        {
+          fields: {
+            at: formatTimestamp(now),
+            actor: { kind: 'hospital', id: hospitalId },
+            action: 'invitation.created',
+            hospitalId,
+            patientRef: body.patientRef,
+            invitationId: body.invitationId,
+            operatorRef: body.operatorRef,
+          },
+          once: `invitation:${body.invitationId}`,
+        },
+      ]);
       call.logger?.info('invitation created', { hospitalId, invitationId: body.invitationId });
       return { invitationId: body.invitationId, expiresAt: formatTimestamp(expiresAt) };
     },
@@ -150,6 +165,7 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
             hospitalId: device.hospitalId,
             patientRef: device.patientRef,
             deviceId: device.deviceId,
+            invitationId: device.invitationId,
           },
           once: `paired:${device.deviceId}`,
         },
@@ -183,7 +199,7 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
 
     async revokeDevice(call: SignedCall, deviceId: string) {
       const id = parseBoundary(deviceIdSchema, deviceId);
-      parseJsonBody(emptyBodySchema, call.body);
+      const { operatorRef } = parseJsonBody(hospitalActionBodySchema, call.body);
       const hospitalId = await hospitalOf(call);
       const device = await stores.devices.get(id);
       const now = clock.now();
@@ -199,6 +215,7 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
             hospitalId,
             patientRef: device.patientRef,
             deviceId: id,
+            operatorRef,
           },
           once: `revoke:${id}`,
         },

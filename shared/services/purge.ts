@@ -45,6 +45,8 @@ export interface PurgeContext {
   readonly recordAction: 'record.deleted' | 'record.recalled';
   /** NEN 7513 "on whose behalf", when someone asked for it. */
   readonly onBehalfOf?: string;
+  /** The member of staff who asked, as the hospital's pseudonym (a recall). */
+  readonly operatorRef?: string;
   readonly outcome?: string;
 }
 
@@ -75,6 +77,7 @@ function auditFieldsFor(item: PurgeItem, context: PurgeContext): AuditFields | u
     patientRef: item.patientRef,
     ...(item.kind === 'record' ? { recordId: item.id } : { deviceId: item.id }),
     ...(context.onBehalfOf ? { onBehalfOf: context.onBehalfOf } : {}),
+    ...(context.operatorRef ? { operatorRef: context.operatorRef } : {}),
     ...(context.outcome ? { outcome: context.outcome } : {}),
   };
 }

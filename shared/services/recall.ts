@@ -14,6 +14,7 @@ import type { RecordStore } from '../ports/record-store.ts';
 import { readDeletionReceiptUnverified } from '../core/protocol/deletion-receipt.ts';
 import {
   formatTimestamp,
+  hospitalActionBodySchema,
   parseBoundary,
   parseJsonBody,
   ProtocolError,
@@ -21,7 +22,6 @@ import {
   toBase64Url,
 } from '../core/protocol/index.ts';
 import type { PurgeStore } from '../retention/purge-store.ts';
-import { z } from 'zod';
 import { deletionReceiptFor, purgeItems } from './purge.ts';
 import { sendPushHints } from './push-hints.ts';
 import { createHospitalCaller, type SignedCall } from './signed-call.ts';
@@ -54,7 +54,7 @@ export function createRecallService(options: RecallServiceOptions): RecallServic
   return Object.freeze({
     async recall(call: SignedCall, recordId: string) {
       const id = parseBoundary(recordIdSchema, recordId);
-      parseJsonBody(z.strictObject({}), call.body);
+      const { operatorRef } = parseJsonBody(hospitalActionBodySchema, call.body);
       const hospitalId = await hospitalOf(call);
       const jobId = `recall-${id}`;
       const record = await options.records.get(id);
@@ -78,7 +78,13 @@ export function createRecallService(options: RecallServiceOptions): RecallServic
           recordsBucket: options.recordsBucket,
           audit: options.audit,
         },
-        { jobId, at, actor: { kind: 'hospital', id: hospitalId }, recordAction: 'record.recalled' },
+        {
+          jobId,
+          at,
+          actor: { kind: 'hospital', id: hospitalId },
+          recordAction: 'record.recalled',
+          operatorRef,
+        },
         [
           {
             kind: 'record',

@@ -15,6 +15,8 @@ import {
 } from '../core/protocol/index.ts';
 
 export interface SignedCall {
+  /** This deployment's apiBase, which the signature must name (set by the HTTP edge). */
+  readonly audience: string;
   readonly method: string;
   /** The signing target, from the versioned prefix on (/pairing/v1/…, /records/v1/…), query included. */
   readonly target: string;
@@ -37,6 +39,7 @@ export function createCallVerifier(options: {
   return Object.freeze({
     async verify(call: SignedCall) {
       return verifyRequest({
+        audience: call.audience,
         method: call.method,
         target: call.target,
         body: call.body,

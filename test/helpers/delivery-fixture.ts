@@ -3,7 +3,12 @@
 // receipts read back from the outbox. Everything goes through the official clients and the
 // functions' HTTP APIs; nothing is mocked.
 import { randomBytes } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
+import type { KeyCustody } from '../../clients/connector/custody/custody.ts';
+import { EnrolmentJournal } from '../../clients/connector/enrolments.ts';
 import { createApiClient, type ApiClient } from '../../clients/lib/api-client.ts';
 import { createBlobStore } from '../../shared/adapters/blob-store.ts';
 import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
@@ -11,6 +16,7 @@ import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.
 import { createStorage } from '../../shared/adapters/google-clients.ts';
 import {
   generateKeyPair,
+  keyPairSigner,
   type KeyPair,
   type PrivateKey,
   type PublicKey,
@@ -19,6 +25,7 @@ import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   bindingProofText,
   deriveBindingSecret,
+  deriveOperatorRef,
   derivePatientRef,
   deviceKeyId,
   formatTimestamp,
@@ -29,6 +36,7 @@ import {
   PAIR_REQUEST_TYPE,
   pairResponseSchema,
   invitationResponseSchema,
+  memoryHmacKey,
   receiptObjectName,
   sealUpload,
   signPairRequest,
@@ -36,6 +44,7 @@ import {
   tokenDigest,
   verifyReceipt,
   type ContentClass,
+  type HmacKey,
   type Receipt,
   type RecordHeader,
   type SealedUpload,
@@ -50,7 +59,15 @@ export type StackEnv = Pick<Stack, 'env'>;
 export interface TestHospital {
   readonly hospitalId: string;
   readonly keys: KeyPair;
-  readonly masterSecret: Uint8Array;
+  /** The connector's two HMAC keys (pseudonyms, binding), and their bytes for log scans. */
+  readonly pseudonymKey: HmacKey;
+  readonly bindingKey: HmacKey;
+  readonly secretBytes: readonly Uint8Array[];
+  /** As a connector holds them: its key custody and its enrolment journal (a temp file). */
+  readonly custody: KeyCustody;
+  readonly enrolments: EnrolmentJournal;
+  /** The member of staff the test acts as, as the hospital's pseudonym. */
+  readonly operatorRef: string;
   /** Hospital-signed client for /pairing/v1. */
   readonly api: ApiClient;
 }
@@ -79,10 +96,26 @@ export async function registerTestHospital(
     publicKeys: [keys.publicKey],
     expiresAt: new Date(Date.now() + YEAR_MS),
   });
+  const secretBytes = [new Uint8Array(randomBytes(32)), new Uint8Array(randomBytes(32))];
+  const pseudonymKey = memoryHmacKey(secretBytes[0]!, 1);
+  const bindingKey = memoryHmacKey(secretBytes[1]!, 1);
+  const journalDir = await mkdtemp(join(tmpdir(), 'cb-enrolments-'));
   return {
     hospitalId,
     keys,
-    masterSecret: new Uint8Array(randomBytes(32)),
+    pseudonymKey,
+    bindingKey,
+    secretBytes,
+    custody: {
+      kind: 'file',
+      signer: keyPairSigner(keys),
+      pseudonymKey,
+      bindingKey,
+      bindingKeyOf: () => bindingKey,
+      close: () => undefined,
+    },
+    enrolments: await EnrolmentJournal.open(join(journalDir, 'enrolments.jsonl')),
+    operatorRef: deriveOperatorRef(pseudonymKey, `staff-of-${hospitalId}`),
     api: createApiClient({
       apiBase: stack.env.FUNCTIONS_BASE_URL!,
       signer: { keyId: hospitalKeyId(hospitalId, keys.publicKey), privateKey: keys.privateKey },
@@ -113,8 +146,9 @@ export async function inviteTestPatient(
   options: { expiresInMs?: number } = {},
 ): Promise<TestInvitation> {
   const invitationId = newRandomId();
-  const patientRef = derivePatientRef(hospital.masterSecret, patientNumber);
+  const patientRef = derivePatientRef(hospital.pseudonymKey, patientNumber);
   const token = newInvitationToken();
+  const expiresAt = new Date(Date.now() + (options.expiresInMs ?? 15 * 60 * 1000));
   await hospital.api.call(
     {
       method: 'POST',
@@ -123,13 +157,24 @@ export async function inviteTestPatient(
         invitationId,
         patientRef,
         tokenSha256: tokenDigest(token),
-        expiresAt: formatTimestamp(new Date(Date.now() + (options.expiresInMs ?? 15 * 60 * 1000))),
+        expiresAt: formatTimestamp(expiresAt),
         maxAttempts: 3,
+        operatorRef: hospital.operatorRef,
       },
     },
     invitationResponseSchema,
   );
-  const bindingSecret = deriveBindingSecret(hospital.masterSecret, invitationId, patientRef);
+  const bindingSecret = deriveBindingSecret(hospital.bindingKey, invitationId, patientRef);
+  // As the connector journals every invitation it issues (only those can enrol a device).
+  await hospital.enrolments.recordInvitation({
+    invitationId,
+    patientRef,
+    createdAt: new Date().toISOString(),
+    expiresAt: new Date(formatTimestamp(expiresAt)).toISOString(),
+    bindingKeyVersion: hospital.bindingKey.version,
+    operatorRef: hospital.operatorRef,
+    staffId: `staff-of-${hospital.hospitalId}`,
+  });
   return { hospital, invitationId, patientRef, token, bindingSecret };
 }
 
@@ -217,8 +262,9 @@ export async function sealTestUpload(
   const createdAt = options.createdAt ?? new Date();
   return sealUpload({
     hospitalId: hospital.hospitalId,
-    hospital: hospital.keys,
+    hospital: hospital.keys.privateKey,
     patientRef: options.patientRef,
+    operatorRef: hospital.operatorRef,
     recipients: options.recipients.map((device) => ({
       deviceId: device.deviceId,
       publicKey: device.keys.publicKey,

@@ -57,9 +57,10 @@ export async function injectDevice(
   target: InjectionTarget,
   certificate: (attacker: KeyPair, invitationId: string) => string | Promise<string>,
   fcmToken = 'fcm-injected',
+  /** The invitation the forged enrolment claims: by default one nobody issued. */
+  invitationId = newRandomId(),
 ): Promise<string> {
   const attacker = generateKeyPair();
-  const invitationId = newRandomId();
   await firestore
     .collection(PAIRING_COLLECTIONS.devices)
     .doc(attacker.publicKey.fingerprint)

@@ -128,6 +128,9 @@ export function stackRetentionService(stack: StackEnv, options: StackRetentionOp
   });
 }
 
+/** The deployment services built here verify request signatures for. */
+export const TEST_AUDIENCE = 'https://api.clinic-bridge.test';
+
 /**
  * A signed call as the functions' HTTP edge hands it to a service: a JSON body, signed now
  * (a fresh nonce each time, as a client signs each try), header names in Node's lower case.
@@ -139,8 +142,9 @@ export function signedCall(
   json: unknown,
 ): SignedCall {
   const body = new TextEncoder().encode(JSON.stringify(json));
-  const headers = signRequest({ method, target, body, ...signer, now: new Date() });
+  const headers = signRequest({ audience: TEST_AUDIENCE, method, target, body, ...signer, now: new Date() });
   return {
+    audience: TEST_AUDIENCE,
     method,
     target,
     body,

@@ -17,12 +17,12 @@ import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { generateKeyPair, type KeyPair } from '../../shared/core/crypto/index.ts';
 import {
   derivePatientRef,
-  fromBase64Url,
   readDocumentUnverified,
   uploadManifestSchema,
   UPLOAD_MANIFEST_TYPE,
 } from '../../shared/core/protocol/index.ts';
 import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
+import { openFileCustody, type FileKeys } from '../../clients/connector/custody/file.ts';
 import { injectDevice, unboundCertificate } from '../helpers/injection.ts';
 import { stackFunctionKeys } from '../helpers/stack-services.ts';
 import { binRunner, writeStackEnvFile, type BinName, type BinOutcome } from '../helpers/bins.ts';
@@ -150,29 +150,38 @@ describe('clients end to end', { timeout: 120_000 }, () => {
     const onboarding = JSON.parse(await readFile(join(dir, 'onboarding.json'), 'utf8')) as {
       hospitalId: string;
     };
-    const keysFile = JSON.parse(await readFile(join(connectorHome(), 'hospital-keys.json'), 'utf8')) as {
-      masterSecret: string;
-    };
-    const patientRef = derivePatientRef(fromBase64Url(keysFile.masterSecret)!, PATIENT);
+    const custody = openFileCustody(
+      JSON.parse(await readFile(join(connectorHome(), 'hospital-keys.json'), 'utf8')) as FileKeys,
+    );
+    const patientRef = derivePatientRef(custody.pseudonymKey, PATIENT);
+    custody.close();
+    // An invitation the connector issued that nobody used: the QR (and its binding secret) never
+    // left the desk.
+    const unused = await connector('invite', PATIENT);
+    const unusedInvitation = /Invitation ([A-Za-z0-9_-]{22}),/.exec(unused.stdout)![1]!;
     // Someone with the pairing function's own key (e.g. a leaked service account) can certify,
-    // but cannot compute a binding proof without the hospital's master secret.
+    // but cannot compute a binding proof without the hospital's binding key, nor claim an
+    // invitation the connector never issued.
     // The pairing function's own key, as its (leaked) service account unwraps it.
     const pairingKey = await stackFunctionKeys(stack, firestore, 'pairing').keyPair();
     const target = { hospitalId: onboarding.hospitalId, patientRef };
-    const inject = (signer: KeyPair, label: string) =>
+    const inject = (signer: KeyPair, label: string, invitationId?: string) =>
       injectDevice(
         firestore,
         target,
-        (attacker, invitationId) => unboundCertificate(signer.privateKey, attacker, target, invitationId),
+        (attacker, claimed) => unboundCertificate(signer.privateKey, attacker, target, claimed),
         `injected-${label}`,
+        invitationId,
       );
     const forged = await inject(generateKeyPair(), 'forged');
-    const unbound = await inject(pairingKey, 'unbound');
+    const unissued = await inject(pairingKey, 'unissued');
+    const unbound = await inject(pairingKey, 'unbound', unusedInvitation);
 
     const listed = await connector('devices', '--patient', PATIENT);
     expect(listed.code).toBe(3);
     expect(listed.stdout).toMatch(/ verified /);
     expect(listed.stdout).toContain(`${forged}  REFUSED  CERTIFICATE_INVALID`);
+    expect(listed.stdout).toContain(`${unissued}  REFUSED  INVITATION_NOT_ISSUED`);
     expect(listed.stdout).toContain(`${unbound}  REFUSED  BINDING_PROOF_INVALID`);
 
     const letter = join(dir, 'after-injection.txt');
@@ -180,6 +189,7 @@ describe('clients end to end', { timeout: 120_000 }, () => {
     const sent = await connector('send', letter, '--patient', PATIENT, '--wait');
     expect(sent.code).toBe(0);
     expect(sent.stderr).toContain(`skipped device ${forged}: CERTIFICATE_INVALID`);
+    expect(sent.stderr).toContain(`skipped device ${unissued}: INVITATION_NOT_ISSUED`);
     expect(sent.stderr).toContain(`skipped device ${unbound}: BINDING_PROOF_INVALID`);
     expect(sent.stdout).toContain('(for 1 device(s))');
     // The stored container's manifest names only the genuine device.
@@ -188,6 +198,7 @@ describe('clients end to end', { timeout: 120_000 }, () => {
       .docs[0]!;
     expect(record.get('recipients')).not.toContain(forged);
     expect(record.get('recipients')).not.toContain(unbound);
+    expect(record.get('recipients')).not.toContain(unissued);
     const container = await collectBytes(
       stackBlobStore(stack).read(stack.env.RECORDS_BUCKET!, record.get('objectName') as string),
     );

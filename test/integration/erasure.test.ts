@@ -140,6 +140,7 @@ describe('erasure, recall and the access log', () => {
       'record.created',
       'record.created',
       'device.paired',
+      'invitation.created',
     ]);
     const mentioned = entries.flatMap((e) => [e.recordId, e.deviceId, e.actor.id]);
     for (const id of [...aliceRecords, alicePhone.deviceId, aliceTablet.deviceId]) {
@@ -165,11 +166,19 @@ describe('erasure, recall and the access log', () => {
   it('a hospital recalls a record it sent: gone from storage and listing, with a receipt', async () => {
     expect(
       await refusal(
-        other.api.raw({ method: 'POST', target: `/pairing/v1/records/${bobSecond}/recall`, json: {} }),
+        other.api.raw({
+          method: 'POST',
+          target: `/pairing/v1/records/${bobSecond}/recall`,
+          json: { operatorRef: other.operatorRef },
+        }),
       ),
     ).toEqual({ status: 404, code: 'NOT_FOUND' });
     const { receipt } = await hospital.api.call(
-      { method: 'POST', target: `/pairing/v1/records/${bobSecond}/recall`, json: {} },
+      {
+        method: 'POST',
+        target: `/pairing/v1/records/${bobSecond}/recall`,
+        json: { operatorRef: hospital.operatorRef },
+      },
       deletionResponseSchema,
     );
     const verified = verifyDeletionReceipt(
@@ -188,13 +197,21 @@ describe('erasure, recall and the access log', () => {
     ).toEqual({ status: 404, code: 'NOT_FOUND' });
     // A retry gets the same receipt; the other hospital still learns nothing.
     const again = await hospital.api.call(
-      { method: 'POST', target: `/pairing/v1/records/${bobSecond}/recall`, json: {} },
+      {
+        method: 'POST',
+        target: `/pairing/v1/records/${bobSecond}/recall`,
+        json: { operatorRef: hospital.operatorRef },
+      },
       deletionResponseSchema,
     );
     expect(again.receipt).toBe(receipt);
     expect(
       await refusal(
-        other.api.raw({ method: 'POST', target: `/pairing/v1/records/${bobSecond}/recall`, json: {} }),
+        other.api.raw({
+          method: 'POST',
+          target: `/pairing/v1/records/${bobSecond}/recall`,
+          json: { operatorRef: other.operatorRef },
+        }),
       ),
     ).toEqual({ status: 404, code: 'NOT_FOUND' });
     const log = await bob.api.call(

@@ -269,7 +269,11 @@ describe('ingest function', () => {
     const doomed = await pairTestDevice(stack, hospital, 'patient-2');
     const sibling = await pairTestDevice(stack, hospital, 'patient-2');
     await hospital.api.call(
-      { method: 'POST', target: `/pairing/v1/devices/${doomed.deviceId}/revoke`, json: {} },
+      {
+        method: 'POST',
+        target: `/pairing/v1/devices/${doomed.deviceId}/revoke`,
+        json: { operatorRef: hospital.operatorRef },
+      },
       revokeResponseSchema,
     );
     const revoked = await sealTestUpload(hospital, {

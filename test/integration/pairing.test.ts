@@ -21,7 +21,9 @@ import { generateKeyPair, type KeyPair, type PublicKey } from '../../shared/core
 import {
   bindingProofText,
   deriveBindingSecret,
+  deriveOperatorRef,
   derivePatientRef,
+  memoryHmacKey,
   formatTimestamp,
   fromBase64Url,
   hospitalKeyId,
@@ -55,7 +57,9 @@ describe('pairing function', () => {
   let firestore: Firestore;
   let hospital: KeyPair;
   let pairingKey: PublicKey;
-  const masterSecret = new Uint8Array(randomBytes(32));
+  const pseudonymKey = memoryHmacKey(new Uint8Array(randomBytes(32)), 1);
+  const bindingKey = memoryHmacKey(new Uint8Array(randomBytes(32)), 1);
+  const OPERATOR_REF = deriveOperatorRef(pseudonymKey, 'front-desk-1');
   const secrets: string[] = [];
   let stdout: StdoutCapture;
 
@@ -93,6 +97,7 @@ describe('pairing function', () => {
   function hospitalHeaders(method: string, path: string, body: Uint8Array, options: SignOptions = {}) {
     const keys = options.keys ?? hospital;
     return signRequest({
+      audience: stack.env.FUNCTIONS_BASE_URL!,
       method,
       target: `/pairing${path}`,
       body,
@@ -131,12 +136,12 @@ describe('pairing function', () => {
 
   function newInvite(patientNumber = PATIENT_NUMBER): Invite {
     const invitationId = newRandomId();
-    const patientRef = derivePatientRef(masterSecret, patientNumber);
+    const patientRef = derivePatientRef(pseudonymKey, patientNumber);
     const invite = {
       invitationId,
       token: newInvitationToken(),
       patientRef,
-      bindingSecret: deriveBindingSecret(masterSecret, invitationId, patientRef),
+      bindingSecret: deriveBindingSecret(bindingKey, invitationId, patientRef),
     };
     secrets.push(invite.token, toBase64Url(invite.bindingSecret));
     return invite;
@@ -151,6 +156,7 @@ describe('pairing function', () => {
       tokenSha256: tokenDigest(created.token),
       expiresAt,
       maxAttempts: options.maxAttempts ?? 3,
+      operatorRef: OPERATOR_REF,
     });
     expect(response).toEqual({ status: 201, body: { invitationId: created.invitationId, expiresAt } });
     return created;
@@ -218,7 +224,7 @@ describe('pairing function', () => {
     const verified = verifyEnrolment({
       certificate: fromBase64Url(listed.body.devices[0]!.certificate)!,
       pairingPublicKey: pairingKey,
-      masterSecret,
+      bindingKeyFor: () => bindingKey,
       hospitalId: HOSPITAL_ID,
       patientRef: invitation.patientRef,
       now: new Date(),
@@ -238,7 +244,9 @@ describe('pairing function', () => {
     expect(stored.get('fcmToken')).toBe('');
 
     // Revocation: gone from the list, and a second revoke finds nothing.
-    const revoked = await hospitalCall('POST', `/v1/devices/${paired.body.deviceId}/revoke`, {});
+    const revoked = await hospitalCall('POST', `/v1/devices/${paired.body.deviceId}/revoke`, {
+      operatorRef: OPERATOR_REF,
+    });
     expect(revoked.status).toBe(200);
     expect(revoked.body.deviceId).toBe(paired.body.deviceId);
     const after = await hospitalCall('GET', `/v1/patients/${invitation.patientRef}/devices`);
@@ -250,7 +258,9 @@ describe('pairing function', () => {
       reason: 'x',
     });
     expect(notEmpty).toMatchObject({ status: 400, body: { error: { code: 'INVALID_REQUEST' } } });
-    const again = await hospitalCall('POST', `/v1/devices/${paired.body.deviceId}/revoke`, {});
+    const again = await hospitalCall('POST', `/v1/devices/${paired.body.deviceId}/revoke`, {
+      operatorRef: OPERATOR_REF,
+    });
     expect(again.status).toBe(404);
   });
 
@@ -374,6 +384,7 @@ describe('pairing function', () => {
         tokenSha256: tokenDigest(created.token),
         expiresAt: formatTimestamp(new Date(Date.now() + 600_000)),
         maxAttempts: 3,
+        operatorRef: OPERATOR_REF,
       }),
     );
     const headers = hospitalHeaders('POST', '/v1/invitations', body);
@@ -416,7 +427,12 @@ describe('pairing function', () => {
       other,
     );
     expect(listed).toEqual({ status: 200, body: { devices: [] } });
-    const revoke = await hospitalCall('POST', `/v1/devices/${paired.body.deviceId}/revoke`, {}, other);
+    const revoke = await hospitalCall(
+      'POST',
+      `/v1/devices/${paired.body.deviceId}/revoke`,
+      { operatorRef: OPERATOR_REF },
+      other,
+    );
     expect(revoke).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
     const still = await hospitalCall('GET', `/v1/patients/${invitation.patientRef}/devices`);
     expect(still.body.devices.map((d) => d.deviceId)).toContain(paired.body.deviceId);
@@ -470,6 +486,7 @@ describe('pairing function', () => {
         tokenSha256: 'x',
         expiresAt: 'soon',
         maxAttempts: 3,
+        operatorRef: OPERATOR_REF,
       },
       {
         invitationId: newRandomId(),
@@ -477,6 +494,7 @@ describe('pairing function', () => {
         tokenSha256: tokenDigest(newInvitationToken()),
         expiresAt: formatTimestamp(new Date(Date.now() + 600_000)),
         maxAttempts: 11,
+        operatorRef: OPERATOR_REF,
       },
       {
         invitationId: newRandomId(),
@@ -484,6 +502,7 @@ describe('pairing function', () => {
         tokenSha256: tokenDigest(newInvitationToken()),
         expiresAt: formatTimestamp(new Date(Date.now() - 600_000)),
         maxAttempts: 3,
+        operatorRef: OPERATOR_REF,
       },
     ];
     for (const body of badInvitations) {
@@ -502,6 +521,7 @@ describe('pairing function', () => {
       tokenSha256: tokenDigest(newInvitationToken()),
       expiresAt: formatTimestamp(new Date(Date.now() + 600_000)),
       maxAttempts: 3,
+      operatorRef: OPERATOR_REF,
     });
     expect(duplicate).toMatchObject({ status: 409, body: { error: { code: 'CONFLICT' } } });
 

@@ -111,6 +111,7 @@ describe('records function', () => {
 
   function signedBy(device: TestDevice, call: ApiCall, now = new Date()) {
     return signRequest({
+      audience: stack.env.FUNCTIONS_BASE_URL!,
       method: call.method,
       target: call.target,
       body: new TextEncoder().encode(call.json === undefined ? '' : JSON.stringify(call.json)),
@@ -227,7 +228,11 @@ describe('records function', () => {
 
     // Revoked by the hospital: refused at once too.
     await hospital.api.call(
-      { method: 'POST', target: `/pairing/v1/devices/${phone.deviceId}/revoke`, json: {} },
+      {
+        method: 'POST',
+        target: `/pairing/v1/devices/${phone.deviceId}/revoke`,
+        json: { operatorRef: hospital.operatorRef },
+      },
       revokeResponseSchema,
     );
     expect(await refusal(list(phone))).toEqual({ status: 403, code: 'DEVICE_REVOKED' });
@@ -278,6 +283,7 @@ describe('records function', () => {
       code: 'SIGNATURE_INVALID',
     });
     const asHospital = signRequest({
+      audience: stack.env.FUNCTIONS_BASE_URL!,
       method: 'GET',
       target: '/records/v1/records',
       body: new Uint8Array(0),

@@ -189,10 +189,11 @@ describe('retention', () => {
           target: '/pairing/v1/invitations',
           json: {
             invitationId,
-            patientRef: derivePatientRef(main.masterSecret, 'erin'),
+            patientRef: derivePatientRef(main.pseudonymKey, 'erin'),
             tokenSha256: tokenDigest(newInvitationToken()),
             expiresAt: formatTimestamp(new Date(Date.now() + 6 * DAY)),
             maxAttempts: 3,
+            operatorRef: main.operatorRef,
           },
         },
         invitationResponseSchema,

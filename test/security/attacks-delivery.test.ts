@@ -81,7 +81,7 @@ describe('attacks on delivery', () => {
     secrets.push(
       invitation.token,
       toBase64Url(invitation.bindingSecret),
-      toBase64Url(hospital.masterSecret),
+      ...hospital.secretBytes.map((bytes) => toBase64Url(bytes)),
       toBase64Url(exportPrivateKey(hospital.keys.privateKey)),
       toBase64Url(exportPrivateKey(alice.keys.privateKey)),
       toBase64Url(exportPrivateKey(bob.keys.privateKey)),
@@ -308,7 +308,11 @@ describe('attacks on delivery', () => {
     const sibling = await pairTestDevice(stack, hospital, 'patient-number-alice-9931');
     await letter([alice, sibling]);
     await hospital.api.call(
-      { method: 'POST', target: `/pairing/v1/devices/${sibling.deviceId}/revoke`, json: {} },
+      {
+        method: 'POST',
+        target: `/pairing/v1/devices/${sibling.deviceId}/revoke`,
+        json: { operatorRef: hospital.operatorRef },
+      },
       revokeResponseSchema,
     );
     const calls = [
@@ -347,6 +351,7 @@ describe('attacks on delivery', () => {
     const signer = { keyId: deviceKeyId(alice.deviceId), privateKey: alice.keys.privateKey };
     const target = '/records/v1/records';
     const headers = signRequest({
+      audience: stack.env.FUNCTIONS_BASE_URL!,
       method: 'GET',
       target,
       body: new Uint8Array(0),

@@ -176,7 +176,11 @@ describe('attacks on pairing', () => {
     );
     expect(listed.devices.map((device) => device.deviceId)).toEqual([bystander.deviceId]);
     await hospital.api.call(
-      { method: 'POST', target: `/pairing/v1/devices/${bystander.deviceId}/revoke`, json: {} },
+      {
+        method: 'POST',
+        target: `/pairing/v1/devices/${bystander.deviceId}/revoke`,
+        json: { operatorRef: hospital.operatorRef },
+      },
       revokeResponseSchema,
     );
     expect(
@@ -214,7 +218,17 @@ describe('attacks on pairing', () => {
     const forged = await injectDevice(firestore, target, (attacker, invitationId) =>
       unboundCertificate(generateKeyPair().privateKey, attacker, target, invitationId),
     );
-    const unbound = await injectDevice(firestore, target, (attacker, invitationId) =>
+    // An invitation the hospital issued for this patient that nobody used: its QR never left the
+    // desk, so the attacker has the pairing key but not the binding secret.
+    const unused = await inviteTestPatient(hospital, 'p5-patient');
+    const unbound = await injectDevice(
+      firestore,
+      target,
+      (attacker, invitationId) => unboundCertificate(leaked.privateKey, attacker, target, invitationId),
+      'fcm-injected',
+      unused.invitationId,
+    );
+    const unissued = await injectDevice(firestore, target, (attacker, invitationId) =>
       unboundCertificate(leaked.privateKey, attacker, target, invitationId),
     );
     const copied = await injectDevice(
@@ -231,11 +245,13 @@ describe('attacks on pairing', () => {
     expect(refused).toEqual({
       [forged]: 'CERTIFICATE_INVALID',
       [unbound]: 'BINDING_PROOF_INVALID',
+      [unissued]: 'INVITATION_NOT_ISSUED',
       [copied]: 'CERTIFICATE_INVALID',
     });
     for (const [what, id] of [
       ['a certificate signed by an unknown key', forged],
       ["a certificate signed with the pairing function's own (leaked) key, no binding proof", unbound],
+      ['the leaked pairing key certifying a device on an invitation the hospital never issued', unissued],
       ["a copy of a genuine device's certificate", copied],
     ] as const) {
       recordEvidence({
@@ -292,7 +308,7 @@ describe('attacks on pairing', () => {
         hospital.api.raw({
           method: 'POST',
           target: `/pairing/v1/devices/${patientOfY.deviceId}/revoke`,
-          json: {},
+          json: { operatorRef: hospital.operatorRef },
         }),
       ),
     ).toEqual({ status: 404, code: 'NOT_FOUND' });
@@ -303,7 +319,7 @@ describe('attacks on pairing', () => {
         hospital.api.raw({
           method: 'POST',
           target: `/pairing/v1/records/${sealed.manifest.recordId}/recall`,
-          json: {},
+          json: { operatorRef: hospital.operatorRef },
         }),
       ),
     ).toEqual({ status: 404, code: 'NOT_FOUND' });

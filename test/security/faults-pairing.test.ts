@@ -40,7 +40,7 @@ import { FaultPlan, faultPointsOf } from '../helpers/faults.ts';
 import { signedCall, stackFunctionKeys } from '../helpers/stack-services.ts';
 import { useLocalStack } from '../helpers/local-stack.ts';
 
-const INVITE_STEPS = ['hospitals.getHospital', 'nonces.remember', 'invitations.create'];
+const INVITE_STEPS = ['hospitals.getHospital', 'nonces.remember', 'invitations.create', 'audit.append'];
 const PAIR_STEPS = ['kms.decrypt', 'invitations.consume', 'audit.append', 'devices.listActive', 'fcm.send'];
 
 const encoder = new TextEncoder();
@@ -111,10 +111,11 @@ describe('F1 faults in pairing, then the client retries', () => {
     const service = pairingService(plan);
     const body = {
       invitationId: newRandomId(),
-      patientRef: derivePatientRef(hospital.masterSecret, `invite-${newRandomId()}`),
+      patientRef: derivePatientRef(hospital.pseudonymKey, `invite-${newRandomId()}`),
       tokenSha256: tokenDigest(newInvitationToken()),
       expiresAt: formatTimestamp(new Date(Date.now() + 15 * 60_000)),
       maxAttempts: 3,
+      operatorRef: hospital.operatorRef,
     };
     const connector = {
       keyId: hospitalKeyId(hospital.hospitalId, hospital.keys.publicKey),
@@ -134,6 +135,8 @@ describe('F1 faults in pairing, then the client retries', () => {
         attempts: stored?.attempts,
         digest: stored?.tokenSha256 === body.tokenSha256,
       },
+      // NEN 7513: the invitation is logged once, naming who made it, however the retry went.
+      logged: await auditCount('invitation.created', 'invitationId', body.invitationId),
     };
   }
 
@@ -165,7 +168,7 @@ describe('F1 faults in pairing, then the client retries', () => {
         // The binding secret never reaches the platform, retries included.
         bindingSecretStored: JSON.stringify(device).includes(
           Buffer.from(
-            deriveBindingSecret(hospital.masterSecret, invitation.invitationId, invitation.patientRef),
+            deriveBindingSecret(hospital.bindingKey, invitation.invitationId, invitation.patientRef),
           ).toString('base64url'),
         ),
       },
@@ -181,6 +184,7 @@ describe('F1 faults in pairing, then the client retries', () => {
         tries: 1,
         answer: true,
         stored: { status: 'open', attempts: 0, digest: true },
+        logged: 1,
       });
     });
 
@@ -193,6 +197,7 @@ describe('F1 faults in pairing, then the client retries', () => {
           tries: 2,
           answer: true,
           stored: { status: 'open', attempts: 0, digest: true },
+          logged: 1,
         });
         recordEvidence({
           kind: 'fault',

@@ -1,13 +1,18 @@
 // The node:crypto Secure Cell (shared/core/crypto/secure-cell-seal.ts) against wasm-themis, the
 // reference: cells sealed by either open with the other, over random keys, contexts and sizes
 // (1 byte, around AES and chunk boundaries, the largest record chunk); published vectors from
-// other Themis platforms open; and every tampered byte, wrong key or wrong context fails in both.
-import { randomBytes, randomInt } from 'node:crypto';
+// other Themis platforms open (none needs the pre-0.13 uint64-length KDF); every tampered byte,
+// wrong key or wrong context fails in both; and so does a cell made with that old KDF.
+import { createCipheriv, createHmac, randomBytes, randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { themis } from '../../shared/core/crypto/themis.ts';
-import { MAX_CHUNK_SIZE } from '../../shared/core/crypto/record-cell.ts';
+import { CryptoError } from '../../shared/core/crypto/errors.ts';
+import { contentKeyBytes, generateContentKey } from '../../shared/core/crypto/keys.ts';
+import { decryptRecord, MAX_CHUNK_SIZE, recordChunkContext } from '../../shared/core/crypto/record-cell.ts';
+import { wasmThemisRecords } from '../../shared/core/crypto/reference-engine.ts';
 import {
   openCell,
+  SEAL_ALGORITHM,
   SEAL_TOKEN_LENGTH,
   sealCell,
   sealCellPieces,
@@ -27,6 +32,34 @@ function wasmOpen(key: Uint8Array, sealed: Uint8Array, context: Uint8Array): Uin
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A Seal-mode cell as Themis before 0.13 made it on 64-bit platforms: the same token, but the
+ * message key derived with the length as uint64 LE instead of uint32 LE.
+ */
+function legacyWideLengthCell(key: Uint8Array, message: Uint8Array, context: Uint8Array): Uint8Array {
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(message.length));
+  const messageKey = createHmac('sha256', key)
+    .update(Buffer.from([0, 0, 0, 1]))
+    .update('Themis secure cell message key', 'latin1')
+    .update(Buffer.from([0]))
+    .update(length)
+    .update(context)
+    .digest();
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', messageKey, iv, { authTagLength: 16 });
+  if (context.length > 0) cipher.setAAD(context);
+  const ciphertext = Buffer.concat([cipher.update(message), cipher.final()]);
+  const token = Buffer.alloc(SEAL_TOKEN_LENGTH);
+  token.writeUInt32LE(SEAL_ALGORITHM, 0);
+  token.writeUInt32LE(12, 4);
+  token.writeUInt32LE(16, 8);
+  token.writeUInt32LE(message.length, 12);
+  iv.copy(token, 16);
+  cipher.getAuthTag().copy(token, 28);
+  return new Uint8Array(Buffer.concat([token, ciphertext]));
 }
 
 function same(a: Uint8Array | undefined, b: Uint8Array): boolean {
@@ -120,6 +153,39 @@ describe('Secure Cell Seal over node:crypto, held to wasm-themis', () => {
     }
     // A fresh IV each time: the same message never seals to the same bytes.
     expect(Buffer.from(sealCell(key, message, context)).equals(Buffer.from(sealed))).toBe(false);
+  });
+
+  it('refuses a cell whose message key took the length as uint64 (Themis < 0.13 on 64-bit), in both engines', () => {
+    // Such cells are what Themis before 0.13 made on 64-bit platforms. wasm-themis 0.15 does not
+    // open them; if node:crypto did, the engines would accept different inputs and the
+    // differential tests above would no longer say that they agree. So both must refuse.
+    const key = randomBytes(32);
+    for (const context of [new Uint8Array(), randomBytes(40)]) {
+      const message = randomBytes(100);
+      const sealed = legacyWideLengthCell(key, message, context);
+      // A well-formed token: only the message key tells it from a cell of today's Themis.
+      expect(sealed.length).toBe(SEAL_TOKEN_LENGTH + message.length);
+      expect(openCell(key, sealed, context)).toBeUndefined();
+      expect(wasmOpen(key, sealed, context)).toBeUndefined();
+    }
+    // As a record chunk, the two record paths name the refusal alike.
+    const contentKey = generateContentKey();
+    const recordId = 'record-sealed-by-old-themis';
+    const chunk = legacyWideLengthCell(
+      contentKeyBytes(contentKey),
+      new Uint8Array([0x00, ...randomBytes(50)]),
+      recordChunkContext(recordId, 0, true),
+    );
+    const outcome = (decrypt: typeof decryptRecord) => {
+      try {
+        decrypt([chunk], { key: contentKey, recordId });
+        return 'opened';
+      } catch (error) {
+        return error instanceof CryptoError ? `${error.code} at ${error.details.chunkIndex}` : error;
+      }
+    };
+    expect(outcome(decryptRecord)).toBe('CHUNK_INVALID at 0');
+    expect(outcome(wasmThemisRecords.decryptRecord)).toBe('CHUNK_INVALID at 0');
   });
 
   it('refuses what Themis refuses to seal', () => {

@@ -1,12 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { KeyPair } from '../../shared/core/crypto/index.ts';
 import {
+  createKeyWrapper,
   generateContentKey,
   generateKeyPair,
   MAX_SIGNED_MESSAGE_LENGTH,
   sign,
   verify,
-  wrapContentKey,
 } from '../../shared/core/crypto/index.ts';
 import { codeOf } from '../helpers/crypto-errors.ts';
 
@@ -85,9 +85,8 @@ describe('sign and verify', () => {
 
   it('rejects an encrypted Secure Message (a wrapped key) as a signature', () => {
     const device = generateKeyPair();
-    const wrapped = wrapContentKey(generateContentKey(), {
+    const wrapped = createKeyWrapper().wrap(generateContentKey(), {
       recordId: 'r',
-      hospital: signer,
       device: device.publicKey,
     });
     expect(codeOf(() => verify(wrapped, signer.publicKey))).toBe('SIGNATURE_INVALID');

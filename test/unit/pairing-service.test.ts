@@ -16,6 +16,7 @@ import type {
 import {
   bindingProofText,
   deriveBindingSecret,
+  memoryHmacKey,
   formatTimestamp,
   hospitalKeyId,
   isProtocolError,
@@ -135,6 +136,11 @@ async function refusal(promise: Promise<unknown>): Promise<ErrorCode | 'resolved
   }
 }
 
+/** The deployment the service's calls are signed for. */
+const AUDIENCE = 'https://api.clinic-bridge.test';
+/** The member of staff inviting, as the hospital's pseudonym. */
+const OPERATOR_REF = newRandomId();
+
 describe('pairing service', () => {
   let hospital: KeyPair;
   let pairingKeys: KeyPair;
@@ -193,6 +199,7 @@ describe('pairing service', () => {
     const body = json === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(json));
     const target = `/pairing${path}`;
     const headers = signRequest({
+      audience: AUDIENCE,
       method,
       target,
       body,
@@ -200,7 +207,7 @@ describe('pairing service', () => {
       privateKey: hospital.privateKey,
       now: clock.now(),
     });
-    return { method, target, body, headers };
+    return { audience: AUDIENCE, method, target, body, headers };
   }
 
   async function invite(lifetimeMs = 600_000, patientRef = newRandomId()) {
@@ -214,13 +221,14 @@ describe('pairing service', () => {
         tokenSha256: tokenDigest(token),
         expiresAt,
         maxAttempts: 3,
+        operatorRef: OPERATOR_REF,
       }),
     );
     return {
       invitationId,
       patientRef,
       token,
-      secret: deriveBindingSecret(new Uint8Array(32).fill(7), invitationId, patientRef),
+      secret: deriveBindingSecret(memoryHmacKey(new Uint8Array(32).fill(7), 1), invitationId, patientRef),
     };
   }
 
@@ -277,19 +285,30 @@ describe('pairing service', () => {
     expect(stores.deviceMap.get(paired.deviceId)?.fcmToken).toBe('');
   });
 
-  it('logs each pairing in the audit trail with ids only, at the injected time', async () => {
+  it('logs the invitation (with who at the hospital made it) and the pairing, ids only, at the injected time', async () => {
     const before = audited.length;
     const invitation = await invite();
     const paired = await service.pair(pairBody(invitation));
     const logged = audited.slice(before);
+    const at = clock.now().toISOString().replace('.000Z', 'Z');
     expect(logged.map((e) => e.fields)).toEqual([
       {
-        at: clock.now().toISOString().replace('.000Z', 'Z'),
+        at,
+        actor: { kind: 'hospital', id: HOSPITAL },
+        action: 'invitation.created',
+        hospitalId: HOSPITAL,
+        patientRef: invitation.patientRef,
+        invitationId: invitation.invitationId,
+        operatorRef: OPERATOR_REF,
+      },
+      {
+        at,
         actor: { kind: 'device', id: paired.deviceId },
         action: 'device.paired',
         hospitalId: HOSPITAL,
         patientRef: invitation.patientRef,
         deviceId: paired.deviceId,
+        invitationId: invitation.invitationId,
       },
     ]);
   });

@@ -9,6 +9,7 @@ import {
   computeBindingProof,
   createInvitationRequestSchema,
   deriveBindingSecret,
+  deriveOperatorRef,
   derivePatientRef,
   deviceIdSchema,
   ERROR_CODE_LIST,
@@ -17,6 +18,7 @@ import {
   formatTimestamp,
   fromBase64Url,
   invitationIdSchema,
+  memoryHmacKey,
   newRandomId,
   pageQuerySchema,
   pairBodySchema,
@@ -34,16 +36,26 @@ import {
 } from '../../shared/core/protocol/index.ts';
 import { protocolCodeOf as codeOf } from '../helpers/protocol-errors.ts';
 
-// Test vectors printed in docs/PROTOCOL.md §3.
-const MASTER = Uint8Array.from({ length: 32 }, (_, i) => i);
+// Test vectors printed in docs/PROTOCOL.md §3: the pseudonym key is bytes 00…1f, the binding
+// key bytes 20…3f.
+const PSEUDONYM_KEY = memoryHmacKey(
+  Uint8Array.from({ length: 32 }, (_, i) => i),
+  1,
+);
+const BINDING_KEY = memoryHmacKey(
+  Uint8Array.from({ length: 32 }, (_, i) => 0x20 + i),
+  1,
+);
 const VECTORS = {
   patientNumber: '123456789',
-  patientRef: 'xdnLtlQnC0V61gqvvTVwYg',
+  patientRef: 's1a9M78VO2BvK25CsihnyA',
+  staffId: 'frontdesk.jansen',
+  operatorRef: 'toq4cUEiaoqWlVdlCGc2zg',
   invitationId: 'EBESExQVFhcYGRobHB0eHw',
-  bindingSecret: 'SkLGL2f3C5rSGiyhWsrVlvZAa7zdlnqMgYbD3HNfu14',
+  bindingSecret: 'v1GTmpgG9yLeyjXrF6w3GM8dsGjTL7gnswT92oMFT-s',
   devicePublicKey: 'VUVDMgAAAC2fIV30AiTZSYpINOr0o-cgsTHvAQ8wuRlMXiyKhWBIadA5XTCX',
   deviceId: '56rf8cVN6JNYk--Rd2mpOWxvzkAua9hALBm3HHDM37U',
-  bindingProof: 'yVgznzErOo8RbnG36lnnWoqspzKgxvkPwRs_dSNXvKA',
+  bindingProof: 'PctCI3-HFY8Udq5t8rJWPnMFMzz7xtSsvWsiCTVhctQ',
   token: 'QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8',
   tokenSha256: 'yipP5yf6rs8W7NEwqG4IhcVUDAU3U0BEUHHAZXVV_UI',
 };
@@ -56,16 +68,38 @@ beforeAll(async () => {
 
 describe('identifiers', () => {
   it('patientRef: keyed, truncated to 128 bits, stable for the documented vector', () => {
-    expect(derivePatientRef(MASTER, VECTORS.patientNumber)).toBe(VECTORS.patientRef);
-    expect(derivePatientRef(MASTER, '123456780')).not.toBe(VECTORS.patientRef);
-    expect(derivePatientRef(new Uint8Array(32).fill(9), VECTORS.patientNumber)).not.toBe(VECTORS.patientRef);
+    expect(derivePatientRef(PSEUDONYM_KEY, VECTORS.patientNumber)).toBe(VECTORS.patientRef);
+    expect(derivePatientRef(PSEUDONYM_KEY, '123456780')).not.toBe(VECTORS.patientRef);
+    expect(derivePatientRef(memoryHmacKey(new Uint8Array(32).fill(9), 1), VECTORS.patientNumber)).not.toBe(
+      VECTORS.patientRef,
+    );
+    // The binding key makes other pseudonyms: the two keys are never interchangeable.
+    expect(derivePatientRef(BINDING_KEY, VECTORS.patientNumber)).not.toBe(VECTORS.patientRef);
     expect(VECTORS.patientRef).toHaveLength(22);
     // NFC normalisation: one patient number, one pseudonym.
-    expect(derivePatientRef(MASTER, 'Ame\u0301lie-1')).toBe(derivePatientRef(MASTER, 'Amélie-1'));
+    expect(derivePatientRef(PSEUDONYM_KEY, 'Ame\u0301lie-1')).toBe(
+      derivePatientRef(PSEUDONYM_KEY, 'Amélie-1'),
+    );
     for (const bad of ['', ' 123', '123 ', 'a\nb', 'x'.repeat(129)]) {
-      expect(codeOf(() => derivePatientRef(MASTER, bad))).toBe('INVALID_REQUEST');
+      expect(codeOf(() => derivePatientRef(PSEUDONYM_KEY, bad))).toBe('INVALID_REQUEST');
     }
-    expect(codeOf(() => derivePatientRef(new Uint8Array(16), '1'))).toBe('INVALID_REQUEST');
+    expect(codeOf(() => memoryHmacKey(new Uint8Array(16), 1))).toBe('INVALID_REQUEST');
+  });
+
+  it('operatorRef: a member of staff’s pseudonym, never the same as a patient’s for the same text', () => {
+    expect(deriveOperatorRef(PSEUDONYM_KEY, VECTORS.staffId)).toBe(VECTORS.operatorRef);
+    expect(deriveOperatorRef(PSEUDONYM_KEY, VECTORS.patientNumber)).not.toBe(VECTORS.patientRef);
+    expect(codeOf(() => deriveOperatorRef(PSEUDONYM_KEY, ' padded'))).toBe('INVALID_REQUEST');
+  });
+
+  it('memory-held HMAC keys are zeroed by destroy() and refuse use afterwards', () => {
+    const bytes = new Uint8Array(32).fill(5);
+    const key = memoryHmacKey(bytes, 2);
+    bytes.fill(0); // the key holds a copy of its own
+    const before = derivePatientRef(key, '42');
+    expect(derivePatientRef(memoryHmacKey(new Uint8Array(32).fill(5), 2), '42')).toBe(before);
+    key.destroy();
+    expect(codeOf(() => derivePatientRef(key, '42'))).toBe('INTERNAL_ERROR');
   });
 
   it('random ids are 22-character canonical base64url of 16 bytes', () => {
@@ -118,7 +152,7 @@ describe('identifiers', () => {
 
 describe('binding secret and proof (invariant 3)', () => {
   it('match the documented vectors', () => {
-    const secret = deriveBindingSecret(MASTER, VECTORS.invitationId, VECTORS.patientRef);
+    const secret = deriveBindingSecret(BINDING_KEY, VECTORS.invitationId, VECTORS.patientRef);
     expect(Buffer.from(secret).toString('base64url')).toBe(VECTORS.bindingSecret);
     const key = importPublicKey(VECTORS.devicePublicKey);
     expect(key.fingerprint).toBe(VECTORS.deviceId);
@@ -126,10 +160,10 @@ describe('binding secret and proof (invariant 3)', () => {
     expect(tokenDigest(VECTORS.token)).toBe(VECTORS.tokenSha256);
   });
 
-  it('fails for another patient, invitation, device, or master secret', () => {
+  it('fails for another patient, invitation, device, or binding key', () => {
     const key = importPublicKey(VECTORS.devicePublicKey);
     const check = {
-      masterSecret: MASTER,
+      bindingKey: BINDING_KEY,
       invitationId: VECTORS.invitationId,
       patientRef: VECTORS.patientRef,
       deviceId: VECTORS.deviceId,
@@ -137,7 +171,7 @@ describe('binding secret and proof (invariant 3)', () => {
       bindingProof: VECTORS.bindingProof,
     };
     expect(codeOf(() => verifyBindingProof(check))).toBe('no error');
-    const otherPatient = derivePatientRef(MASTER, '987654321');
+    const otherPatient = derivePatientRef(PSEUDONYM_KEY, '987654321');
     expect(codeOf(() => verifyBindingProof({ ...check, patientRef: otherPatient }))).toBe(
       'BINDING_PROOF_INVALID',
     );
@@ -156,14 +190,20 @@ describe('binding secret and proof (invariant 3)', () => {
     expect(codeOf(() => verifyBindingProof({ ...check, deviceId: other.publicKey.fingerprint }))).toBe(
       'BINDING_PROOF_INVALID',
     );
-    expect(codeOf(() => verifyBindingProof({ ...check, masterSecret: new Uint8Array(32).fill(1) }))).toBe(
+    expect(
+      codeOf(() =>
+        verifyBindingProof({ ...check, bindingKey: memoryHmacKey(new Uint8Array(32).fill(1), 1) }),
+      ),
+    ).toBe('BINDING_PROOF_INVALID');
+    // The pseudonym key is not the binding key.
+    expect(codeOf(() => verifyBindingProof({ ...check, bindingKey: PSEUDONYM_KEY }))).toBe(
       'BINDING_PROOF_INVALID',
     );
     expect(codeOf(() => verifyBindingProof({ ...check, bindingProof: 'not-base64!' }))).toBe(
       'BINDING_PROOF_INVALID',
     );
     // A proof computed by a device that read another patient's QR code does not transfer.
-    const otherSecret = deriveBindingSecret(MASTER, VECTORS.invitationId, otherPatient);
+    const otherSecret = deriveBindingSecret(BINDING_KEY, VECTORS.invitationId, otherPatient);
     const transferred = bindingProofText(otherSecret, VECTORS.invitationId, key);
     expect(codeOf(() => verifyBindingProof({ ...check, bindingProof: transferred }))).toBe(
       'BINDING_PROOF_INVALID',
@@ -239,8 +279,14 @@ describe('API bodies', () => {
       tokenSha256: VECTORS.tokenSha256,
       expiresAt: '2026-01-02T00:00:00Z',
       maxAttempts: 5,
+      operatorRef: VECTORS.operatorRef,
     };
     expect(parseJsonBody(createInvitationRequestSchema, json(invitation))).toEqual(invitation);
+    // Every invitation names the member of staff (as the hospital's pseudonym).
+    const { operatorRef: _dropped, ...anonymous } = invitation;
+    expect(codeOf(() => parseJsonBody(createInvitationRequestSchema, json(anonymous)))).toBe(
+      'INVALID_REQUEST',
+    );
     let caught: unknown;
     try {
       parseJsonBody(createInvitationRequestSchema, json({ ...invitation, maxAttempts: 50 }));

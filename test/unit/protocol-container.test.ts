@@ -99,8 +99,9 @@ async function seal(
 ): Promise<{ sealed: SealedUpload; bytes: Uint8Array }> {
   const result = await sealUpload({
     hospitalId,
-    hospital,
+    hospital: hospital.privateKey,
     patientRef,
+    operatorRef: patientRef,
     recipients: recipients.map((pair) => ({
       deviceId: pair.publicKey.fingerprint,
       publicKey: pair.publicKey,
@@ -152,7 +153,8 @@ describe('container writer and reader', () => {
       deviceB.publicKey.fingerprint,
     ]);
     expect(sealed.objectName).toBe(uploadObjectName(hospitalId, m.uploadId));
-    expect(m.type).toBe('cb/upload-manifest/v1');
+    expect(m.type).toBe('cb/upload-manifest/v2');
+    expect(m.wrapKey).not.toBe(hospital.publicKey.toBase64Url()); // a fresh wrap key, not the hospital's
   });
 
   it('frames the record back without any key, in any piece sizes, and verifies separately', async () => {
@@ -484,8 +486,9 @@ describe('writer safety', () => {
   it('refuses to seal for a recipient whose id is not its key fingerprint, or for nobody', async () => {
     const base = {
       hospitalId,
-      hospital,
+      hospital: hospital.privateKey,
       patientRef,
+      operatorRef: patientRef,
       contentClass: 'other' as const,
       header: { filename: 'a.txt', mediaType: 'text/plain', size: 1 },
       file: [Uint8Array.of(1)],

@@ -8,6 +8,7 @@ import {
   canonicalJson,
   certificateFor,
   deriveBindingSecret,
+  memoryHmacKey,
   derivePatientRef,
   DEVICE_CERTIFICATE_TYPE,
   documentFromText,
@@ -43,8 +44,18 @@ let signer: KeyPair;
 let stranger: KeyPair;
 let pairing: KeyPair;
 let device: KeyPair;
-const master = Uint8Array.from({ length: 32 }, (_, i) => i);
-const otherMaster = Uint8Array.from({ length: 32 }, (_, i) => 255 - i);
+const pseudonymKey = memoryHmacKey(
+  Uint8Array.from({ length: 32 }, (_, i) => i),
+  1,
+);
+const bindingKey = memoryHmacKey(
+  Uint8Array.from({ length: 32 }, (_, i) => 0x20 + i),
+  1,
+);
+const otherMaster = memoryHmacKey(
+  Uint8Array.from({ length: 32 }, (_, i) => 255 - i),
+  1,
+);
 const hospitalId = 'st-example-zh';
 const now = new Date('2026-01-01T12:00:00Z');
 
@@ -140,9 +151,9 @@ describe('signed documents', () => {
 
 /** A complete, valid enrolment: what pairing would produce for `patientNumber`. */
 function enrol(patientNumber = '123456789', key: KeyPair = device) {
-  const patientRef = derivePatientRef(master, patientNumber);
+  const patientRef = derivePatientRef(pseudonymKey, patientNumber);
   const invitationId = newRandomId();
-  const secret = deriveBindingSecret(master, invitationId, patientRef);
+  const secret = deriveBindingSecret(bindingKey, invitationId, patientRef);
   const certificate: DeviceCertificate = {
     type: DEVICE_CERTIFICATE_TYPE,
     deviceId: key.publicKey.fingerprint,
@@ -164,7 +175,7 @@ describe('device certificates and the connector enrolment check (invariant 3)', 
     const verified = verifyEnrolment({
       certificate: signed,
       pairingPublicKey: pairing.publicKey,
-      masterSecret: master,
+      bindingKeyFor: () => bindingKey,
       hospitalId,
       patientRef,
       now,
@@ -175,14 +186,14 @@ describe('device certificates and the connector enrolment check (invariant 3)', 
 
   it('the platform cannot move an enrolment to another patient, even with a valid certificate', () => {
     const { certificate } = enrol();
-    const otherPatient = derivePatientRef(master, '987654321');
+    const otherPatient = derivePatientRef(pseudonymKey, '987654321');
     const moved = signDeviceCertificate({ ...certificate, patientRef: otherPatient }, pairing.privateKey);
     expect(
       codeOf(() =>
         verifyEnrolment({
           certificate: moved,
           pairingPublicKey: pairing.publicKey,
-          masterSecret: master,
+          bindingKeyFor: () => bindingKey,
           hospitalId,
           patientRef: otherPatient,
           now,
@@ -197,7 +208,13 @@ describe('device certificates and the connector enrolment check (invariant 3)', 
       { ...certificate, invitationId: newRandomId() },
       pairing.privateKey,
     );
-    const check = { pairingPublicKey: pairing.publicKey, masterSecret: master, hospitalId, patientRef, now };
+    const check = {
+      pairingPublicKey: pairing.publicKey,
+      bindingKeyFor: () => bindingKey,
+      hospitalId,
+      patientRef,
+      now,
+    };
     expect(codeOf(() => verifyEnrolment({ ...check, certificate: otherInvitation }))).toBe(
       'BINDING_PROOF_INVALID',
     );
@@ -227,7 +244,13 @@ describe('device certificates and the connector enrolment check (invariant 3)', 
 
   it('refuses certificates from another signer, for another hospital or patient, or expired', () => {
     const { certificate, patientRef } = enrol();
-    const check = { pairingPublicKey: pairing.publicKey, masterSecret: master, hospitalId, patientRef, now };
+    const check = {
+      pairingPublicKey: pairing.publicKey,
+      bindingKeyFor: () => bindingKey,
+      hospitalId,
+      patientRef,
+      now,
+    };
     const byStranger = signDeviceCertificate(certificate, stranger.privateKey);
     expect(codeOf(() => verifyEnrolment({ ...check, certificate: byStranger }))).toBe('CERTIFICATE_INVALID');
     const signed = signDeviceCertificate(certificate, pairing.privateKey);
@@ -376,11 +399,11 @@ describe('receipts', () => {
 
 describe('the pairing flow end to end, as JSON bodies', () => {
   it('QR secret on the device → pair body → certificate → the connector accepts the device', () => {
-    const patientRef = derivePatientRef(master, 'P-0042');
+    const patientRef = derivePatientRef(pseudonymKey, 'P-0042');
     const invitationId = newRandomId();
     const token = newInvitationToken();
     // Device: has the binding secret from the QR code (the connector derived it).
-    const secret = deriveBindingSecret(master, invitationId, patientRef);
+    const secret = deriveBindingSecret(bindingKey, invitationId, patientRef);
     const request: PairRequest = {
       type: PAIR_REQUEST_TYPE,
       invitationId,
@@ -415,7 +438,7 @@ describe('the pairing flow end to end, as JSON bodies', () => {
     const accepted = verifyEnrolment({
       certificate,
       pairingPublicKey: pairing.publicKey,
-      masterSecret: master,
+      bindingKeyFor: () => bindingKey,
       hospitalId,
       patientRef,
       now,

@@ -17,7 +17,7 @@ import { protocolCodeOf as codeOf } from '../helpers/protocol-errors.ts';
 
 // The example in docs/PROTOCOL.md §4.
 const EXAMPLE_QR =
-  'CB1:IWh0dHBzOi8vYXBpLmNsaW5pYy1icmlkZ2UuZXhhbXBsZQ1zdC1leGFtcGxlLXpoEBESExQVFhcYGRobHB0eH0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fSkLGL2f3C5rSGiyhWsrVlvZAa7zdlnqMgYbD3HNfu15VRUMyAAAALRU0u_8Cr2Q6E6kEhHeck7V1_DFh3Oltt85gDYKrA1d062Q2Ouw';
+  'CB1:IWh0dHBzOi8vYXBpLmNsaW5pYy1icmlkZ2UuZXhhbXBsZQ1zdC1leGFtcGxlLXpoEBESExQVFhcYGRobHB0eH0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fv1GTmpgG9yLeyjXrF6w3GM8dsGjTL7gnswT92oMFT-tVRUMyAAAALRU0u_8Cr2Q6E6kEhHeck7V1_DFh3Oltt85gDYKrA1d062Q2Ouw';
 
 let hospital: KeyPair;
 let qr: InvitationQr;
@@ -48,7 +48,7 @@ describe('invitation QR payload', () => {
       invitationId: 'EBESExQVFhcYGRobHB0eHw',
       token: 'QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8',
     });
-    expect(toBase64Url(decoded.bindingSecret)).toBe('SkLGL2f3C5rSGiyhWsrVlvZAa7zdlnqMgYbD3HNfu14');
+    expect(toBase64Url(decoded.bindingSecret)).toBe('v1GTmpgG9yLeyjXrF6w3GM8dsGjTL7gnswT92oMFT-s');
     expect(
       decoded.hospitalPublicKey.equals(
         importPublicKey('VUVDMgAAAC0VNLv_Aq9kOhOpBIR3nJO1dfwxYdzpbbfOYA2CqwNXdOtkNjrs'),

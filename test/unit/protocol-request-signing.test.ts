@@ -21,6 +21,7 @@ import { protocolCodeOfAsync as codeOf } from '../helpers/protocol-errors.ts';
 // exactly the one printed there.
 const EXAMPLE = {
   devicePrivateKey: 'UkVDMgAAAC1_Ak2MAJuOlvIge1PEl2GkB6LAaf9ifx_GRIWUSBJDO2VG0AJm',
+  audience: 'https://api.clinic-bridge.example',
   devicePublicKey: 'VUVDMgAAAC2fIV30AiTZSYpINOr0o-cgsTHvAQ8wuRlMXiyKhWBIadA5XTCX',
   deviceId: '56rf8cVN6JNYk--Rd2mpOWxvzkAua9hALBm3HHDM37U',
   target: '/records/v1/records/gIGCg4SFhoeIiYqLjI2Ojw/ack',
@@ -29,9 +30,9 @@ const EXAMPLE = {
   timestamp: '1767225600',
   nonce: 'oKGio6SlpqeoqaqrrK2urw',
   signingString:
-    'CB-REQUEST-V1\nPOST\n/records/v1/records/gIGCg4SFhoeIiYqLjI2Ojw/ack\nNhLke_hydfJLeCBz4-tz6kEun2UwpO-KYIBrmDpHVxQ\n1767225600\noKGio6SlpqeoqaqrrK2urw\ndevice:56rf8cVN6JNYk--Rd2mpOWxvzkAua9hALBm3HHDM37U',
+    'CB-REQUEST-V2\nhttps://api.clinic-bridge.example\nPOST\n/records/v1/records/gIGCg4SFhoeIiYqLjI2Ojw/ack\nNhLke_hydfJLeCBz4-tz6kEun2UwpO-KYIBrmDpHVxQ\n1767225600\noKGio6SlpqeoqaqrrK2urw\ndevice:56rf8cVN6JNYk--Rd2mpOWxvzkAua9hALBm3HHDM37U',
   signature:
-    'ICYEJsIAAABHAAAAQ0ItUkVRVUVTVC1WMQpQT1NUCi9yZWNvcmRzL3YxL3JlY29yZHMvZ0lHQ2c0U0Zob2VJaVlxTGpJMk9qdy9hY2sKTmhMa2VfaHlkZkpMZUNCejQtdHo2a0V1bjJVd3BPLUtZSUJybURwSFZ4UQoxNzY3MjI1NjAwCm9LR2lvNlNscHFlb3FhcXJySzJ1cncKZGV2aWNlOjU2cmY4Y1ZONkpOWWstLVJkMm1wT1d4dnprQXVhOWhBTEJtM0hIRE0zN1UwRQIhAKI7KaSogQAtZvxO1jE_aVMTyCI4DYgYKL3z_2s2KCdFAiBRbeC5KR8q4jDZ9zPj5DGDxYllE0N96wToomEofTYKbg',
+    'ICYEJuQAAABHAAAAQ0ItUkVRVUVTVC1WMgpodHRwczovL2FwaS5jbGluaWMtYnJpZGdlLmV4YW1wbGUKUE9TVAovcmVjb3Jkcy92MS9yZWNvcmRzL2dJR0NnNFNGaG9lSWlZcUxqSTJPancvYWNrCk5oTGtlX2h5ZGZKTGVDQno0LXR6NmtFdW4yVXdwTy1LWUlCcm1EcEhWeFEKMTc2NzIyNTYwMApvS0dpbzZTbHBxZW9xYXFycksydXJ3CmRldmljZTo1NnJmOGNWTjZKTllrLS1SZDJtcE9XeHZ6a0F1YTloQUxCbTNISERNMzdVMEUCIQD1P_74ouqQaExqHAIEo3vi1WJPibEGBW_Altq7LOWodgIgVt8ENVkuntA6oO7CJhhj7q4m4sGi3gRj3b4uOgxjppo',
 };
 
 const encoder = new TextEncoder();
@@ -71,6 +72,7 @@ function signed(overrides: Partial<Parameters<typeof signRequest>[0]> = {}): {
   body: Uint8Array;
 } {
   const request = {
+    audience: EXAMPLE.audience,
     method: 'POST',
     target: EXAMPLE.target,
     body: encoder.encode(EXAMPLE.body),
@@ -92,6 +94,7 @@ function options(
   overrides: Partial<VerifyRequestOptions> = {},
 ): VerifyRequestOptions {
   return {
+    audience: EXAMPLE.audience,
     method: request.method,
     target: request.target,
     body: request.body,
@@ -110,6 +113,7 @@ describe('request signing', () => {
     expect(bodyDigest(encoder.encode(EXAMPLE.body))).toBe(EXAMPLE.bodySha256);
     expect(
       requestSigningString({
+        audience: EXAMPLE.audience,
         method: 'POST',
         target: EXAMPLE.target,
         bodySha256: EXAMPLE.bodySha256,
@@ -157,6 +161,18 @@ describe('request signing', () => {
     ]) {
       expect(await codeOf(() => verifyRequest(options({ ...request, ...change })))).toBe('SIGNATURE_INVALID');
     }
+  });
+
+  it('signed for another deployment (staging, with a key reused in production): SIGNATURE_INVALID', async () => {
+    const forStaging = signed({ audience: 'https://api.staging.clinic-bridge.example' });
+    expect(await codeOf(() => verifyRequest(options(forStaging)))).toBe('SIGNATURE_INVALID');
+    // The production verifier, given the same request, is the only thing that differs.
+    expect(
+      await codeOf(() =>
+        verifyRequest(options(forStaging, { audience: 'https://api.staging.clinic-bridge.example' })),
+      ),
+    ).toBe('no error');
+    expect(await codeOf(async () => signed({ audience: 'not an api base' }))).toBe('INVALID_REQUEST');
   });
 
   it('outside ±300 s: REQUEST_EXPIRED', async () => {

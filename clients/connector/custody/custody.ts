@@ -10,8 +10,10 @@ export interface KeyCustody {
   readonly signer: Signer;
   /** Derives patient pseudonyms (patientRef). */
   readonly pseudonymKey: HmacKey;
-  /** Derives each invitation's binding secret. */
+  /** Derives new invitations' binding secrets (the current version). */
   readonly bindingKey: HmacKey;
+  /** The binding key of an earlier version, for invitations made before a rotation. */
+  bindingKeyOf(version: number): HmacKey;
   /** Zeroes what the custody holds in memory, or ends the token session. */
   close(): void;
 }

@@ -17,6 +17,7 @@ module "clinic_bridge" {
   project_id       = var.project_id
   hospitals        = var.hospitals
   source_object    = var.source_object
+  api_base         = var.api_base
   source_uploaders = var.source_uploaders
   private_invokers = var.private_invokers
   key_custodians   = var.key_custodians

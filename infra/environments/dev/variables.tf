@@ -14,6 +14,11 @@ variable "source_object" {
   type        = string
 }
 
+variable "api_base" {
+  description = "The canonical https apiBase of this environment (PROTOCOL.md §4); request signatures name it."
+  type        = string
+}
+
 variable "source_uploaders" {
   description = "CI identities that upload source archives."
   type        = list(string)

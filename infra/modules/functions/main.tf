@@ -23,6 +23,8 @@ locals {
       GOOGLE_CLOUD_PROJECT = var.project_id
       FIRESTORE_DATABASE   = var.firestore_database
       NODE_ENV             = "production"
+      # The apiBase devices and connectors sign requests for (the audience line, PROTOCOL §8).
+      CB_API_BASE = var.api_base
     },
     { for role in var.app_bucket_roles : "${upper(role)}_BUCKET" => var.bucket_names[role] },
   )

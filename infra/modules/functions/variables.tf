@@ -58,6 +58,16 @@ variable "source_object" {
   type        = string
 }
 
+variable "api_base" {
+  description = "The canonical https apiBase devices and connectors call (and sign requests for), e.g. \"https://api.clinic-bridge.example\"."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://[a-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)*$", var.api_base))
+    error_message = "api_base must be a canonical https URL without a trailing slash."
+  }
+}
+
 variable "min_instances" {
   description = "Minimum warm instances per function name (absent: 0). Warm instances skip the cold start's KMS unwrap and Themis load."
   type        = map(number)

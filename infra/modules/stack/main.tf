@@ -117,6 +117,7 @@ module "functions" {
   app_bucket_roles         = local.app_bucket_roles
   firestore_database       = module.firestore.database
   source_object            = var.source_object
+  api_base                 = var.api_base
   min_instances            = var.min_instances
   private_invokers         = var.private_invokers
 

@@ -37,6 +37,16 @@ variable "source_object" {
   type        = string
 }
 
+variable "api_base" {
+  description = "The canonical https apiBase devices and connectors call (and sign requests for), e.g. \"https://api.clinic-bridge.example\"."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://[a-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)*$", var.api_base))
+    error_message = "api_base must be a canonical https URL without a trailing slash."
+  }
+}
+
 variable "source_uploaders" {
   description = "Members (CI) that may upload source archives."
   type        = list(string)

@@ -37,14 +37,14 @@ export {
 } from './record-cell.ts';
 export type { RecordCellOpenOptions, RecordCellOptions } from './record-cell.ts';
 export {
+  createKeyWrapper,
   KEY_WRAP_VERSION,
   MAX_WRAPPED_KEY_LENGTH,
   SECURE_MESSAGE_OVERHEAD,
   unwrapContentKey,
-  wrapContentKey,
   wrappedKeyLength,
 } from './key-wrap.ts';
-export type { UnwrapOptions, WrapOptions } from './key-wrap.ts';
+export type { KeyWrapper, UnwrapOptions, WrapTarget } from './key-wrap.ts';
 export {
   MAX_SIGNED_LENGTH,
   MAX_SIGNED_MESSAGE_LENGTH,
@@ -52,6 +52,7 @@ export {
   keyPairSigner,
   sign,
   signedFormFromRaw,
+  signWith,
   verify,
 } from './signature.ts';
 export type { Signer } from './signature.ts';

@@ -12,8 +12,10 @@
 //   auth tag     16 bytes   GCM tag over the ciphertext, with the context as AAD
 // Message key: the first 32 bytes of HMAC-SHA256(master key,
 //   00 00 00 01 ‖ "Themis secure cell message key" ‖ 00 ‖ msg length (uint32 LE) ‖ context).
-// Cells from Themis before 0.13 on 64-bit platforms put the length in the KDF as uint64 LE;
-// opening falls back to that, as Themis itself does.
+// Cells from Themis before 0.13 on 64-bit platforms put the length in the KDF as uint64 LE.
+// They are refused: wasm-themis 0.15 (the reference engine) does not open them, and a fallback
+// here alone would make the two engines accept different cells (no Clinic Bridge version ever
+// sealed one).
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { CryptoError } from './errors.ts';
 
@@ -29,10 +31,9 @@ const KDF_PREFIX = Buffer.concat([
 ]);
 const MAX_MESSAGE_LENGTH = 0xffff_ffff;
 
-function messageKey(masterKey: Uint8Array, length: number, context: Uint8Array, wideLength: boolean): Buffer {
-  const lengthBytes = Buffer.alloc(wideLength ? 8 : 4);
-  if (wideLength) lengthBytes.writeBigUInt64LE(BigInt(length));
-  else lengthBytes.writeUInt32LE(length);
+function messageKey(masterKey: Uint8Array, length: number, context: Uint8Array): Buffer {
+  const lengthBytes = Buffer.alloc(4);
+  lengthBytes.writeUInt32LE(length);
   const hmac = createHmac('sha256', masterKey).update(KDF_PREFIX).update(lengthBytes);
   if (context.length > 0) hmac.update(context);
   return hmac.digest();
@@ -69,7 +70,7 @@ export function sealCellPieces(
     throw new CryptoError('INPUT_INVALID', 'Secure Cell seals 1 byte to 4 GiB - 1');
   }
   const iv = randomBytes(IV_LENGTH);
-  const cipher = createCipheriv('aes-256-gcm', messageKey(masterKey, length, context, false), iv, {
+  const cipher = createCipheriv('aes-256-gcm', messageKey(masterKey, length, context), iv, {
     authTagLength: TAG_LENGTH,
   });
   if (context.length > 0) cipher.setAAD(context);
@@ -106,20 +107,18 @@ export function openCell(
   const iv = view.subarray(16, 16 + IV_LENGTH);
   const tag = view.subarray(16 + IV_LENGTH, SEAL_TOKEN_LENGTH);
   const ciphertext = view.subarray(SEAL_TOKEN_LENGTH);
-  for (const wideLength of [false, true]) {
-    const decipher = createDecipheriv('aes-256-gcm', messageKey(masterKey, length, context, wideLength), iv, {
-      authTagLength: TAG_LENGTH,
-    });
-    decipher.setAuthTag(tag);
-    if (context.length > 0) decipher.setAAD(context);
-    const opened = decipher.update(ciphertext);
-    try {
-      const tail = decipher.final();
-      const message = tail.length === 0 ? opened : Buffer.concat([opened, tail]);
-      return new Uint8Array(message.buffer, message.byteOffset, message.length);
-    } catch {
-      opened.fill(0); // unauthenticated plaintext never leaves
-    }
+  const decipher = createDecipheriv('aes-256-gcm', messageKey(masterKey, length, context), iv, {
+    authTagLength: TAG_LENGTH,
+  });
+  decipher.setAuthTag(tag);
+  if (context.length > 0) decipher.setAAD(context);
+  const opened = decipher.update(ciphertext);
+  try {
+    const tail = decipher.final();
+    const message = tail.length === 0 ? opened : Buffer.concat([opened, tail]);
+    return new Uint8Array(message.buffer, message.byteOffset, message.length);
+  } catch {
+    opened.fill(0); // unauthenticated plaintext never leaves
+    return undefined;
   }
-  return undefined;
 }

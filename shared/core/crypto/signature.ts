@@ -48,6 +48,11 @@ export interface Signer {
   sign(message: Uint8Array): Uint8Array;
 }
 
+/** Signs with a private key in memory or with a Signer (a hardware token, say). */
+export function signWith(key: PrivateKey | Signer, message: Uint8Array): Uint8Array {
+  return 'sign' in key ? key.sign(message) : sign(message, key);
+}
+
 /** A Signer over a key pair held in memory. */
 export function keyPairSigner(keys: KeyPair): Signer {
   return Object.freeze({

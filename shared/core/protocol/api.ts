@@ -22,8 +22,9 @@ import {
   deviceIdSchema,
   hospitalIdSchema,
   invitationIdSchema,
-  publicKeySchema,
+  operatorRefSchema,
   patientRefSchema,
+  publicKeySchema,
   recordIdSchema,
   sha256Schema,
   signedDocumentTextSchema,
@@ -76,7 +77,12 @@ export const createInvitationRequestSchema = z.strictObject({
   tokenSha256: sha256Schema,
   expiresAt: timestampSchema,
   maxAttempts: z.int().min(1).max(MAX_INVITATION_ATTEMPTS),
+  /** The member of staff inviting, as the hospital's pseudonym (NEN 7513 "who"). */
+  operatorRef: operatorRefSchema,
 });
+
+/** The body of a hospital's revoke and recall: who at the hospital asked, as its pseudonym. */
+export const hospitalActionBodySchema = z.strictObject({ operatorRef: operatorRefSchema });
 export const invitationResponseSchema = z.strictObject({
   invitationId: invitationIdSchema,
   expiresAt: timestampSchema,
@@ -178,6 +184,7 @@ export const auditActorSchema = z.strictObject({
  * these and the hospital's and platform's own (policy changes, retention runs).
  */
 export const PATIENT_AUDIT_ACTIONS = [
+  'invitation.created',
   'device.paired',
   'device.revoked',
   'device.removed',
@@ -199,6 +206,9 @@ export const accessLogResponseSchema = z.strictObject({
         action: z.enum(PATIENT_AUDIT_ACTIONS),
         recordId: recordIdSchema.optional(),
         deviceId: deviceIdSchema.optional(),
+        invitationId: invitationIdSchema.optional(),
+        /** The member of staff who acted for the hospital, as the hospital's pseudonym. */
+        operatorRef: operatorRefSchema.optional(),
         outcome: errorCodeText.optional(),
       }),
     )

@@ -1,22 +1,27 @@
 // The binding secret and binding proof (invariant 3): the platform cannot add a device that
 // hospitals will encrypt to.
 //
-//   bindingSecret = HMAC-SHA256(masterSecret, "cb/binding/v1" ‖ invitationId ‖ patientRef)
+//   bindingSecret = HMAC-SHA256(bindingKey, "cb/binding/v2" ‖ invitationId ‖ patientRef)
 //   bindingProof  = HMAC-SHA256(bindingSecret,
 //                     "cb/binding-proof/v1" ‖ invitationId ‖ deviceId ‖ devicePublicKey)
 //
+// The binding key is the connector's own, kept apart from its pseudonym key and versioned: the
+// connector's journal records which version each invitation used, so the key can be rotated
+// without re-pairing anyone.
+//
 // invitationId, patientRef and deviceId enter as their ASCII base64url text (22, 22 and 43
 // characters), the public key as its 45 raw bytes; every field has a fixed length, so plain
-// concatenation is unambiguous. The connector derives the secret on demand (no per-invitation
-// state) and hands it only to the QR code; the platform never sees it. A proof therefore
+// concatenation is unambiguous. The connector derives the secret on demand and hands it only
+// to the QR code; the platform never sees it. A proof therefore
 // shows that whoever enrolled this exact key held this invitation's QR code, and because the
 // secret depends on patientRef, a certificate moved to another patient fails the check.
 import type { PublicKey } from '../crypto/index.ts';
 import { equalBytes, fromBase64Url, hmacSha256, toBase64Url, utf8 } from './encoding.ts';
 import { ProtocolError } from './error-codes.ts';
-import { assertMasterSecret, invitationIdSchema, patientRefSchema } from './ids.ts';
+import type { HmacKey } from './hmac-key.ts';
+import { invitationIdSchema, patientRefSchema } from './ids.ts';
 
-export const BINDING_SECRET_LABEL = 'cb/binding/v1';
+export const BINDING_SECRET_LABEL = 'cb/binding/v2';
 export const BINDING_PROOF_LABEL = 'cb/binding-proof/v1';
 export const BINDING_SECRET_BYTES = 32;
 
@@ -27,13 +32,11 @@ function checked(schema: { safeParse(value: unknown): { success: boolean } }, va
 
 /** The connector's binding secret for one invitation of one patient (32 bytes). */
 export function deriveBindingSecret(
-  masterSecret: Uint8Array,
+  bindingKey: HmacKey,
   invitationId: string,
   patientRef: string,
 ): Uint8Array {
-  assertMasterSecret(masterSecret);
-  return hmacSha256(
-    masterSecret,
+  return bindingKey.hmac(
     utf8(BINDING_SECRET_LABEL),
     checked(invitationIdSchema, invitationId, 'invitationId'),
     checked(patientRefSchema, patientRef, 'patientRef'),
@@ -68,7 +71,8 @@ export function bindingProofText(
 }
 
 export interface BindingCheck {
-  readonly masterSecret: Uint8Array;
+  /** The binding key of the version the invitation was made with. */
+  readonly bindingKey: HmacKey;
   readonly invitationId: string;
   readonly patientRef: string;
   readonly deviceId: string;
@@ -87,7 +91,7 @@ export function verifyBindingProof(check: BindingCheck): void {
     throw new ProtocolError('BINDING_PROOF_INVALID', 'the device id is not the key fingerprint');
   }
   const given = fromBase64Url(check.bindingProof);
-  const secret = deriveBindingSecret(check.masterSecret, check.invitationId, check.patientRef);
+  const secret = deriveBindingSecret(check.bindingKey, check.invitationId, check.patientRef);
   try {
     const expected = computeBindingProof(secret, check.invitationId, check.devicePublicKey);
     if (given === undefined || !equalBytes(given, expected)) {

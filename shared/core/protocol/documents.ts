@@ -1,11 +1,12 @@
-// The signed documents of protocol v1: device certificate, pair request, upload manifest and
+// The signed documents of protocol v2: device certificate, pair request, upload manifest and
 // receipt. Each has a strict zod schema (unknown fields are rejected), a sign helper that
 // validates before signing, and a verify helper that checks signature, type and schema. None
 // of them holds PHI: they are readable by anyone who sees them.
 import { z } from 'zod';
 import { CHUNK_OVERHEAD, MAX_CHUNK_SIZE, wrappedKeyLength } from '../crypto/index.ts';
-import type { PrivateKey, PublicKey } from '../crypto/index.ts';
+import type { PrivateKey, PublicKey, Signer } from '../crypto/index.ts';
 import { verifyBindingProof } from './binding.ts';
+import type { HmacKey } from './hmac-key.ts';
 import { fromBase64Url, sha256, toBase64Url, utf8 } from './encoding.ts';
 import { ProtocolError } from './error-codes.ts';
 import type { ErrorCode } from './error-codes.ts';
@@ -15,6 +16,7 @@ import {
   formatTimestamp,
   hospitalIdSchema,
   invitationIdSchema,
+  operatorRefSchema,
   patientRefSchema,
   publicKeyFrom,
   publicKeySchema,
@@ -28,7 +30,7 @@ import type { DocumentErrorCodes } from './signed-document.ts';
 
 export const DEVICE_CERTIFICATE_TYPE = 'cb/device-certificate/v1';
 export const PAIR_REQUEST_TYPE = 'cb/pair-request/v1';
-export const UPLOAD_MANIFEST_TYPE = 'cb/upload-manifest/v1';
+export const UPLOAD_MANIFEST_TYPE = 'cb/upload-manifest/v2';
 export const RECEIPT_TYPE = 'cb/receipt/v1';
 
 /** How far a pair request's issuedAt may be from the pairing function's clock. */
@@ -138,7 +140,12 @@ export interface EnrolmentCheck {
   readonly certificate: Uint8Array;
   /** The pairing function's public key, pinned in the connector's configuration. */
   readonly pairingPublicKey: PublicKey;
-  readonly masterSecret: Uint8Array;
+  /**
+   * The binding key the connector made the certificate's invitation with (its journal knows
+   * the version), given the verified certificate for this hospital and patient. Throw a
+   * ProtocolError to refuse it (an invitation never issued, a device revoked locally).
+   */
+  readonly bindingKeyFor: (certificate: DeviceCertificate) => HmacKey;
   /** The connector's own hospital id and the patient it is encrypting for. */
   readonly hospitalId: string;
   readonly patientRef: string;
@@ -154,7 +161,7 @@ export interface VerifiedDevice {
 /**
  * Invariant 3, on the connector: a device may receive a wrapped key only if the pairing
  * function certified it for THIS hospital and patient AND its binding proof verifies under the
- * connector's own master secret. Throws CERTIFICATE_INVALID, CERTIFICATE_EXPIRED or
+ * connector's own binding key. Throws CERTIFICATE_INVALID, CERTIFICATE_EXPIRED or
  * BINDING_PROOF_INVALID.
  */
 export function verifyEnrolment(check: EnrolmentCheck): VerifiedDevice {
@@ -167,7 +174,7 @@ export function verifyEnrolment(check: EnrolmentCheck): VerifiedDevice {
   }
   const publicKey = publicKeyFrom(certificate.devicePublicKey, 'KEY_INVALID');
   verifyBindingProof({
-    masterSecret: check.masterSecret,
+    bindingKey: check.bindingKeyFor(certificate),
     invitationId: certificate.invitationId,
     patientRef: certificate.patientRef,
     deviceId: certificate.deviceId,
@@ -260,7 +267,7 @@ export type ContentClass = z.output<typeof contentClassSchema>;
 
 export const recipientSchema = z.strictObject({
   deviceId: deviceIdSchema,
-  /** The content key wrapped for this device (shared/core/crypto wrapContentKey), base64url. */
+  /** The content key wrapped for this device under the manifest's wrap key, base64url. */
   wrappedKey: z.string().regex(/^[A-Za-z0-9_-]{1,512}$/),
 });
 export type Recipient = z.output<typeof recipientSchema>;
@@ -286,6 +293,10 @@ export const uploadManifestSchema = z
     plaintextLength: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
     ciphertextLength: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
     ciphertextSha256: sha256Schema,
+    /** This upload's wrap public key (PROTOCOL.md §2.4): the hospital key only signs. */
+    wrapKey: publicKeySchema,
+    /** The member of staff who sent it, as the hospital's pseudonym (NEN 7513 "who"). */
+    operatorRef: operatorRefSchema,
     recipients: z.array(recipientSchema).min(1).max(MAX_RECIPIENTS),
   })
   .superRefine((m, context) => {
@@ -319,8 +330,8 @@ export const MANIFEST_CODES: DocumentErrorCodes = {
   tooLarge: 'MANIFEST_TOO_LARGE',
 };
 
-/** The connector signs a manifest with the hospital's private key. */
-export function signManifest(manifest: UploadManifest, hospitalKey: PrivateKey): Uint8Array {
+/** The connector signs a manifest with the hospital's key (in memory, or its token's Signer). */
+export function signManifest(manifest: UploadManifest, hospitalKey: PrivateKey | Signer): Uint8Array {
   return signDocument(uploadManifestSchema, manifest, hospitalKey, { codes: MANIFEST_CODES });
 }
 

@@ -43,6 +43,14 @@ export const ERROR_CODES = {
   DEVICE_ALREADY_PAIRED: { status: 409, message: 'This device key is already paired.' },
   CERTIFICATE_INVALID: { status: 403, message: 'The device certificate is not valid.' },
   CERTIFICATE_EXPIRED: { status: 403, message: 'The device certificate has expired.' },
+  CERTIFICATE_LATE: {
+    status: 403,
+    message: 'The device certificate was issued after its invitation expired.',
+  },
+  INVITATION_NOT_ISSUED: {
+    status: 403,
+    message: 'The hospital did not issue the invitation this device names.',
+  },
   BINDING_PROOF_INVALID: { status: 403, message: 'The device binding proof does not verify.' },
 
   // ---- Signed documents ----

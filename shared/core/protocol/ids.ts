@@ -4,7 +4,8 @@
 import { z } from 'zod';
 import { importPublicKey } from '../crypto/index.ts';
 import type { PublicKey } from '../crypto/index.ts';
-import { fromBase64Url, hmacSha256, randomBase64Url, toBase64Url, utf8 } from './encoding.ts';
+import { fromBase64Url, randomBase64Url, toBase64Url, utf8 } from './encoding.ts';
+import type { HmacKey } from './hmac-key.ts';
 import { ProtocolError } from './error-codes.ts';
 
 /** Bytes of a random id (recordId, uploadId, invitationId) and of a patientRef: 128 bits. */
@@ -12,7 +13,8 @@ export const ID_BYTES = 16;
 /** Smallest hospital master secret accepted (bytes). */
 export const MIN_MASTER_SECRET_BYTES = 32;
 
-export const PATIENT_REF_LABEL = 'cb/patient-ref/v1';
+export const PATIENT_REF_LABEL = 'cb/patient-ref/v2';
+export const OPERATOR_REF_LABEL = 'cb/operator-ref/v2';
 
 // Canonical base64url of exactly n bytes: the right length, and the last character carries no
 // stray low bits (checked by a round trip, so "A" and "B" endings cannot both name one value).
@@ -29,6 +31,8 @@ export const recordIdSchema = randomIdSchema;
 export const uploadIdSchema = randomIdSchema;
 export const invitationIdSchema = randomIdSchema;
 export const patientRefSchema = base64UrlBytes(ID_BYTES, 'patientRef');
+/** A member of staff's pseudonym (deriveOperatorRef). */
+export const operatorRefSchema = base64UrlBytes(ID_BYTES, 'operatorRef');
 /** A device id: the SHA-256 fingerprint of the device's public key (crypto PublicKey.fingerprint). */
 export const deviceIdSchema = base64UrlBytes(32, 'deviceId');
 export const sha256Schema = base64UrlBytes(32, 'digest');
@@ -73,7 +77,7 @@ export function newInvitationToken(): string {
 /** Imports a base64url public key, turning a bad key into a ProtocolError with `code`. */
 export function publicKeyFrom(
   text: string,
-  code: 'KEY_INVALID' | 'INVALID_REQUEST' = 'KEY_INVALID',
+  code: 'KEY_INVALID' | 'INVALID_REQUEST' | 'MANIFEST_INVALID' = 'KEY_INVALID',
 ): PublicKey {
   try {
     return importPublicKey(text);
@@ -82,34 +86,40 @@ export function publicKeyFrom(
   }
 }
 
-/** Throws unless `secret` is a usable hospital master secret. */
-export function assertMasterSecret(secret: unknown): asserts secret is Uint8Array {
-  if (!(secret instanceof Uint8Array) || secret.length < MIN_MASTER_SECRET_BYTES) {
-    throw new ProtocolError(
-      'INVALID_REQUEST',
-      `the master secret must be at least ${MIN_MASTER_SECRET_BYTES} bytes`,
-    );
+/**
+ * A person's identifier as the connector passes it in (a patient number, a member of staff's
+ * account): 1..128 characters, no outer whitespace, no control characters, compared in NFC.
+ * Strict, so one person cannot end up with two pseudonyms by accident.
+ */
+function identifierBytes(value: string, what: string): Uint8Array {
+  if (
+    typeof value !== 'string' ||
+    value.length < 1 ||
+    value.length > 128 ||
+    value.trim() !== value ||
+    /[\p{Cc}\p{Cs}]/u.test(value)
+  ) {
+    throw new ProtocolError('INVALID_REQUEST', `the ${what} is not acceptable`);
   }
+  return utf8(value.normalize('NFC'));
 }
 
 /**
- * The connector's pseudonym for one of its patients:
- *   base64url(first 16 bytes of HMAC-SHA256(masterSecret, "cb/patient-ref/v1" ‖ UTF-8(NFC(number))))
- * Patient numbers must be 1..128 characters, with no leading or trailing whitespace and no
- * control characters, so one patient cannot end up with two pseudonyms by accident.
+ * The connector's pseudonym for one of its patients, under its pseudonym key:
+ *   base64url(first 16 bytes of HMAC-SHA256(pseudonymKey, "cb/patient-ref/v2" ‖ UTF-8(NFC(number))))
  */
-export function derivePatientRef(masterSecret: Uint8Array, patientNumber: string): string {
-  assertMasterSecret(masterSecret);
-  if (
-    typeof patientNumber !== 'string' ||
-    patientNumber.length < 1 ||
-    patientNumber.length > 128 ||
-    patientNumber.trim() !== patientNumber ||
-    /[\p{Cc}\p{Cs}]/u.test(patientNumber)
-  ) {
-    throw new ProtocolError('INVALID_REQUEST', 'the patient number is not acceptable');
-  }
-  const mac = hmacSha256(masterSecret, utf8(PATIENT_REF_LABEL), utf8(patientNumber.normalize('NFC')));
+export function derivePatientRef(pseudonymKey: HmacKey, patientNumber: string): string {
+  const mac = pseudonymKey.hmac(utf8(PATIENT_REF_LABEL), identifierBytes(patientNumber, 'patient number'));
+  return toBase64Url(mac.subarray(0, ID_BYTES));
+}
+
+/**
+ * The pseudonym under which a member of staff's actions reach the cloud (NEN 7513 "who"):
+ *   base64url(first 16 bytes of HMAC-SHA256(pseudonymKey, "cb/operator-ref/v2" ‖ UTF-8(NFC(staffId))))
+ * The hospital resolves it by recomputing it for its staff; the cloud cannot.
+ */
+export function deriveOperatorRef(pseudonymKey: HmacKey, staffId: string): string {
+  const mac = pseudonymKey.hmac(utf8(OPERATOR_REF_LABEL), identifierBytes(staffId, 'staff id'));
   return toBase64Url(mac.subarray(0, ID_BYTES));
 }
 

@@ -1,9 +1,11 @@
 // Request signing: devices sign every records API call with their device key, connectors sign
 // every pairing/records call with the hospital key. The signature covers
 //
-//   CB-REQUEST-V1 \n METHOD \n target \n base64url(SHA-256(body)) \n timestamp \n nonce \n keyId
+//   CB-REQUEST-V2 \n audience \n METHOD \n target \n base64url(SHA-256(body)) \n timestamp \n nonce \n keyId
 //
-// (seven lines joined by a single LF, no trailing LF, all ASCII), where target is the path from
+// (eight lines joined by a single LF, no trailing LF, all ASCII), where audience is the
+// deployment's apiBase (so a request signed for staging cannot be replayed to production with a
+// key used in both), target is the path from
 // the versioned API prefix on (/records/v1/…, /pairing/v1/…) plus "?query" exactly as sent,
 // timestamp is Unix seconds in decimal, nonce is 16 random bytes in base64url, and keyId names
 // the key ("device:<deviceId>" or "hospital:<hospitalId>:<key fingerprint>"). The
@@ -12,14 +14,14 @@
 //   CB-Key-Id, CB-Timestamp, CB-Nonce, CB-Signature
 // Verification is pure: the caller injects the time, the key lookup and the nonce memory.
 import { createHash } from 'node:crypto';
-import { isCryptoError, sign, verify } from '../crypto/index.ts';
-import type { PrivateKey, PublicKey } from '../crypto/index.ts';
+import { isCryptoError, signWith, verify } from '../crypto/index.ts';
+import type { PrivateKey, PublicKey, Signer } from '../crypto/index.ts';
 import { equalBytes, fromBase64Url, randomBase64Url, toBase64Url, utf8 } from './encoding.ts';
 import { ProtocolError } from './error-codes.ts';
 import { deviceIdSchema, hospitalIdSchema, requireValid } from './ids.ts';
 import { signedMessageUnverified } from './signed-document.ts';
 
-export const REQUEST_SIGNATURE_VERSION = 'CB-REQUEST-V1';
+export const REQUEST_SIGNATURE_VERSION = 'CB-REQUEST-V2';
 /** Allowed difference between the request's timestamp and the verifier's clock. */
 export const REQUEST_SKEW_SECONDS = 300;
 /** Lower-case header names (Node lower-cases incoming names). */
@@ -32,6 +34,8 @@ export const SIGNATURE_HEADERS = {
 const MAX_TARGET_LENGTH = 2048;
 const MAX_SIGNATURE_TEXT = 1024;
 const METHOD = /^[A-Z]{3,7}$/;
+/** An apiBase (PROTOCOL.md §4): printable ASCII, one line. */
+const AUDIENCE = /^[\x21-\x7e]{8,120}$/;
 const TARGET = /^\/[\x21-\x7e]*$/;
 const TIMESTAMP = /^(0|[1-9][0-9]{0,11})$/;
 const NONCE_BYTES = 16;
@@ -74,6 +78,8 @@ export function parseKeyId(text: string): KeyId | undefined {
 }
 
 export interface RequestToSign {
+  /** The deployment the request is for: its canonical apiBase. */
+  readonly audience: string;
   readonly method: string;
   /** Path from the API prefix on, plus "?query" if any, exactly as it goes on the wire. */
   readonly target: string;
@@ -87,6 +93,7 @@ export function bodyDigest(body: Uint8Array): string {
 
 /** The exact text that is signed. Exposed for test vectors and other implementations. */
 export function requestSigningString(fields: {
+  audience: string;
   method: string;
   target: string;
   bodySha256: string;
@@ -96,6 +103,7 @@ export function requestSigningString(fields: {
 }): string {
   return [
     REQUEST_SIGNATURE_VERSION,
+    fields.audience,
     fields.method,
     fields.target,
     fields.bodySha256,
@@ -105,7 +113,9 @@ export function requestSigningString(fields: {
   ].join('\n');
 }
 
-function checkRequestShape(method: string, target: string): void {
+function checkRequestShape(audience: string, method: string, target: string): void {
+  if (typeof audience !== 'string' || !AUDIENCE.test(audience))
+    throw new ProtocolError('INVALID_REQUEST', 'bad audience');
   if (typeof method !== 'string' || !METHOD.test(method))
     throw new ProtocolError('INVALID_REQUEST', 'bad method');
   if (typeof target !== 'string' || target.length > MAX_TARGET_LENGTH || !TARGET.test(target)) {
@@ -115,7 +125,8 @@ function checkRequestShape(method: string, target: string): void {
 
 export interface SignRequestOptions extends RequestToSign {
   readonly keyId: string;
-  readonly privateKey: PrivateKey;
+  /** The caller's key: a device key pair's private half, or the hospital's Signer. */
+  readonly privateKey: PrivateKey | Signer;
   readonly now: Date;
   /** Only for test vectors; normally a fresh random nonce. */
   readonly nonce?: string;
@@ -123,12 +134,13 @@ export interface SignRequestOptions extends RequestToSign {
 
 /** Signs a request; returns the four headers to send (names in their canonical case). */
 export function signRequest(options: SignRequestOptions): Record<string, string> {
-  checkRequestShape(options.method, options.target);
+  checkRequestShape(options.audience, options.method, options.target);
   if (!parseKeyId(options.keyId)) throw new ProtocolError('INVALID_REQUEST', 'bad key id');
   const timestamp = String(Math.floor(options.now.getTime() / 1000));
   const nonce = options.nonce ?? randomBase64Url(NONCE_BYTES);
   if (fromBase64Url(nonce)?.length !== NONCE_BYTES) throw new ProtocolError('INVALID_REQUEST', 'bad nonce');
   const text = requestSigningString({
+    audience: options.audience,
     method: options.method,
     target: options.target,
     bodySha256: bodyDigest(options.body),
@@ -140,7 +152,7 @@ export function signRequest(options: SignRequestOptions): Record<string, string>
     'CB-Key-Id': options.keyId,
     'CB-Timestamp': timestamp,
     'CB-Nonce': nonce,
-    'CB-Signature': toBase64Url(sign(utf8(text), options.privateKey)),
+    'CB-Signature': toBase64Url(signWith(options.privateKey, utf8(text))),
   };
 }
 
@@ -193,7 +205,7 @@ function header(headers: HeaderBag, name: string): string | undefined | null {
  * authentic requests, so garbage cannot fill the nonce store.
  */
 export async function verifyRequest(options: VerifyRequestOptions): Promise<VerifiedRequest> {
-  checkRequestShape(options.method, options.target);
+  checkRequestShape(options.audience, options.method, options.target);
   const values = {
     keyId: header(options.headers, SIGNATURE_HEADERS.keyId),
     timestamp: header(options.headers, SIGNATURE_HEADERS.timestamp),
@@ -232,6 +244,7 @@ export async function verifyRequest(options: VerifyRequestOptions): Promise<Veri
 
   const expected = utf8(
     requestSigningString({
+      audience: options.audience,
       method: options.method,
       target: options.target,
       bodySha256: bodyDigest(options.body),

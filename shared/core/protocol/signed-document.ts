@@ -10,8 +10,8 @@
 //   8..11 signature length, uint32 LE                   12.. message, then DER ECDSA signature
 // so signed documents are not confidential and must never carry PHI, tokens or secrets.
 import type { z } from 'zod';
-import { MAX_SIGNED_LENGTH, SIGNED_HEADER_LENGTH, isCryptoError, sign, verify } from '../crypto/index.ts';
-import type { PrivateKey, PublicKey } from '../crypto/index.ts';
+import { MAX_SIGNED_LENGTH, SIGNED_HEADER_LENGTH, isCryptoError, signWith, verify } from '../crypto/index.ts';
+import type { PrivateKey, PublicKey, Signer } from '../crypto/index.ts';
 import { canonicalJson, fromBase64Url, parseCanonicalJson, toBase64Url, utf8 } from './encoding.ts';
 import { ProtocolError } from './error-codes.ts';
 import type { ErrorCode } from './error-codes.ts';
@@ -55,7 +55,7 @@ export type DocumentSchema = z.ZodType<{ type: string }>;
 export function signDocument<S extends DocumentSchema>(
   schema: S,
   document: z.input<S>,
-  privateKey: PrivateKey,
+  key: PrivateKey | Signer,
   options: DocumentOptions = {},
 ): Uint8Array {
   const parsed = schema.safeParse(document);
@@ -68,7 +68,7 @@ export function signDocument<S extends DocumentSchema>(
   if (message.length > (options.maxBytes ?? MAX_DOCUMENT_BYTES)) {
     throw new ProtocolError((options.codes ?? DOCUMENT_ERROR_CODES).tooLarge);
   }
-  return sign(message, privateKey);
+  return signWith(key, message);
 }
 
 /**

@@ -1,20 +1,21 @@
 // The two ends of a delivery, composed from the pieces above:
 //   sealUpload  (connector): record payload → chunked Seal → framed into a spool while hashing;
-//                            content key wrapped per verified device; manifest signed; the
-//                            container streamed from the spool.
+//                            content key wrapped per verified device under a fresh wrap key
+//                            that is destroyed once the manifest (which names its public half)
+//                            is signed; the container streamed from the spool.
 //   openRecord  (device):    container → manifest verified with the hospital key from the QR
-//                            code → own wrapped key unwrapped → chunks decrypted as they
-//                            stream → header, then the file.
+//                            code → own wrapped key unwrapped with the manifest's wrap key →
+//                            chunks decrypted as they stream → header, then the file.
 // Memory stays about one chunk at each end, whatever the record size.
 import {
+  createKeyWrapper,
   DEFAULT_CHUNK_SIZE,
   decryptRecordStream,
   encryptRecordPieces,
   generateContentKey,
   unwrapContentKey,
-  wrapContentKey,
 } from '../crypto/index.ts';
-import type { KeyPair, PublicKey } from '../crypto/index.ts';
+import type { KeyPair, PrivateKey, PublicKey, Signer } from '../crypto/index.ts';
 import type { ByteSource } from './byte-reader.ts';
 import {
   ChunkSectionWriter,
@@ -35,7 +36,7 @@ import {
 import type { ContentClass, UploadManifest } from './documents.ts';
 import { toBase64Url } from './encoding.ts';
 import { ProtocolError, toProtocolError } from './error-codes.ts';
-import { formatTimestamp, newRandomId, uploadObjectName } from './ids.ts';
+import { formatTimestamp, newRandomId, publicKeyFrom, uploadObjectName } from './ids.ts';
 import { encodeRecordPayload, readRecordPayload, recordPayloadLength } from './record-payload.ts';
 import type { RecordHeader } from './record-payload.ts';
 
@@ -69,9 +70,11 @@ export function memorySpool(): ChunkSpool & { readonly size: number } {
 
 export interface SealUploadOptions {
   readonly hospitalId: string;
-  /** The hospital's signing/wrapping key pair. */
-  readonly hospital: KeyPair;
+  /** Signs the manifest: the hospital's key, in memory or in its token. It wraps nothing. */
+  readonly hospital: PrivateKey | Signer;
   readonly patientRef: string;
+  /** The member of staff sending, as the hospital's pseudonym (deriveOperatorRef). */
+  readonly operatorRef: string;
   /** Devices that passed verifyEnrolment (certificate AND binding proof), at least one. */
   readonly recipients: readonly { readonly deviceId: string; readonly publicKey: PublicKey }[];
   readonly contentClass: ContentClass;
@@ -122,28 +125,35 @@ export async function sealUpload(options: SealUploadOptions): Promise<SealedUplo
     throw new ProtocolError('INTERNAL_ERROR', 'the sealed record has an unexpected length');
   }
 
-  const manifest: UploadManifest = {
-    type: UPLOAD_MANIFEST_TYPE,
-    uploadId,
-    recordId,
-    hospitalId: options.hospitalId,
-    patientRef: options.patientRef,
-    createdAt: formatTimestamp(options.createdAt),
-    expiresAt: formatTimestamp(options.expiresAt),
-    contentClass: options.contentClass,
-    chunkSize,
-    chunkCount: summary.chunkCount,
-    plaintextLength,
-    ciphertextLength: summary.ciphertextLength,
-    ciphertextSha256: summary.ciphertextSha256,
-    recipients: options.recipients.map((recipient) => ({
-      deviceId: recipient.deviceId,
-      wrappedKey: toBase64Url(
-        wrapContentKey(contentKey, { recordId, hospital: options.hospital, device: recipient.publicKey }),
-      ),
-    })),
-  };
-  const signedManifest = signManifest(manifest, options.hospital.privateKey);
+  const wrapper = createKeyWrapper();
+  let signedManifest: Uint8Array;
+  let manifest: UploadManifest;
+  try {
+    manifest = {
+      type: UPLOAD_MANIFEST_TYPE,
+      uploadId,
+      recordId,
+      hospitalId: options.hospitalId,
+      patientRef: options.patientRef,
+      createdAt: formatTimestamp(options.createdAt),
+      expiresAt: formatTimestamp(options.expiresAt),
+      contentClass: options.contentClass,
+      chunkSize,
+      chunkCount: summary.chunkCount,
+      plaintextLength,
+      ciphertextLength: summary.ciphertextLength,
+      ciphertextSha256: summary.ciphertextSha256,
+      wrapKey: wrapper.publicKey.toBase64Url(),
+      operatorRef: options.operatorRef,
+      recipients: options.recipients.map((recipient) => ({
+        deviceId: recipient.deviceId,
+        wrappedKey: toBase64Url(wrapper.wrap(contentKey, { recordId, device: recipient.publicKey })),
+      })),
+    };
+    signedManifest = signManifest(manifest, options.hospital);
+  } finally {
+    wrapper.destroy();
+  }
   if (signedManifest.length > MAX_MANIFEST_BYTES) throw new ProtocolError('MANIFEST_TOO_LARGE');
   return {
     manifest,
@@ -190,7 +200,7 @@ export async function openRecord(source: ByteSource, options: OpenRecordOptions)
     const key = unwrapContentKey(wrappedKeyBytes(recipient), {
       recordId: manifest.recordId,
       device: options.device,
-      hospital: options.hospitalPublicKey,
+      wrapKey: publicKeyFrom(manifest.wrapKey, 'MANIFEST_INVALID'),
     });
     const plaintext = mapErrors(
       decryptRecordStream(container.chunks(), {

@@ -24,6 +24,7 @@ export function defaultVariables(overrides: Record<string, Value> = {}): Record<
   return {
     project_id: PROJECT_ID,
     source_object: 'functions-0123abc.zip',
+    api_base: 'https://api.clinic-bridge.example',
     hospitals: { ...HOSPITALS },
     source_uploaders: [`serviceAccount:ci-deployer@${PROJECT_ID}.iam.gserviceaccount.com`],
     private_invokers: ['group:clinic-bridge-operators@example.org'],
