@@ -18,6 +18,7 @@ import { openFileCustody, type FileKeys } from '../../clients/connector/custody/
 import { createApiClient } from '../../clients/lib/api-client.ts';
 import { readQrPng } from '../../clients/lib/qr.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
+import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
@@ -60,6 +61,8 @@ const HOSPITAL = 'st-compromised-zh';
 const PATIENT = 'CANARY-C1-patient';
 const KEYED_FUNCTIONS = ['pairing', 'ingest', 'records', 'retention'] as const;
 const HOUR = 3600_000;
+/** The member of staff who invites: the cloud may see only the hospital's pseudonym of it. */
+const STAFF = 'CANARY-staff-jansen';
 
 describe('a fully compromised cloud', { timeout: 180_000 }, () => {
   let dir: string;
@@ -134,7 +137,7 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
     expect((await connector('configure', '--from', join(dir, 'onboarding.json'))).code).toBe(0);
 
     const qr = join(dir, 'invite.png');
-    expect((await connector('invite', PATIENT, '--out', qr)).code).toBe(0);
+    expect((await connector('invite', PATIENT, '--out', qr, '--operator', STAFF)).code).toBe(0);
     usedQr = decodeInvitationQr(await readQrPng(qr));
     const paired = await bin('cb-device', ['pair', qr, '--home', join(dir, 'device')]);
     expect(paired.code).toBe(0);
@@ -278,6 +281,20 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
     expect(revived.stderr).toContain('DEVICE_REVOKED');
     const forMe = await firestore.collection(RECORDS_COLLECTION).where('hospitalId', '==', HOSPITAL).get();
     expect(forMe.docs).toHaveLength(1); // only the first letter went anywhere
+
+    // C4: the cloud's audit trail names who invited, as the hospital's pseudonym only.
+    const operatorRef = (await connector('operator-ref', STAFF)).stdout.trim();
+    const invited = await firestore
+      .collection(AUDIT_COLLECTIONS.events)
+      .where('fields.invitationId', '==', usedQr.invitationId)
+      .get();
+    expect(
+      invited.docs.map((doc) => [doc.get('fields.action'), doc.get('fields.operatorRef')]),
+    ).toContainEqual(['invitation.created', operatorRef]);
+    const everyEvent = JSON.stringify(
+      (await firestore.collection(AUDIT_COLLECTIONS.events).get()).docs.map((d) => d.data()),
+    );
+    expect(everyEvent).not.toContain(STAFF);
 
     for (const [attack, deviceId] of [
       ['a second device on a used invitation, with the QR binding secret', second],
