@@ -3,8 +3,9 @@
 // endpoint must refuse: a signature, key, timestamp or header that is wrong; a body that is not
 // JSON, has a field of the wrong type or one too many; an id that names nothing; a query where
 // none belongs; another method. The answer must be a 4xx whose body carries a catalogued code,
-// within seconds; never a 5xx or a hang. At the end, nothing stored has changed: every Firestore
-// document (request nonces aside, which an authentic signature leaves by design) and every object.
+// within seconds; never a 5xx, never INTERNAL_ERROR, never a hang. At the end, nothing stored
+// has changed: every Firestore document (request nonces aside, which an authentic signature
+// leaves by design) and every object.
 import type { Firestore } from '@google-cloud/firestore';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { createStorage } from '../../shared/adapters/google-clients.ts';
 import { generateKeyPair, type PrivateKey } from '../../shared/core/crypto/index.ts';
 import {
   deviceKeyId,
+  ERROR_CODES,
   errorBodySchema,
   formatTimestamp,
   hospitalKeyId,
@@ -424,6 +426,14 @@ describe('Z1 fuzzing every HTTP endpoint on the stack', () => {
           const parsed = errorBodySchema.safeParse(JSON.parse(text));
           if (!parsed.success || !isErrorCode(parsed.data.error.code)) {
             throw new Error(`${template.name}, ${broken.kind}: no catalogued code in ${text.slice(0, 200)}`);
+          }
+          // INTERNAL_ERROR is catalogued but is no refusal: whatever its status, it means the
+          // function met a request it did not expect, which is what this fuzzer looks for.
+          if (
+            ERROR_CODES[parsed.data.error.code].status >= 500 ||
+            parsed.data.error.code === 'INTERNAL_ERROR'
+          ) {
+            throw new Error(`${template.name}, ${broken.kind}: answered ${parsed.data.error.code}`);
           }
           counts.set(template.name, (counts.get(template.name) ?? 0) + 1);
           statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
