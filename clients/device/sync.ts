@@ -12,6 +12,7 @@ import {
   ackResponseSchema,
   isProtocolError,
   openRecord,
+  ProtocolError,
   pushDataSchema,
   recordListResponseSchema,
   toProtocolError,
@@ -90,7 +91,7 @@ async function fetchOne(enrolment: Enrolment, recordId: string, outDir: string):
       method: 'GET',
       target: `/records/v1/records/${recordId}/content`,
     });
-    const opened = await openRecord(responseBytes(response), {
+    const opened = await openRecord(untilCut(responseBytes(response)), {
       device: enrolment.keys,
       hospitalPublicKey: enrolment.hospitalKey,
       hospitalId: enrolment.data.hospitalId,
@@ -117,6 +118,21 @@ async function fetchOne(enrolment: Enrolment, recordId: string, outDir: string):
     if (error instanceof ApiError) throw error; // the service refused: not the record's fault
     const code = isProtocolError(error) ? error.code : toProtocolError(error).code;
     return { recordId, outcome: 'failed', errorCode: code };
+  }
+}
+
+/**
+ * The container as downloaded, where a body that breaks off is the container ending early
+ * (UPLOAD_TRUNCATED) rather than INTERNAL_ERROR: the device cannot tell a dropped connection
+ * from a stored object shorter than the length the records function announced, and either way
+ * what it holds is an incomplete container, not a fault of its own. The record is not stored,
+ * so the next sync tries it again.
+ */
+async function* untilCut(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array, void, undefined> {
+  try {
+    for await (const piece of body) yield piece;
+  } catch (error) {
+    throw new ProtocolError('UPLOAD_TRUNCATED', undefined, { cause: error });
   }
 }
 

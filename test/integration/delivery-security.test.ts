@@ -5,14 +5,16 @@
 // its key and the hospital key pinned at pairing, must refuse every variant. And a plaintext
 // canary (in the file, its name, its title and the patient number) appears in no stored byte,
 // log line or push payload afterwards.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureStdout, type StdoutCapture } from '../helpers/stdout-capture.ts';
-import { responseBytes } from '../../clients/lib/api-client.ts';
+import { ApiError, responseBytes } from '../../clients/lib/api-client.ts';
+import { syncRecords } from '../../clients/device/sync.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
+import { objectDataPath } from '../../emulator/storage/server.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { type PublicKey } from '../../shared/core/crypto/index.ts';
@@ -35,6 +37,7 @@ import {
   type TestDevice,
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
+import { referenceDevice } from '../helpers/reference-device.ts';
 
 const CANARY = 'CANARY-e2e-9d41-plaintext';
 const CHUNK = 1024;
@@ -203,6 +206,109 @@ describe('delivery attacked from the platform side', () => {
       recordListResponseSchema,
     );
     expect(listed.records.find((r) => r.recordId === recordId)?.acknowledgedAt).toBeUndefined();
+  });
+
+  it('R4 a one-chunk container altered in the bucket itself reaches the device as an integrity refusal, never INTERNAL_ERROR', async () => {
+    // Not a new object: the stored bytes change under the generation ingest checked, as a
+    // platform with disk access (or a storage fault) would change them, so Cloud Storage's own
+    // checksum of the object no longer matches. The records function must still answer 200 and
+    // serve the object's size in bytes; the device, which checks the signed digest and every
+    // chunk, refuses and acknowledges the refusal with its stable code.
+    const phone = await pairTestDevice(stack, hospital, 'bucket-alteration-patient');
+    const reference = await referenceDevice(stack, hospital, phone);
+    const integrity = expect.stringMatching(/^(DIGEST_MISMATCH|CHUNK_INVALID)$/);
+    const inChunk = (stored: Buffer) => stored.length - 20; // inside the one chunk's ciphertext
+    const alterations: Record<
+      string,
+      { alter: (stored: Buffer) => Buffer; expected: object; cut?: boolean }
+    > = {
+      'a byte flipped (same size)': {
+        alter: (stored) => Buffer.from(flipped(stored, inChunk(stored))),
+        expected: { outcome: 'failed', errorCode: integrity },
+      },
+      'bytes inserted into the chunk (bigger)': {
+        alter: (stored) =>
+          Buffer.concat([
+            stored.subarray(0, inChunk(stored)),
+            Buffer.from('xx'),
+            stored.subarray(inChunk(stored)),
+          ]),
+        expected: { outcome: 'failed', errorCode: integrity },
+      },
+      // Shorter than the size filed (never so in Cloud Storage, where a generation's bytes
+      // are fixed): the 200 and its content-length are out before the store runs dry, so the
+      // connection is cut, and the device sees its download end early.
+      'the end cut off (smaller)': {
+        alter: (stored) => stored.subarray(0, stored.length - 7),
+        expected: { outcome: 'failed', errorCode: 'UPLOAD_TRUNCATED' },
+        cut: true,
+      },
+      // The function serves the size ingest filed, so bytes after it never leave: the device
+      // gets the accepted container and stores it.
+      'bytes appended after the end (bigger)': {
+        alter: (stored) => Buffer.concat([stored, Buffer.from('appended by the platform')]),
+        expected: { outcome: 'stored', file: expect.any(String) },
+      },
+    };
+    for (const [name, { alter, expected, cut }] of Object.entries(alterations)) {
+      const { sealed } = await deliver(stack, hospital, ingestKey, {
+        patientRef: phone.patientRef,
+        recipients: [phone],
+        file: new Uint8Array(Buffer.from(`one chunk, altered: ${name}`)),
+      });
+      const recordId = sealed.manifest.recordId;
+      const record = await firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
+      const path = objectDataPath(
+        join(dataDir, 'storage'),
+        stack.env.RECORDS_BUCKET!,
+        record.get('objectName') as string,
+        Number(record.get('generation')),
+      );
+      const stored = await readFile(path);
+      expect(splitContainer(stored).frames, name).toHaveLength(1);
+      await writeFile(path, alter(stored));
+
+      const logged = stdout.lines.length;
+      // The function's answer itself: 200 and exactly the filed size, or a cut connection
+      // ('network'), which would show here and not as a code.
+      const answer = await phone.api
+        .raw({ method: 'GET', target: `/records/v1/records/${recordId}/content` })
+        .then(
+          async (response) => ({
+            status: response.status,
+            bytes: await response.arrayBuffer().then(
+              (body) => body.byteLength,
+              () => 'network',
+            ),
+          }),
+          (error: unknown) => (error instanceof ApiError ? { status: error.status } : 'network'),
+        );
+      expect([name, answer]).toEqual([
+        name,
+        { status: 200, bytes: cut ? 'network' : Number(record.get('size')) },
+      ]);
+      // The reference device's own sync: download, verify, decrypt, acknowledge. (Records it
+      // failed before are tried again; only this one is judged here.)
+      const results = await syncRecords(reference.home, reference.enrolment, reference.outDir);
+      const result = results.find((one) => one.recordId === recordId);
+      expect([name, result]).toEqual([name, { recordId, ...expected }]);
+      const acked = await firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
+      expect([name, acked.get('acks')]).toMatchObject([
+        name,
+        {
+          [phone.deviceId]:
+            result?.outcome === 'failed'
+              ? { outcome: 'failed', errorCode: result.errorCode }
+              : { outcome: 'stored' },
+        },
+      ]);
+      const functionLines = stdout.lines.slice(logged).filter((line) => line.includes('"records"'));
+      expect(functionLines.length, name).toBeGreaterThan(0); // the records function's lines are scanned
+      expect([
+        name,
+        functionLines.filter((line) => /INTERNAL_ERROR|INTEGRITY|"status":5\d\d/.test(line)),
+      ]).toEqual([name, []]);
+    }
   });
 
   it('leaves the canary in no stored byte, log line or push payload', async () => {
