@@ -140,7 +140,8 @@ describe('connector key custody in a PKCS#11 token (SoftHSM2)', () => {
     const custody = openPkcs11Custody(token);
     try {
       expect(custody.kind).toBe('pkcs11');
-      expect(custody.version).toBe(1);
+      expect(custody.pseudonymKey.version).toBe(1);
+      expect(custody.bindingKey.version).toBe(1);
       expect(custody.signer.publicKey.toBase64Url()).toBe(hospitalKey.toBase64Url());
       // The token returns either s; about half of these come back high and must be canonicalised.
       for (let i = 0; i < 24; i++) {
@@ -228,8 +229,8 @@ describe('connector key custody in a PKCS#11 token (SoftHSM2)', () => {
 
     const custody = openPkcs11Custody(token); // the highest version present is now 2
     try {
-      expect(custody.version).toBe(2);
       expect(custody.pseudonymKey.version).toBe(2);
+      expect(custody.bindingKey.version).toBe(2);
       expect(custody.pseudonymKey.hmac(...parts)).toEqual(expected(pseudonymBytes));
       expect(custody.pseudonymKey.hmac(...parts)).toEqual(memoryHmacKey(pseudonymBytes, 2).hmac(...parts));
       expect(custody.bindingKey.hmac(...parts)).toEqual(expected(bindingBytes));
@@ -240,19 +241,33 @@ describe('connector key custody in a PKCS#11 token (SoftHSM2)', () => {
       // The provisioned version-1 binding key stays usable for older invitations, and differs.
       expect(custody.bindingKeyOf(1).version).toBe(1);
       expect(custody.bindingKeyOf(1).hmac(...parts)).not.toEqual(expected(bindingBytes));
-      custodyFailure('HSM_KEY_MISSING', () => custody.bindingKeyOf(3));
+      custodyFailure('HSM_KEY_MISSING', () => custody.bindingKeyOf(4));
     } finally {
       custody.close();
     }
 
     const first = openPkcs11Custody({ ...token, version: 1 });
     try {
-      expect(first.version).toBe(1);
+      expect(first.bindingKey.version).toBe(1);
       expect(first.pseudonymKey.hmac(...parts)).not.toEqual(expected(pseudonymBytes));
     } finally {
       first.close();
     }
     custodyFailure('HSM_KEY_MISSING', () => openPkcs11Custody({ ...token, version: 9 }));
+
+    // Rotating the binding key is adding its next version: pseudonyms stay as they were.
+    const rotatedBytes = randomBytes(32);
+    importPkcs11SecretForTest({ ...token, label: pkcs11SecretLabel('binding', 3), value: rotatedBytes });
+    const rotated = openPkcs11Custody(token);
+    try {
+      expect(rotated.bindingKey.version).toBe(3);
+      expect(rotated.bindingKey.hmac(...parts)).toEqual(expected(rotatedBytes));
+      expect(rotated.pseudonymKey.version).toBe(2);
+      expect(rotated.pseudonymKey.hmac(...parts)).toEqual(expected(pseudonymBytes));
+      expect(rotated.bindingKeyOf(2).hmac(...parts)).toEqual(expected(bindingBytes));
+    } finally {
+      rotated.close();
+    }
   });
 
   it('fails cleanly once closed, and the token opens again afterwards', () => {

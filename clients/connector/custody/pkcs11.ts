@@ -76,14 +76,16 @@ export interface Pkcs11Options {
   readonly tokenLabel: string;
   /** The token's user PIN. */
   readonly pin: string;
-  /** The key version: provisioning creates it (default 1), opening uses it (default: the highest present). */
+  /**
+   * The secrets' version: provisioning creates it (default 1); opening uses it for both keys
+   * (default: the highest version of each in the token, so adding clinic-bridge-binding-v2
+   * rotates the binding key and leaves the pseudonyms as they were).
+   */
   readonly version?: number;
 }
 
 export interface Pkcs11Custody extends KeyCustody {
   readonly kind: 'pkcs11';
-  /** The version of the pseudonym key and current binding key. */
-  readonly version: number;
 }
 
 interface Connection {
@@ -186,7 +188,10 @@ export function openPkcs11Custody(options: Pkcs11Options): Pkcs11Custody {
     const live = connection;
     const privateKey = findKey(live, pkcs11js.CKO_PRIVATE_KEY, PKCS11_SIGNING_LABEL);
     const publicKey = readPublicKey(live, findKey(live, pkcs11js.CKO_PUBLIC_KEY, PKCS11_SIGNING_LABEL));
-    const version = options.version === undefined ? highestVersion(live) : checkVersion(options.version);
+    const versionOf = (purpose: 'pseudonym' | 'binding'): number =>
+      options.version === undefined ? highestVersion(live, purpose) : checkVersion(options.version);
+    const pseudonymVersion = versionOf('pseudonym');
+    const bindingVersion = versionOf('binding');
 
     const use = <T>(what: string, operation: (connection: Connection) => T): T => {
       if (!connection) throw new CustodyError('CUSTODY_CLOSED', 'the key custody has been closed');
@@ -227,8 +232,8 @@ export function openPkcs11Custody(options: Pkcs11Options): Pkcs11Custody {
     });
 
     const pseudonymKey = hmacKey(
-      findKey(live, pkcs11js.CKO_SECRET_KEY, pkcs11SecretLabel('pseudonym', version)),
-      version,
+      findKey(live, pkcs11js.CKO_SECRET_KEY, pkcs11SecretLabel('pseudonym', pseudonymVersion)),
+      pseudonymVersion,
     );
     const bindingKeys = new Map<number, HmacKey>();
     const bindingKeyOf = (keyVersion: number): HmacKey => {
@@ -243,14 +248,13 @@ export function openPkcs11Custody(options: Pkcs11Options): Pkcs11Custody {
       }
       return key;
     };
-    const bindingKey = bindingKeyOf(version);
+    const bindingKey = bindingKeyOf(bindingVersion);
 
     selfTest(live, privateKey, publicKey);
     for (const key of [pseudonymKey, bindingKey]) key.hmac(SELF_TEST_MESSAGE);
 
     return Object.freeze({
       kind: 'pkcs11',
-      version,
       signer,
       pseudonymKey,
       bindingKey,
@@ -453,8 +457,8 @@ function findKey(connection: Connection, objectClass: number, label: string): Ha
   return found[0]!;
 }
 
-/** The highest version with a pseudonym or binding key in the token (both must then exist). */
-function highestVersion(connection: Connection): number {
+/** The highest version of the pseudonym or binding keys in the token. */
+function highestVersion(connection: Connection, purpose: 'pseudonym' | 'binding'): number {
   let highest = 0;
   for (const handle of findObjects(connection, [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
@@ -463,14 +467,11 @@ function highestVersion(connection: Connection): number {
       connection.lib.C_GetAttributeValue(connection.session, handle, [{ type: pkcs11js.CKA_LABEL }]),
     );
     const match = SECRET_LABEL.exec(label?.value.toString('utf8') ?? '');
-    const version = Number(match?.[2]);
+    const version = match?.[1] === purpose ? Number(match[2]) : 0;
     if (version <= 0xffff) highest = Math.max(highest, version);
   }
   if (highest === 0) {
-    throw new CustodyError(
-      'HSM_KEY_MISSING',
-      'the token holds no clinic-bridge-pseudonym-v* or -binding-v* key',
-    );
+    throw new CustodyError('HSM_KEY_MISSING', `the token holds no clinic-bridge-${purpose}-v<n> key`);
   }
   return highest;
 }
