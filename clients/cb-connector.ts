@@ -15,7 +15,13 @@ import {
   verifyDeletionReceipt,
 } from '../shared/core/protocol/index.ts';
 import { checkedDevices, sendFile } from './connector/deliver.ts';
-import { ConnectorHome, onboardingSchema, staffIdFrom, type Connector } from './connector/home.ts';
+import {
+  ConnectorHome,
+  onboardingSchema,
+  staffIdFrom,
+  type Connector,
+  type KeyPlacement,
+} from './connector/home.ts';
 import { invitePatient } from './connector/invite.ts';
 import { progressBar } from './connector/progress.ts';
 import { refreshJournal, waitForReceipt } from './connector/receipts.ts';
@@ -30,8 +36,10 @@ const HELP = `cb-connector: encrypt and send records from inside the hospital
 Usage: npm run cb-connector -- <command> [options]
 
 Commands:
-  keys --hospital ID [--force]      Generate the hospital key pair and master secret (owner-only
-                                    files in --home); prints the public key for the operator.
+  keys --hospital ID [--force] [--custody pkcs11 --module PATH --token-label LABEL]
+                                    Generate the hospital key pair and master secret (owner-only
+                                    files in --home), or create them inside a PKCS#11 token (PIN
+                                    from $CB_HSM_PIN); prints the public key for the operator.
   configure --from FILE             Store the configuration from \`cb-admin register-hospital --json\`.
   invite PATIENT_NUMBER [--out qr.png] [--expires-minutes 60] [--attempts 3]
                                     Invite a patient: the QR code as PNG and in the terminal.
@@ -89,6 +97,9 @@ await runMain('cb-connector', async () => {
       progress: { type: 'boolean', default: false },
       once: { type: 'boolean', default: false },
       operator: { type: 'string' },
+      custody: { type: 'string', default: 'file' },
+      module: { type: 'string' },
+      'token-label': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -101,9 +112,20 @@ await runMain('cb-connector', async () => {
 
   if (command === 'keys') {
     if (!values.hospital) throw new UsageError('keys needs --hospital ID');
-    const keys = await home.createKeys(values.hospital, values.force);
-    console.error(`Keys written to ${home.dir}. Give the operator this public key:`);
-    console.log(keys.publicKey.toBase64Url());
+    let placement: KeyPlacement = { custody: 'file' };
+    if (values.custody === 'pkcs11') {
+      if (!values.module || !values['token-label']) {
+        throw new UsageError('--custody pkcs11 needs --module PATH and --token-label LABEL');
+      }
+      placement = { custody: 'pkcs11', module: values.module, tokenLabel: values['token-label'] };
+    } else if (values.custody !== 'file') {
+      throw new UsageError('--custody is file (the default) or pkcs11');
+    }
+    const publicKey = await home.createKeys(values.hospital, values.force, placement);
+    console.error(
+      `Keys ${placement.custody === 'file' ? `written to ${home.dir}` : 'created in the token'}. Give the operator this public key:`,
+    );
+    console.log(publicKey.toBase64Url());
     return EXIT.OK;
   }
   if (command === 'configure') {

@@ -49,15 +49,39 @@ export type Onboarding = z.output<typeof onboardingSchema>;
 
 export const HOSPITAL_KEYS_FORMAT = 'clinic-bridge/hospital-keys/v2';
 
-const keysSchema = z.strictObject({
-  format: z.literal(HOSPITAL_KEYS_FORMAT),
-  hospitalId: hospitalIdSchema,
-  publicKey: publicKeySchema,
-  custody: z.literal('file'),
-  privateKey: z.string().min(1),
-  masterSecret: z.string().min(1),
-  keyVersion: z.int().min(1).max(0xffff),
-});
+/** The hospital-keys file: the keys themselves (file custody), or where the token is (PKCS#11). */
+const keysSchema = z.discriminatedUnion('custody', [
+  z.strictObject({
+    format: z.literal(HOSPITAL_KEYS_FORMAT),
+    hospitalId: hospitalIdSchema,
+    publicKey: publicKeySchema,
+    custody: z.literal('file'),
+    privateKey: z.string().min(1),
+    masterSecret: z.string().min(1),
+    bindingKeyVersion: z.int().min(1).max(0xffff),
+  }),
+  z.strictObject({
+    format: z.literal(HOSPITAL_KEYS_FORMAT),
+    hospitalId: hospitalIdSchema,
+    publicKey: publicKeySchema,
+    custody: z.literal('pkcs11'),
+    /** The vendor's PKCS#11 library and the token's label; the PIN comes from $CB_HSM_PIN. */
+    module: z.string().min(1),
+    tokenLabel: z.string().min(1).max(32),
+  }),
+]);
+
+/** Where `cb-connector keys` puts a new hospital key pair. */
+export type KeyPlacement =
+  | { readonly custody: 'file' }
+  | { readonly custody: 'pkcs11'; readonly module: string; readonly tokenLabel: string };
+
+/** The token's PIN, from the environment only: never an argument (process lists) nor a file. */
+function hsmPin(): string {
+  const pin = process.env.CB_HSM_PIN;
+  if (!pin) throw new UsageError('PKCS#11 custody needs the token PIN in $CB_HSM_PIN');
+  return pin;
+}
 
 export const journalEntrySchema = z.strictObject({
   uploadId: uploadIdSchema,
@@ -128,8 +152,16 @@ export class ConnectorHome {
     return join(this.dir, 'work');
   }
 
-  /** Generates the hospital key pair and master secret; refuses to replace them unless forced. */
-  async createKeys(hospitalId: string, force: boolean): Promise<KeyPair> {
+  /**
+   * Generates the hospital key pair and master secret (or, for PKCS#11, creates the keys inside
+   * the token and records where it is); refuses to replace them unless forced. Returns the
+   * public key to register.
+   */
+  async createKeys(
+    hospitalId: string,
+    force: boolean,
+    placement: KeyPlacement = { custody: 'file' },
+  ): Promise<PublicKey> {
     const id = hospitalIdSchema.safeParse(hospitalId);
     if (!id.success)
       throw new UsageError('the hospital id must be 3–40 of a-z, 0-9 and -, starting alphanumeric');
@@ -137,6 +169,23 @@ export class ConnectorHome {
       throw new UsageError(
         `keys already exist in ${this.dir} (replacing them cuts off every paired device; use --force)`,
       );
+    }
+    if (placement.custody === 'pkcs11') {
+      const { provisionPkcs11Keys } = await import('./custody/pkcs11.ts');
+      const publicKey = provisionPkcs11Keys({
+        modulePath: placement.module,
+        tokenLabel: placement.tokenLabel,
+        pin: hsmPin(),
+      });
+      await writeJsonFile(this.keysPath, {
+        format: HOSPITAL_KEYS_FORMAT,
+        hospitalId: id.data,
+        publicKey: publicKey.toBase64Url(),
+        custody: 'pkcs11',
+        module: placement.module,
+        tokenLabel: placement.tokenLabel,
+      });
+      return publicKey;
     }
     const keys = generateKeyPair();
     await writeJsonFile(this.keysPath, {
@@ -146,9 +195,9 @@ export class ConnectorHome {
       custody: 'file',
       privateKey: toBase64Url(exportPrivateKey(keys.privateKey)),
       masterSecret: toBase64Url(new Uint8Array(randomBytes(MIN_MASTER_SECRET_BYTES))),
-      keyVersion: 1,
+      bindingKeyVersion: 1,
     });
-    return keys;
+    return keys.publicKey;
   }
 
   /** The hospital's keys, from a file that only its owner may read (checked first). */
@@ -159,7 +208,22 @@ export class ConnectorHome {
       keysSchema,
       'hospital keys (run `cb-connector keys` first)',
     );
-    const custody = openFileCustody(stored);
+    let custody: KeyCustody;
+    if (stored.custody === 'file') {
+      custody = openFileCustody(stored);
+    } else {
+      // Loaded only here: the native PKCS#11 binding is needed by hospitals that use a token.
+      const { openPkcs11Custody } = await import('./custody/pkcs11.ts');
+      custody = openPkcs11Custody({
+        modulePath: stored.module,
+        tokenLabel: stored.tokenLabel,
+        pin: hsmPin(),
+      });
+    }
+    if (custody.signer.publicKey.toBase64Url() !== stored.publicKey) {
+      custody.close();
+      throw new UsageError(`the hospital key in custody is not the one ${this.keysPath} names`);
+    }
     return { hospitalId: stored.hospitalId, publicKey: custody.signer.publicKey, custody };
   }
 

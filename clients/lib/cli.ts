@@ -55,6 +55,12 @@ export function describeFailure(error: unknown): { message: string; exitCode: nu
     };
   }
   if (isProtocolError(error)) return { message: `${error.code}: ${error.message}`, exitCode: EXIT.REFUSED };
+  // The connector's HSM custody (recognised by name, so this file never loads the native binding).
+  if ((error as Error | null)?.name === 'CustodyError') {
+    const { code, message } = error as Error & { code: string };
+    const refused = code === 'HSM_LOGIN_FAILED' || code === 'HSM_KEY_MISSING' || code === 'HSM_KEY_EXISTS';
+    return { message: `${code}: ${message}`, exitCode: refused ? EXIT.REFUSED : EXIT.FAILURE };
+  }
   const code = (error as { code?: unknown } | null)?.code;
   if (code === 'ECONNREFUSED' || (error as Error | null)?.cause !== undefined) {
     const cause = (error as { cause?: { code?: unknown } }).cause;

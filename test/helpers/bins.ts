@@ -29,11 +29,15 @@ export async function writeStackEnvFile(stack: StackEnv, dir: string): Promise<s
   return file;
 }
 
-export function binRunner(envFile: string): (name: BinName, args: readonly string[]) => Promise<BinOutcome> {
+/** Runs a bin against the stack in `envFile`; `extraEnv` adds to (never replaces) the environment. */
+export function binRunner(
+  envFile: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+): (name: BinName, args: readonly string[]) => Promise<BinOutcome> {
   return async (name, args) => {
     try {
       const { stdout, stderr } = await run(process.execPath, [`clients/${name}.ts`, ...args], {
-        env: { ...process.env, CB_STACK_ENV: envFile },
+        env: { ...process.env, ...extraEnv, CB_STACK_ENV: envFile },
         maxBuffer: 16 * 1024 * 1024,
       });
       return { code: 0, stdout, stderr };

@@ -16,11 +16,14 @@ import {
 } from '../../shared/core/protocol/index.ts';
 
 const hospital = generateKeyPair();
-const keys = (keyVersion = 1, masterSecret = toBase64Url(new Uint8Array(randomBytes(32)))): FileKeys => ({
+const keys = (
+  bindingKeyVersion = 1,
+  masterSecret = toBase64Url(new Uint8Array(randomBytes(32))),
+): FileKeys => ({
   publicKey: hospital.publicKey.toBase64Url(),
   privateKey: toBase64Url(exportPrivateKey(hospital.privateKey)),
   masterSecret,
-  keyVersion,
+  bindingKeyVersion,
 });
 
 describe('C3 file custody of the hospital keys', () => {
@@ -43,8 +46,10 @@ describe('C3 file custody of the hospital keys', () => {
       toBase64Url(deriveBindingSecret(custody.pseudonymKey, invitation, ref)),
     );
     // A rotated binding key differs, and the old version stays derivable for old invitations.
-    const rotated = openFileCustody({ ...stored, keyVersion: 2 });
+    const rotated = openFileCustody({ ...stored, bindingKeyVersion: 2 });
     expect(rotated.bindingKey.version).toBe(2);
+    // Pseudonyms do not move with it: every patient keeps their patientRef.
+    expect(derivePatientRef(rotated.pseudonymKey, '42')).toBe(ref);
     expect(toBase64Url(deriveBindingSecret(rotated.bindingKey, invitation, ref))).not.toBe(
       toBase64Url(deriveBindingSecret(custody.bindingKey, invitation, ref)),
     );

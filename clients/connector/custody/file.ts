@@ -1,8 +1,9 @@
 // The default custody: the hospital's key pair and master secret in an owner-only file in the
 // connector's home. The master secret never serves directly: a pseudonym key and a binding key,
-// each with its version in the label, are derived from it, so the two uses stay apart and the
-// binding key can be rotated (the journal records the version of each invitation) without
-// re-pairing anyone. Secret bytes live in memory of their own, never Node's shared buffer pool,
+// each with its version in the label, are derived from it, so the two uses stay apart. The
+// binding key rotates (raise bindingKeyVersion: the journal records each invitation's version,
+// so nobody re-pairs); the pseudonym key stays at version 1, since a new one would give every
+// patient a new patientRef. Secret bytes live in memory of their own, never Node's shared buffer pool,
 // and are zeroed on close().
 import { createHmac } from 'node:crypto';
 import { stat } from 'node:fs/promises';
@@ -16,6 +17,8 @@ import {
 import { UsageError } from '../../lib/cli.ts';
 import type { KeyCustody } from './custody.ts';
 
+const PSEUDONYM_KEY_VERSION = 1;
+
 const KEY_LABELS = {
   pseudonym: 'clinic-bridge/pseudonym-key',
   binding: 'clinic-bridge/binding-key',
@@ -26,8 +29,8 @@ export interface FileKeys {
   readonly publicKey: string;
   readonly privateKey: string;
   readonly masterSecret: string;
-  /** The current version of the derived keys (new invitations use it). */
-  readonly keyVersion: number;
+  /** The current binding key version (new invitations use it). */
+  readonly bindingKeyVersion: number;
 }
 
 /**
@@ -64,13 +67,15 @@ export function openFileCustody(keys: FileKeys): KeyCustody & { bindingKeyOf(ver
   master.set(decoded);
   decoded.fill(0);
   const signer = keyPairSigner(importKeyPair(keys.privateKey, keys.publicKey));
-  const pseudonymKey = derivedKey(master, 'pseudonym', keys.keyVersion);
-  const bindingKeys = new Map([[keys.keyVersion, derivedKey(master, 'binding', keys.keyVersion)]]);
+  const pseudonymKey = derivedKey(master, 'pseudonym', PSEUDONYM_KEY_VERSION);
+  const bindingKeys = new Map([
+    [keys.bindingKeyVersion, derivedKey(master, 'binding', keys.bindingKeyVersion)],
+  ]);
   return {
     kind: 'file',
     signer,
     pseudonymKey,
-    bindingKey: bindingKeys.get(keys.keyVersion)!,
+    bindingKey: bindingKeys.get(keys.bindingKeyVersion)!,
     bindingKeyOf(version: number) {
       let key = bindingKeys.get(version);
       if (!key) {
