@@ -5,6 +5,7 @@
 // its key and the hospital key pinned at pairing, must refuse every variant. And a plaintext
 // canary (in the file, its name, its title and the patient number) appears in no stored byte,
 // log line or push payload afterwards.
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,21 +23,28 @@ import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   ackResponseSchema,
   isProtocolError,
+  newRandomId,
   openRecord,
   recordListResponseSchema,
+  recordPayloadLength,
   type ErrorCode,
+  type RecordHeader,
 } from '../../shared/core/protocol/index.ts';
 import { filesContainingCanary, textContainsCanary } from '../helpers/canary.ts';
 import {
   collectBytes,
   deliver,
+  dropUpload,
   functionPublicKey,
   pairTestDevice,
   registerTestHospital,
   stackBlobStore,
+  waitForReceipt,
   type TestDevice,
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
+import { chunkSectionAt } from '../helpers/container-bytes.ts';
+import { craftUpload, plaintextPieces, sealChunk, type CraftOptions } from '../helpers/crafted-upload.ts';
 import { referenceDevice } from '../helpers/reference-device.ts';
 
 const CANARY = 'CANARY-e2e-9d41-plaintext';
@@ -54,6 +62,22 @@ function splitContainer(bytes: Uint8Array): { prefix: Uint8Array; frames: Uint8A
     offset += 4 + length;
   }
   return { prefix, frames };
+}
+
+/** SHA-256 (base64url) of a container's chunk section, as the manifest's ciphertextSha256. */
+function sectionDigest(bytes: Uint8Array): string {
+  return createHash('sha256')
+    .update(bytes.subarray(chunkSectionAt(bytes)))
+    .digest('base64url');
+}
+
+/** A record header, with an empty file, whose record payload is a whole number of chunks. */
+function paddedHeader(chunkSize: number): RecordHeader {
+  for (let pad = 0; ; pad++) {
+    const header = { filename: `bound${'-'.repeat(pad)}.txt`, mediaType: 'text/plain', size: 0 };
+    const length = recordPayloadLength(header);
+    if (length % chunkSize === 0 && length / chunkSize >= 4) return header;
+  }
 }
 
 function join_(parts: readonly Uint8Array[]): Uint8Array {
@@ -111,7 +135,7 @@ describe('delivery attacked from the platform side', () => {
   }
 
   /** Downloads through the records function and opens on the device; the error code, or 'opened'. */
-  async function openOnDevice(recordId: string): Promise<ErrorCode | 'opened'> {
+  async function openOnDevice(recordId: string, expected = file): Promise<ErrorCode | 'opened'> {
     const response = await device.api.raw({
       method: 'GET',
       target: `/records/v1/records/${recordId}/content`,
@@ -124,12 +148,18 @@ describe('delivery attacked from the platform side', () => {
         recordId,
       });
       const bytes = await collectBytes(opened.file);
-      expect(Buffer.from(bytes).equals(Buffer.from(file))).toBe(true);
+      expect(Buffer.from(bytes).equals(Buffer.from(expected))).toBe(true);
       return 'opened';
     } catch (error) {
       if (isProtocolError(error)) return error.code;
       throw error;
     }
+  }
+
+  /** Uploads a container as the connector would and waits for ingest's receipt. */
+  async function dropAndWait(objectName: string, bytes: Uint8Array, uploadId: string) {
+    await dropUpload(stack, objectName, bytes);
+    return waitForReceipt(stack, hospital.hospitalId, uploadId, ingestKey);
   }
 
   /** The platform attacker: replaces the stored container and repoints the record at it. */
@@ -153,7 +183,7 @@ describe('delivery attacked from the platform side', () => {
     expect(await openOnDevice(recordId)).toBe('opened');
   });
 
-  it('refuses every rewrite of the stored container', async () => {
+  it('R4 refuses every rewrite of the stored container', async () => {
     const other = await deliverOne();
     const variants: Record<string, (c: ReturnType<typeof splitContainer>) => Uint8Array> = {
       'flipped byte in chunk 1': ({ prefix, frames }) =>
@@ -183,6 +213,129 @@ describe('delivery attacked from the platform side', () => {
       'flipped byte in the manifest': expect.stringMatching(/^MANIFEST_(SIGNATURE_)?INVALID$/),
       'last chunk dropped': 'UPLOAD_TRUNCATED',
     });
+  });
+
+  it('R4 chunks re-framed under a manifest signed over them (the digest matches) are refused by their context binding', async () => {
+    // A platform cannot re-sign ciphertextSha256 (the hospital signs it), so the rewrites above
+    // are all caught by the digest at the latest. Here the hospital's own test key signs a
+    // manifest over the re-framed chunks, so the digest and every length check out and ingest
+    // accepts the upload: only the binding of each chunk to its record id, position and last
+    // flag is left to refuse it. The payload is a header and an empty file, cut into 16-byte
+    // chunks, so the device needs every chunk's bytes (the last one included) before it can
+    // judge anything else.
+    const chunkSize = 16;
+    const header = paddedHeader(chunkSize);
+    const craft = (chunks?: CraftOptions['chunks']) =>
+      craftUpload(hospital, {
+        patientRef: device.patientRef,
+        device,
+        header,
+        file: new Uint8Array(),
+        chunkSize,
+        ...(chunks ? { chunks } : {}),
+      });
+    const otherRecord = newRandomId();
+    const variants: Record<string, CraftOptions['chunks'] | undefined> = {
+      'the genuine chunks, framed the same way': undefined,
+      'chunks 0 and 1 reordered': (make) => {
+        const [first, second, ...rest] = make.genuine();
+        return [second!, first!, ...rest];
+      },
+      'chunk 1 replaced by chunk 0 (a position repeated)': (make) => {
+        const chunks = make.genuine();
+        return [chunks[0]!, chunks[0]!, ...chunks.slice(2)];
+      },
+      'chunk 1 sealed for another record under the same content key': (make) => {
+        const chunks = make.genuine();
+        const data = plaintextPieces(make)[1]!;
+        chunks[1] = sealChunk(make.key, data, { recordId: otherRecord, index: 1, last: false });
+        return chunks;
+      },
+      'the last chunk dropped': (make) => make.genuine().slice(0, -1),
+      'the last chunk resealed without its last flag': (make) => {
+        const chunks = make.genuine();
+        const pieces = plaintextPieces(make);
+        const index = chunks.length - 1;
+        chunks[index] = sealChunk(make.key, pieces[index]!, { recordId: make.recordId, index, last: false });
+        return chunks;
+      },
+      'a chunk appended after the last': (make) => {
+        const chunks = make.genuine();
+        const extra = new Uint8Array(make.chunkSize).fill(0x20);
+        return [
+          ...chunks,
+          sealChunk(make.key, extra, { recordId: make.recordId, index: chunks.length, last: true }),
+        ];
+      },
+    };
+    const outcomes: Record<string, string> = {};
+    for (const [name, chunks] of Object.entries(variants)) {
+      const crafted = await craft(chunks);
+      // What makes these cases: the signed digest is that of the chunk section as delivered.
+      expect(crafted.manifest.ciphertextSha256, name).toBe(sectionDigest(crafted.bytes));
+      const receipt = await dropAndWait(crafted.objectName, crafted.bytes, crafted.manifest.uploadId);
+      expect([name, receipt.status]).toEqual([name, 'accepted']);
+      outcomes[name] = await openOnDevice(crafted.manifest.recordId, new Uint8Array());
+    }
+    expect(outcomes).toEqual({
+      'the genuine chunks, framed the same way': 'opened',
+      'chunks 0 and 1 reordered': 'CHUNK_INVALID',
+      'chunk 1 replaced by chunk 0 (a position repeated)': 'CHUNK_INVALID',
+      'chunk 1 sealed for another record under the same content key': 'CHUNK_INVALID',
+      'the last chunk dropped': 'RECORD_TRUNCATED',
+      'the last chunk resealed without its last flag': 'RECORD_TRUNCATED',
+      'a chunk appended after the last': 'RECORD_TRAILING_DATA',
+    });
+  });
+
+  it('R4 the device refuses chunks from another record or position even under the same key, on its open path directly', async () => {
+    // The same bindings without the platform in between: the device's open path is handed
+    // chunk sections whose manifest (signed by the hospital key) matches them.
+    const chunkSize = 16;
+    const header = paddedHeader(chunkSize);
+    const open = async (chunks: CraftOptions['chunks']) => {
+      const crafted = await craftUpload(hospital, {
+        patientRef: device.patientRef,
+        device,
+        header,
+        file: new Uint8Array(),
+        chunkSize,
+        chunks,
+      });
+      try {
+        const opened = await openRecord([crafted.bytes], {
+          device: device.keys,
+          hospitalPublicKey: hospital.keys.publicKey,
+          hospitalId: hospital.hospitalId,
+          recordId: crafted.manifest.recordId,
+        });
+        await collectBytes(opened.file);
+        return 'opened';
+      } catch (error) {
+        return isProtocolError(error) ? `${error.code} at ${error.details.chunkIndex}` : String(error);
+      }
+    };
+    expect(await open((make) => make.genuine())).toBe('opened');
+    // Every chunk sealed at the right position but for another record id.
+    expect(
+      await open((make) =>
+        plaintextPieces(make).map((data, index, all) =>
+          sealChunk(make.key, data, { recordId: `${make.recordId}x`, index, last: index === all.length - 1 }),
+        ),
+      ),
+    ).toBe('CHUNK_INVALID at 0');
+    // Chunk 2 sealed as if it were at position 3.
+    expect(
+      await open((make) => {
+        const chunks = make.genuine();
+        chunks[2] = sealChunk(make.key, plaintextPieces(make)[2]!, {
+          recordId: make.recordId,
+          index: 3,
+          last: false,
+        });
+        return chunks;
+      }),
+    ).toBe('CHUNK_INVALID at 2');
   });
 
   it('a failed open is acknowledged with its code, and the listing shows no stored ack', async () => {
