@@ -12,7 +12,6 @@ import { z } from 'zod';
 import {
   generateKeyPair,
   importPublicKey,
-  type KeyPair,
   type PublicKey,
 } from '../../shared/core/crypto/index.ts';
 import { exportPrivateKey } from '../../shared/core/crypto/index.ts';
