@@ -172,7 +172,7 @@ interface BrokenRequest {
   readonly body?: Uint8Array;
 }
 
-function breakRequest(template: Template, broken: Breakage): BrokenRequest {
+function breakRequest(template: Template, broken: Breakage, audience: string): BrokenRequest {
   let method: string = template.method;
   let target = template.path;
   let body: Uint8Array | undefined = template.body
@@ -228,6 +228,7 @@ function breakRequest(template: Template, broken: Breakage): BrokenRequest {
   const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
   if (signer) {
     const signed = signRequest({
+      audience,
       method: method === 'GET' || method === 'POST' || method === 'PUT' ? method : 'POST',
       target,
       body: body ?? new Uint8Array(0),
@@ -286,6 +287,7 @@ describe('Z1 fuzzing every HTTP endpoint on the stack', () => {
           tokenSha256: tokenDigest(newInvitationToken()),
           expiresAt: formatTimestamp(new Date(Date.now() + 600_000)),
           maxAttempts: 3,
+          operatorRef: hospital.operatorRef,
         },
       },
       {
@@ -308,7 +310,7 @@ describe('Z1 fuzzing every HTTP endpoint on the stack', () => {
         path: `/pairing/v1/devices/${device.deviceId}/revoke`,
         idSegment: 4,
         signer: hospitalSigner,
-        body: {},
+        body: { operatorRef: hospital.operatorRef },
       },
       {
         name: 'POST /pairing/v1/records/{id}/recall',
@@ -316,7 +318,7 @@ describe('Z1 fuzzing every HTTP endpoint on the stack', () => {
         path: `/pairing/v1/records/${recordId}/recall`,
         idSegment: 4,
         signer: hospitalSigner,
-        body: {},
+        body: { operatorRef: hospital.operatorRef },
       },
       { name: 'GET /records/v1/records', method: 'GET', path: '/records/v1/records', signer: deviceSigner },
       {
@@ -403,7 +405,7 @@ describe('Z1 fuzzing every HTTP endpoint on the stack', () => {
         .filter(({ template, broken }) => applies(template, broken));
       await fc.assert(
         fc.asyncProperty(cases, async ({ template, broken }) => {
-          const request = breakRequest(template, broken);
+          const request = breakRequest(template, broken, stack.env.FUNCTIONS_BASE_URL!);
           const response = await fetch(`${stack.env.FUNCTIONS_BASE_URL}${request.target}`, {
             method: request.method,
             headers: request.headers,

@@ -96,8 +96,9 @@ describe('Z2 fuzzing the parsers of untrusted input', () => {
     const spool = memorySpool();
     const sealed = await sealUpload({
       hospitalId: 'st-fuzz-zh',
-      hospital,
+      hospital: hospital.privateKey,
       patientRef: newRandomId(),
+      operatorRef: newRandomId(),
       recipients: [{ deviceId: device.publicKey.fingerprint, publicKey: device.publicKey }],
       contentClass: 'document',
       header: { filename: 'f.pdf', mediaType: 'application/pdf', size: file.length },
