@@ -3,13 +3,11 @@
 // sends a record the reference device decrypts: every signature and every HMAC came from the
 // token, and the connector's home holds no key material at all.
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../emulator/stack.ts';
-import { binRunner, writeStackEnvFile, type BinName, type BinOutcome } from '../helpers/bins.ts';
+import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 
 const HOSPITAL = 'st-hsm-zh';
 const PATIENT = 'hsm-patient-1';
@@ -17,65 +15,54 @@ const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 const TOKEN = 'cb-connector-e2e';
 
 describe('C3 a connector with its keys in a PKCS#11 token', { timeout: 120_000 }, () => {
-  let dir: string;
-  let stack: Stack;
-  let envFile: string;
-  let tokenEnv: NodeJS.ProcessEnv;
   const pin = randomBytes(6).toString('hex');
-
-  const bin = (name: BinName, args: string[], env: NodeJS.ProcessEnv = {}): Promise<BinOutcome> =>
-    binRunner(envFile, env)(name, args);
-  const connector = (...args: string[]) =>
-    bin('cb-connector', [...args, '--home', join(dir, 'connector')], tokenEnv);
+  let tokenEnv: NodeJS.ProcessEnv;
+  let onboarded: OnboardedConnector;
+  let keysFile: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cb-hsm-cli-'));
-    await mkdir(join(dir, 'tokens'));
-    const conf = join(dir, 'softhsm2.conf');
-    await writeFile(conf, `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\n`);
-    tokenEnv = { SOFTHSM2_CONF: conf, CB_HSM_PIN: pin };
-    execFileSync(
-      'softhsm2-util',
-      ['--init-token', '--free', '--label', TOKEN, '--pin', pin, '--so-pin', randomBytes(6).toString('hex')],
-      { stdio: 'ignore', env: { ...process.env, SOFTHSM2_CONF: conf } },
-    );
-    stack = await startStack({ dataDir: join(dir, 'stack'), portBase: 0 });
-    envFile = await writeStackEnvFile(stack, dir);
+    onboarded = await onboardConnector({
+      hospitalId: HOSPITAL,
+      keyArgs: ['--custody', 'pkcs11', '--module', MODULE, '--token-label', TOKEN],
+      env: { CB_HSM_PIN: pin },
+      async prepare(dir) {
+        await mkdir(join(dir, 'tokens'));
+        const conf = join(dir, 'softhsm2.conf');
+        await writeFile(conf, `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\n`);
+        tokenEnv = { SOFTHSM2_CONF: conf, CB_HSM_PIN: pin };
+        execFileSync(
+          'softhsm2-util',
+          [
+            '--init-token',
+            '--free',
+            '--label',
+            TOKEN,
+            '--pin',
+            pin,
+            '--so-pin',
+            randomBytes(6).toString('hex'),
+          ],
+          { stdio: 'ignore', env: { ...process.env, SOFTHSM2_CONF: conf } },
+        );
+        return { SOFTHSM2_CONF: conf };
+      },
+    });
+    keysFile = join(onboarded.home, 'hospital-keys.json');
   });
 
-  afterAll(async () => {
-    await stack?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => onboarded?.close());
 
   it('C3 creates the keys in the token, invites, sends, and the phone decrypts; no key is on disk', async () => {
-    const keys = await connector(
-      'keys',
-      '--hospital',
-      HOSPITAL,
-      '--custody',
-      'pkcs11',
-      '--module',
-      MODULE,
-      '--token-label',
-      TOKEN,
-    );
-    expect(keys.code, keys.stderr).toBe(0);
-    const stored = await readFile(join(dir, 'connector', 'hospital-keys.json'), 'utf8');
-    expect(JSON.parse(stored)).toMatchObject({ custody: 'pkcs11', module: MODULE, tokenLabel: TOKEN });
+    const { dir, bin, connector } = onboarded;
+    const stored = await readFile(keysFile, 'utf8');
+    expect(JSON.parse(stored)).toMatchObject({
+      custody: 'pkcs11',
+      module: MODULE,
+      tokenLabel: TOKEN,
+      publicKey: onboarded.publicKey,
+    });
     expect(stored).not.toMatch(/privateKey|masterSecret/);
     expect(stored).not.toContain(pin);
-
-    const registered = await bin('cb-admin', [
-      'register-hospital',
-      '--id',
-      HOSPITAL,
-      '--public-key',
-      keys.stdout.trim(),
-      '--json',
-    ]);
-    await writeFile(join(dir, 'onboarding.json'), registered.stdout);
-    expect((await connector('configure', '--from', join(dir, 'onboarding.json'))).code).toBe(0);
 
     const qr = join(dir, 'invite.png');
     expect((await connector('invite', PATIENT, '--out', qr)).code).toBe(0);
@@ -98,23 +85,11 @@ describe('C3 a connector with its keys in a PKCS#11 token', { timeout: 120_000 }
     expect(await readFile(join(dir, 'received', 'letter.txt'), 'utf8')).toBe('signed and keyed in the token');
 
     // Without the PIN the connector does not start, and says why without printing a secret.
-    const noPin = await bin(
-      'cb-connector',
-      ['devices', '--patient', PATIENT, '--home', join(dir, 'connector')],
-      {
-        SOFTHSM2_CONF: tokenEnv.SOFTHSM2_CONF,
-      },
-    );
+    const asConnector = ['devices', '--patient', PATIENT, '--home', onboarded.home];
+    const noPin = await bin('cb-connector', asConnector, { SOFTHSM2_CONF: tokenEnv.SOFTHSM2_CONF });
     expect(noPin.code).toBe(2);
     expect(noPin.stderr).toContain('CB_HSM_PIN');
-    const wrongPin = await bin(
-      'cb-connector',
-      ['devices', '--patient', PATIENT, '--home', join(dir, 'connector')],
-      {
-        ...tokenEnv,
-        CB_HSM_PIN: `${pin}0`,
-      },
-    );
+    const wrongPin = await bin('cb-connector', asConnector, { ...tokenEnv, CB_HSM_PIN: `${pin}0` });
     expect(wrongPin.code).toBe(3);
     expect(wrongPin.stderr).toContain('HSM_LOGIN_FAILED');
     expect(wrongPin.stderr).not.toContain(pin);

@@ -9,15 +9,14 @@
 //   C3  the genuine patient still receives, and the control works: the device's own key opens
 //       what the attacker's keys cannot.
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFileCustody, type FileKeys } from '../../clients/connector/custody/file.ts';
 import { createApiClient } from '../../clients/lib/api-client.ts';
 import { readQrPng } from '../../clients/lib/qr.ts';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import type { Stack } from '../../emulator/stack.ts';
 import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
@@ -51,7 +50,8 @@ import {
   UPLOAD_MANIFEST_TYPE,
   uploadManifestSchema,
 } from '../../shared/core/protocol/index.ts';
-import { binRunner, writeStackEnvFile, type BinName, type BinOutcome } from '../helpers/bins.ts';
+import type { BinName } from '../helpers/bins.ts';
+import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 import { collectBytes, stackBlobStore } from '../helpers/delivery-fixture.ts';
 import { recordEvidence } from '../helpers/evidence.ts';
 import { injectDevice } from '../helpers/injection.ts';
@@ -65,10 +65,10 @@ const HOUR = 3600_000;
 const STAFF = 'CANARY-staff-jansen';
 
 describe('a fully compromised cloud', { timeout: 180_000 }, () => {
+  let onboarded: OnboardedConnector;
   let dir: string;
   let stack: Stack;
   let firestore: Firestore;
-  let envFile: string;
   let hospitalKeys: FileKeys;
   /** Every private key the attacker holds: the four functions' and the hospital's. */
   let stolen: { name: string; key: PrivateKey }[];
@@ -76,9 +76,9 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
   let genuineDevice: string;
   let usedQr: ReturnType<typeof decodeInvitationQr>;
 
-  const home = () => join(dir, 'connector');
-  const bin = (name: BinName, args: string[]): Promise<BinOutcome> => binRunner(envFile)(name, args);
-  const connector = (...args: string[]) => bin('cb-connector', [...args, '--home', home()]);
+  const home = () => onboarded.home;
+  const bin = (name: BinName, args: string[]) => onboarded.bin(name, args);
+  const connector = (...args: string[]) => onboarded.connector(...args);
 
   /** A certificate the attacker signs with the pairing function's own key, for any fields. */
   function rogueCertificate(fields: {
@@ -119,22 +119,9 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
     );
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cb-compromised-'));
-    stack = await startStack({ dataDir: join(dir, 'stack'), portBase: 0 });
-    envFile = await writeStackEnvFile(stack, dir);
+    onboarded = await onboardConnector({ hospitalId: HOSPITAL });
+    ({ dir, stack } = onboarded);
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
-
-    const keys = await connector('keys', '--hospital', HOSPITAL);
-    const registered = await bin('cb-admin', [
-      'register-hospital',
-      '--id',
-      HOSPITAL,
-      '--public-key',
-      keys.stdout.trim(),
-      '--json',
-    ]);
-    await writeFile(join(dir, 'onboarding.json'), registered.stdout);
-    expect((await connector('configure', '--from', join(dir, 'onboarding.json'))).code).toBe(0);
 
     const qr = join(dir, 'invite.png');
     expect((await connector('invite', PATIENT, '--out', qr, '--operator', STAFF)).code).toBe(0);
@@ -167,8 +154,7 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
 
   afterAll(async () => {
     await firestore?.terminate();
-    await stack?.close();
-    await rm(dir, { recursive: true, force: true });
+    await onboarded?.close();
   });
 
   it('C2 accepts none of the devices a compromised cloud makes, in `devices` or in `send`', async () => {
