@@ -9,11 +9,7 @@ import { userInfo } from 'node:os';
 import { appendFile, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import {
-  generateKeyPair,
-  importPublicKey,
-  type PublicKey,
-} from '../../shared/core/crypto/index.ts';
+import { generateKeyPair, importPublicKey, type PublicKey } from '../../shared/core/crypto/index.ts';
 import { exportPrivateKey } from '../../shared/core/crypto/index.ts';
 import {
   contentClassSchema,
