@@ -6,12 +6,11 @@
 // one certified with the pairing function's own key but without a binding proof from the
 // hospital's master secret, are never given a wrapped key. And the drop folder settles files.
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../emulator/stack.ts';
+import type { Stack } from '../../emulator/stack.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { generateKeyPair, type KeyPair } from '../../shared/core/crypto/index.ts';
@@ -25,7 +24,8 @@ import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.
 import { openFileCustody, type FileKeys } from '../../clients/connector/custody/file.ts';
 import { injectDevice, unboundCertificate } from '../helpers/injection.ts';
 import { stackFunctionKeys } from '../helpers/stack-services.ts';
-import { binRunner, writeStackEnvFile, type BinName, type BinOutcome } from '../helpers/bins.ts';
+import type { BinName, BinOutcome } from '../helpers/bins.ts';
+import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 import { collectBytes, stackBlobStore } from '../helpers/delivery-fixture.ts';
 
 const HOSPITAL = 'st-clients-zh';
@@ -33,43 +33,27 @@ const PATIENT = 'CANARY-991-patient';
 
 // Each step starts a bin as its own process (about a second of start-up apiece on this machine).
 describe('clients end to end', { timeout: 120_000 }, () => {
+  let onboarded: OnboardedConnector;
   let dir: string;
   let stack: Stack;
   let firestore: Firestore;
-  let envFile: string;
-  const connectorHome = () => join(dir, 'connector');
+  const connectorHome = () => onboarded.home;
   const deviceHome = () => join(dir, 'device');
 
-  const bin = (name: BinName, args: string[]): Promise<BinOutcome> => binRunner(envFile)(name, args);
+  const bin = (name: BinName, args: string[]): Promise<BinOutcome> => onboarded.bin(name, args);
 
-  const connector = (...args: string[]) => bin('cb-connector', [...args, '--home', connectorHome()]);
+  const connector = (...args: string[]) => onboarded.connector(...args);
   const device = (...args: string[]) => bin('cb-device', [...args, '--home', deviceHome()]);
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cb-clients-'));
-    stack = await startStack({ dataDir: join(dir, 'stack'), portBase: 0 });
-    envFile = await writeStackEnvFile(stack, dir);
+    onboarded = await onboardConnector({ hospitalId: HOSPITAL });
+    ({ dir, stack } = onboarded);
     firestore = createFirestore(stack.env.GCLOUD_PROJECT!, stack.env);
-
-    const keys = await connector('keys', '--hospital', HOSPITAL);
-    expect(keys.code).toBe(0);
-    const registered = await bin('cb-admin', [
-      'register-hospital',
-      '--id',
-      HOSPITAL,
-      '--public-key',
-      keys.stdout.trim(),
-      '--json',
-    ]);
-    expect(registered.code).toBe(0);
-    await writeFile(join(dir, 'onboarding.json'), registered.stdout);
-    expect((await connector('configure', '--from', join(dir, 'onboarding.json'))).code).toBe(0);
   });
 
   afterAll(async () => {
     await firestore?.terminate();
-    await stack?.close();
-    await rm(dir, { recursive: true, force: true });
+    await onboarded?.close();
   });
 
   it('pairs from the PNG, delivers a FHIR DocumentReference and its PDF, and the device decrypts both', async () => {
