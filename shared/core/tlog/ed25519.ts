@@ -1,0 +1,77 @@
+// Ed25519 note signatures (signed-note type 0x01) on node:crypto. Keys come from a 32-byte RFC
+// 8032 seed, so tests and vectors can use a fixed key; the project can put its own NoteSigner
+// (KMS, HSM) in place of ed25519Signer without touching the note code.
+import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { TlogError } from './errors.ts';
+import { computeKeyId, formatVerifierKey, SIGNATURE_TYPE_ED25519 } from './keys.ts';
+import type { NoteSigner, NoteVerifier } from './note.ts';
+
+export const ED25519_SEED_SIZE = 32;
+export const ED25519_PUBLIC_KEY_SIZE = 32;
+export const ED25519_SIGNATURE_SIZE = 64;
+
+// Fixed DER headers around the raw key: RFC 8410 PKCS#8 and SPKI for id-Ed25519 (1.3.101.112).
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+export function ed25519PrivateKey(seed: Uint8Array): KeyObject {
+  if (seed.length !== ED25519_SEED_SIZE) throw new TlogError('KEY_INVALID', 'an Ed25519 seed is 32 bytes');
+  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+
+export function ed25519PublicKey(seed: Uint8Array): Uint8Array {
+  const spki = createPublicKey(ed25519PrivateKey(seed)).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+}
+
+export function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject {
+  if (publicKey.length !== ED25519_PUBLIC_KEY_SIZE) {
+    throw new TlogError('KEY_INVALID', 'an Ed25519 public key is 32 bytes');
+  }
+  try {
+    return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+  } catch {
+    throw new TlogError('KEY_INVALID', 'not an Ed25519 public key');
+  }
+}
+
+/** Raw Ed25519 over `message`; false for any malformed input. */
+export function ed25519Verify(key: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== ED25519_SIGNATURE_SIZE) return false;
+  try {
+    return verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+export function ed25519Sign(key: KeyObject, message: Uint8Array): Uint8Array {
+  return new Uint8Array(sign(null, message, key));
+}
+
+export interface Ed25519NoteSigner extends NoteSigner {
+  readonly publicKey: Uint8Array;
+  /** `<name>+<id>+<base64(0x01 || key)>` for configuring verifiers. */
+  readonly verifierKey: string;
+}
+
+export function ed25519Signer(name: string, seed: Uint8Array): Ed25519NoteSigner {
+  const key = ed25519PrivateKey(seed);
+  const publicKey = ed25519PublicKey(seed);
+  return {
+    name,
+    keyId: computeKeyId(name, SIGNATURE_TYPE_ED25519, publicKey),
+    publicKey,
+    verifierKey: formatVerifierKey(name, SIGNATURE_TYPE_ED25519, publicKey),
+    sign: async (message) => ed25519Sign(key, message),
+  };
+}
+
+export function ed25519Verifier(name: string, publicKey: Uint8Array): NoteVerifier {
+  const key = ed25519PublicKeyObject(publicKey);
+  return {
+    name,
+    keyId: computeKeyId(name, SIGNATURE_TYPE_ED25519, publicKey),
+    verify: (message, signature) => ed25519Verify(key, message, signature),
+  };
+}
