@@ -195,14 +195,15 @@ export class ConnectorHome {
     return keys.publicKey;
   }
 
-  /** The hospital's keys, from a file that only its owner may read (checked first). */
-  async identity(): Promise<ConnectorIdentity> {
+  /** The keys file, which only its owner may read or write (checked first). */
+  async #storedKeys(): Promise<z.output<typeof keysSchema>> {
     await assertOwnerOnly(this.keysPath);
-    const stored = await readJsonFile(
-      this.keysPath,
-      keysSchema,
-      'hospital keys (run `cb-connector keys` first)',
-    );
+    return readJsonFile(this.keysPath, keysSchema, 'hospital keys (run `cb-connector keys` first)');
+  }
+
+  /** The hospital's keys, opened in their custody. close() it when done. */
+  async identity(): Promise<ConnectorIdentity> {
+    const stored = await this.#storedKeys();
     let custody: KeyCustody;
     if (stored.custody === 'file') {
       custody = openFileCustody(stored);
@@ -223,11 +224,11 @@ export class ConnectorHome {
   }
 
   async configure(onboarding: Onboarding): Promise<void> {
-    const identity = await this.identity();
-    identity.custody.close();
-    if (identity.hospitalId !== onboarding.hospitalId) {
+    // Only the hospital id is compared: no custody is opened (an HSM would want its PIN).
+    const { hospitalId } = await this.#storedKeys();
+    if (hospitalId !== onboarding.hospitalId) {
       throw new UsageError(
-        `this configuration is for ${onboarding.hospitalId}, but the keys are ${identity.hospitalId}'s`,
+        `this configuration is for ${onboarding.hospitalId}, but the keys are ${hospitalId}'s`,
       );
     }
     await writeJsonFile(this.configPath, onboarding);
@@ -235,12 +236,13 @@ export class ConnectorHome {
 
   /** The connector, acting for the member of staff `staffId`. close() its custody when done. */
   async open(staffId: string): Promise<Connector> {
-    const identity = await this.identity();
+    // The configuration first: a missing one must not leave a custody (an HSM session) open.
     const config = await readJsonFile(
       this.configPath,
       onboardingSchema,
       'configuration (run `cb-connector configure` first)',
     );
+    const identity = await this.identity();
     return {
       ...identity,
       home: this,
