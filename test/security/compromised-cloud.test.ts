@@ -23,7 +23,6 @@ import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import {
   importKeyPair,
-  importPrivateKey,
   importPublicKey,
   type KeyPair,
   type PrivateKey,
@@ -73,6 +72,8 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
   /** Every private key the attacker holds: the four functions' and the hospital's. */
   let stolen: { name: string; key: PrivateKey }[];
   let pairingKey: KeyPair;
+  /** The hospital's signing key, as the attacker took it from the connector's host. */
+  let stolenHospital: KeyPair;
   let genuineDevice: string;
   let usedQr: ReturnType<typeof decodeInvitationQr>;
 
@@ -80,40 +81,39 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
   const bin = (name: BinName, args: string[]) => onboarded.bin(name, args);
   const connector = (...args: string[]) => onboarded.connector(...args);
 
-  /** A certificate the attacker signs with the pairing function's own key, for any fields. */
-  function rogueCertificate(fields: {
+  interface RogueFields {
     invitationId: string;
     patientRef: string;
     bindingSecret: Uint8Array;
     issuedAt: Date;
-  }): { certificate: (device: KeyPair) => string } {
-    return {
-      certificate: (attacker) =>
-        toBase64Url(
-          signDeviceCertificate(
-            {
-              type: DEVICE_CERTIFICATE_TYPE,
-              deviceId: attacker.publicKey.fingerprint,
-              devicePublicKey: attacker.publicKey.toBase64Url(),
-              hospitalId: HOSPITAL,
-              patientRef: fields.patientRef,
-              invitationId: fields.invitationId,
-              // With the QR's binding secret the proof itself is genuine.
-              bindingProof: bindingProofText(fields.bindingSecret, fields.invitationId, attacker.publicKey),
-              issuedAt: formatTimestamp(fields.issuedAt),
-              expiresAt: formatTimestamp(new Date(fields.issuedAt.getTime() + 365 * 24 * HOUR)),
-            },
-            pairingKey.privateKey,
-          ),
-        ),
-    };
   }
 
-  const inject = (fields: Parameters<typeof rogueCertificate>[0], label: string) =>
+  /** A certificate the attacker signs with the pairing function's own key, for any fields. */
+  function rogueCertificate(fields: RogueFields, attacker: KeyPair): string {
+    return toBase64Url(
+      signDeviceCertificate(
+        {
+          type: DEVICE_CERTIFICATE_TYPE,
+          deviceId: attacker.publicKey.fingerprint,
+          devicePublicKey: attacker.publicKey.toBase64Url(),
+          hospitalId: HOSPITAL,
+          patientRef: fields.patientRef,
+          invitationId: fields.invitationId,
+          // With the QR's binding secret the proof itself is genuine.
+          bindingProof: bindingProofText(fields.bindingSecret, fields.invitationId, attacker.publicKey),
+          issuedAt: formatTimestamp(fields.issuedAt),
+          expiresAt: formatTimestamp(new Date(fields.issuedAt.getTime() + 365 * 24 * HOUR)),
+        },
+        pairingKey.privateKey,
+      ),
+    );
+  }
+
+  const inject = (fields: RogueFields, label: string) =>
     injectDevice(
       firestore,
       { hospitalId: HOSPITAL, patientRef: fields.patientRef },
-      (attacker) => rogueCertificate(fields).certificate(attacker),
+      (attacker) => rogueCertificate(fields, attacker),
       `fcm-${label}`,
       fields.invitationId,
     );
@@ -141,8 +141,9 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
     // What the attacker takes: every function's key, and the hospital's signing key.
     hospitalKeys = JSON.parse(await readFile(join(home(), 'hospital-keys.json'), 'utf8')) as FileKeys;
     pairingKey = await stackFunctionKeys(stack, firestore, 'pairing').keyPair();
+    stolenHospital = importKeyPair(hospitalKeys.privateKey, hospitalKeys.publicKey);
     stolen = [
-      { name: 'hospital', key: importPrivateKey(hospitalKeys.privateKey) },
+      { name: 'hospital', key: stolenHospital.privateKey },
       ...(await Promise.all(
         KEYED_FUNCTIONS.map(async (name) => ({
           name,
@@ -205,11 +206,8 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
     const asHospital = createApiClient({
       apiBase: stack.env.FUNCTIONS_BASE_URL!,
       signer: {
-        keyId: hospitalKeyId(
-          HOSPITAL,
-          importKeyPair(hospitalKeys.privateKey, hospitalKeys.publicKey).publicKey,
-        ),
-        privateKey: importPrivateKey(hospitalKeys.privateKey),
+        keyId: hospitalKeyId(HOSPITAL, stolenHospital.publicKey),
+        privateKey: stolenHospital.privateKey,
       },
     });
     const rogueInvitation = newRandomId();
