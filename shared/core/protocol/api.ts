@@ -1,4 +1,4 @@
-// Bodies of the intended HTTPS API (protocol v1) and of push messages. The functions parse
+// Bodies of the intended HTTPS API (protocol v2) and of push messages. The functions parse
 // every request with these schemas (invariant 6) and answer errors as `errorBodySchema`.
 // Signed documents travel inside JSON as base64url of their Themis signed form.
 //

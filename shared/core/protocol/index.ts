@@ -1,4 +1,4 @@
-// The public API of shared/core/protocol: Clinic Bridge's wire formats (protocol v1), specified for
+// The public API of shared/core/protocol: Clinic Bridge's wire formats (protocol v2), specified for
 // other implementations in docs/PROTOCOL.md. Everything here is pure apart from Themis calls
 // through shared/core/crypto and node:crypto hashing.
 export * from './error-codes.ts';
