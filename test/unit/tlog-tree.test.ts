@@ -13,22 +13,14 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../../shared/core/tlog/tree.ts';
+import { CT_LEAF_DATA } from '../helpers/ct-leaves.ts';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const unhex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
 const sha256 = (...parts: number[][]): Uint8Array =>
   new Uint8Array(createHash('sha256').update(Buffer.from(parts.flat())).digest());
 
-const DATA = [
-  '',
-  '00',
-  '10',
-  '2021',
-  '3031',
-  '40414243',
-  '5051525354555657',
-  '606162636465666768696a6b6c6d6e6f',
-].map(unhex);
+const DATA = CT_LEAF_DATA.map(unhex);
 const LEAVES = DATA.map(leafHash);
 const ROOTS = [
   'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
