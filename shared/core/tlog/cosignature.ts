@@ -8,13 +8,12 @@ import type { KeyObject } from 'node:crypto';
 import { TlogError } from './errors.ts';
 import {
   ED25519_SIGNATURE_SIZE,
-  ed25519PrivateKey,
-  ed25519PublicKey,
+  ed25519Identity,
   ed25519PublicKeyObject,
   ed25519Sign,
   ed25519Verify,
 } from './ed25519.ts';
-import { computeKeyId, formatVerifierKey, SIGNATURE_TYPE_COSIGNATURE_V1 } from './keys.ts';
+import { computeKeyId, SIGNATURE_TYPE_COSIGNATURE_V1 } from './keys.ts';
 import type { NoteSigner, NoteVerifier } from './note.ts';
 
 export const COSIGNATURE_SIZE = 8 + ED25519_SIGNATURE_SIZE;
@@ -68,13 +67,9 @@ export interface CosignatureSigner extends NoteSigner {
 
 /** `now` returns POSIX seconds; injected so tests and vectors are deterministic. */
 export function cosignatureSigner(name: string, seed: Uint8Array, now: () => number): CosignatureSigner {
-  const key = ed25519PrivateKey(seed);
-  const publicKey = ed25519PublicKey(seed);
+  const { key, signer } = ed25519Identity(name, SIGNATURE_TYPE_COSIGNATURE_V1, seed);
   return {
-    name,
-    keyId: computeKeyId(name, SIGNATURE_TYPE_COSIGNATURE_V1, publicKey),
-    publicKey,
-    verifierKey: formatVerifierKey(name, SIGNATURE_TYPE_COSIGNATURE_V1, publicKey),
+    ...signer,
     sign: async (message) => {
       const timestamp = now();
       const signature = ed25519Sign(key, cosignatureMessage(message, timestamp));

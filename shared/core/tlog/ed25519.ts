@@ -55,16 +55,31 @@ export interface Ed25519NoteSigner extends NoteSigner {
   readonly verifierKey: string;
 }
 
-export function ed25519Signer(name: string, seed: Uint8Array): Ed25519NoteSigner {
+/**
+ * What every Ed25519-backed note signer (plain signatures, cosignatures) derives from its seed:
+ * the private key, and the public key under its name and signature type.
+ */
+export function ed25519Identity(
+  name: string,
+  type: number,
+  seed: Uint8Array,
+): { key: KeyObject; signer: Omit<Ed25519NoteSigner, 'sign'> } {
   const key = ed25519PrivateKey(seed);
   const publicKey = ed25519PublicKey(seed);
   return {
-    name,
-    keyId: computeKeyId(name, SIGNATURE_TYPE_ED25519, publicKey),
-    publicKey,
-    verifierKey: formatVerifierKey(name, SIGNATURE_TYPE_ED25519, publicKey),
-    sign: async (message) => ed25519Sign(key, message),
+    key,
+    signer: {
+      name,
+      keyId: computeKeyId(name, type, publicKey),
+      publicKey,
+      verifierKey: formatVerifierKey(name, type, publicKey),
+    },
   };
+}
+
+export function ed25519Signer(name: string, seed: Uint8Array): Ed25519NoteSigner {
+  const { key, signer } = ed25519Identity(name, SIGNATURE_TYPE_ED25519, seed);
+  return { ...signer, sign: async (message) => ed25519Sign(key, message) };
 }
 
 export function ed25519Verifier(name: string, publicKey: Uint8Array): NoteVerifier {
