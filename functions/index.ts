@@ -7,3 +7,4 @@ import './pairing/index.ts';
 import './ingest/index.ts';
 import './records/index.ts';
 import './retention/index.ts';
+import './sequencer/index.ts';

@@ -11,17 +11,20 @@ import { refuseQuery, signedCalls } from '../../shared/http/signed-calls.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
+import { createWitnessApi, type WitnessApi } from '../../shared/services/audit-log-api.ts';
 import { createRecallService, type RecallService } from '../../shared/services/recall.ts';
 
 export function pairingHandler(
   service: PairingService,
   recall: RecallService,
+  witness: WitnessApi,
   logger: Logger,
   audience: string,
 ): HttpFunction {
   // Request signatures cover the path from /pairing/v1/… on, and this deployment's apiBase;
-  // the pairing API takes no query.
-  const signedCall = signedCalls('/pairing', audience).withoutQuery;
+  // only the witness's checkpoint request takes a query.
+  const calls = signedCalls('/pairing', audience);
+  const signedCall = calls.withoutQuery;
   return createApiFunction({
     logger,
     routes: [
@@ -55,6 +58,16 @@ export function pairingHandler(
         }),
       },
       {
+        method: 'GET',
+        path: '/v1/audit-log/checkpoint',
+        handle: async (r) => ({ status: 200, body: await witness.checkpoint(calls.withQuery(r), r.query) }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/audit-log/cosignature',
+        handle: async (r) => ({ status: 200, body: await witness.cosign(signedCall(r)) }),
+      },
+      {
         method: 'POST',
         path: '/v1/records/:recordId/recall',
         handle: async (r) => ({
@@ -69,6 +82,7 @@ export function pairingHandler(
 function compose(context: RuntimeContext): {
   service: PairingService;
   recall: RecallService;
+  witness: WitnessApi;
   logger: Logger;
   audience: string;
   warm: () => Promise<unknown>;
@@ -94,15 +108,21 @@ function compose(context: RuntimeContext): {
     notifier,
     signingKey: async () => (await kit.keyPair()).privateKey,
   });
-  return { service, recall, logger: kit.logger, audience: kit.audience, warm: () => kit.keyPair() };
+  const witness = createWitnessApi({
+    hospitals: stores.hospitals,
+    nonces: stores.nonces,
+    clock: kit.clock,
+    transparency: kit.transparency,
+  });
+  return { service, recall, witness, logger: kit.logger, audience: kit.audience, warm: () => kit.keyPair() };
 }
 
 export const definition: FunctionDefinition = {
   name: 'pairing',
   signature: 'http',
   async build(context): Promise<HttpFunction> {
-    const { service, recall, logger, audience, warm } = compose(context);
+    const { service, recall, witness, logger, audience, warm } = compose(context);
     await warm(); // one KMS Decrypt per instance, at cold start
-    return pairingHandler(service, recall, logger, audience);
+    return pairingHandler(service, recall, witness, logger, audience);
   },
 };

@@ -16,6 +16,7 @@ import { refuseQuery, signedCalls } from '../../shared/http/signed-calls.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { createAccessLogService, type AccessLogService } from '../../shared/services/access-log.ts';
+import { createDeviceCheckpointApi, type DeviceCheckpointApi } from '../../shared/services/audit-log-api.ts';
 import { createDeviceCaller } from '../../shared/services/device-caller.ts';
 import { createErasureService, type ErasureService } from '../../shared/services/erasure.ts';
 import { createOwnDevicesService, type OwnDevicesService } from '../../shared/services/own-devices.ts';
@@ -26,6 +27,7 @@ export interface RecordsServices {
   readonly records: RecordsService;
   readonly devices: OwnDevicesService;
   readonly accessLog: AccessLogService;
+  readonly auditLog: DeviceCheckpointApi;
   readonly erasure: ErasureService;
 }
 
@@ -102,6 +104,14 @@ export function recordsHandler(
         }),
       },
       {
+        method: 'GET',
+        path: '/v1/audit-log/checkpoint',
+        handle: async (r) => ({
+          status: 200,
+          body: await services.auditLog.checkpoint(calls.withQuery(r), r.query),
+        }),
+      },
+      {
         method: 'POST',
         path: '/v1/patient/erase',
         handle: async (r) => ({ status: 200, body: await services.erasure.erase(calls.withoutQuery(r)) }),
@@ -145,7 +155,8 @@ function compose(context: RuntimeContext): {
       audit,
     }),
     devices: createOwnDevicesService({ caller, devices, clock, audit, notifier: kit.notifier('devices') }),
-    accessLog: createAccessLogService({ caller, audit }),
+    accessLog: createAccessLogService({ caller, audit, transparency: kit.transparency }),
+    auditLog: createDeviceCheckpointApi({ caller, transparency: kit.transparency }),
     erasure: createErasureService({
       caller,
       purge: createFirestorePurgeStore(kit.firestore),

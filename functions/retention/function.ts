@@ -6,6 +6,10 @@
 import type { HttpFunction } from '@google-cloud/functions-framework';
 import { z } from 'zod';
 import { systemClock } from '../../shared/adapters/clock.ts';
+import {
+  createFirestoreAuditLog,
+  createFirestoreLogRegistry,
+} from '../../shared/adapters/firestore-audit.ts';
 import { createFirestoreHospitalRegistry } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
@@ -78,6 +82,10 @@ function compose(context: RuntimeContext) {
       quarantine: kit.bucket('quarantine'),
     },
     audit: kit.audit,
+    auditLogs: {
+      entries: createFirestoreAuditLog(kit.firestore),
+      registry: createFirestoreLogRegistry(kit.firestore),
+    },
     clock: kit.clock,
     signingKey: async () => (await kit.keyPair()).privateKey,
     logger: kit.logger,

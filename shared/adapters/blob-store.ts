@@ -208,15 +208,28 @@ export class GcsBlobStore implements BlobStore {
     if (bytes.byteLength > MAX_SMALL_BLOB_BYTES) {
       throw new BlobStoreError('TOO_LARGE', `writeSmall takes at most ${MAX_SMALL_BLOB_BYTES} bytes`);
     }
+    if (options.createOnly && options.ifGenerationMatch !== undefined) {
+      throw new BlobStoreError(
+        'INVALID_ARGUMENT',
+        'writeSmall: createOnly and ifGenerationMatch exclude each other',
+      );
+    }
+    if (
+      options.ifGenerationMatch !== undefined &&
+      !/^(0|[1-9][0-9]{0,18})$/.test(options.ifGenerationMatch)
+    ) {
+      throw new BlobStoreError('INVALID_ARGUMENT', 'writeSmall: ifGenerationMatch is not a generation');
+    }
     const file = this.#file(bucket, name);
     const contentType = options.contentType ?? DEFAULT_CONTENT_TYPE;
+    const ifGenerationMatch = options.createOnly ? 0 : options.ifGenerationMatch;
     try {
       await file.save(Buffer.from(bytes), {
         resumable: false,
         validation: 'crc32c',
         contentType,
         metadata: objectMetadata(contentType, options),
-        ...(options.createOnly ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
+        ...(ifGenerationMatch !== undefined ? { preconditionOpts: { ifGenerationMatch } } : {}),
       });
       return toInfo(bucket, name, file.metadata);
     } catch (error) {

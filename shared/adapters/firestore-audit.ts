@@ -1,226 +1,219 @@
-// Firestore adapter for the audit log (shared/audit/log.ts). One document per event in
-// `auditEvents/{chain}:{seq, zero-padded}`, each chain's head in `auditHeads/{chain}`, used
-// idempotency keys in `auditOnce/{key}` and signed heads in `auditCheckpoints/{chain}:{seq}`.
-// An append reads the head (and the keys), chains the new events and writes them with the new
-// head in one transaction, so concurrent appends serialise into one chain instead of forking it.
-// Heads carry `sealed` (false until the next checkpoint) and `oldestAt`, so that retention finds
-// the chains to seal or prune with a query instead of reading every patient's head.
+// Firestore adapter for the audit log (shared/audit/log.ts). Each event is a document of its
+// own in `auditEntries/{id}`: recording never reads or writes any other document, so events
+// of one patient, one hospital or the whole platform never contend. A `once` key becomes the
+// document id (hashed, so no key can form a bad path), which makes create() the idempotency
+// check. Pending entries carry `pending: true` until the sequencer writes their `index`.
 import { createHash } from 'node:crypto';
-import type { DocumentData, Firestore } from '@google-cloud/firestore';
-import { FieldValue, Timestamp } from '@google-cloud/firestore';
-import { auditFieldsSchema, chainEvents, type AuditCheckpoint, type AuditEvent } from '../audit/chain.ts';
-import { chainOf, patientChain, type AuditEntry, type AuditLog } from '../audit/log.ts';
-import { formatTimestamp } from '../core/protocol/ids.ts';
-import { isAlreadyExists, str } from './firestore-values.ts';
+import type { DocumentData, Firestore, Query } from '@google-cloud/firestore';
+import { FieldPath, FieldValue, Timestamp } from '@google-cloud/firestore';
+import { logIdOf, openAuditEvent, sealAuditEvent } from '../audit/fields.ts';
+import type { AuditEntry, AuditEntryStore, AuditLog, RecordedAuditEntry } from '../audit/log.ts';
+import { inParallel } from '../core/in-parallel.ts';
+import type { LogRegistry, WitnessedCheckpoint } from '../ports/log-registry.ts';
+import { isAlreadyExists, str, toDate } from './firestore-values.ts';
 
 export const AUDIT_COLLECTIONS = {
-  events: 'auditEvents',
-  heads: 'auditHeads',
-  once: 'auditOnce',
-  checkpoints: 'auditCheckpoints',
+  entries: 'auditEntries',
+  /** One document per log; its subcollection `witnessed` keeps every cosigned checkpoint. */
+  logs: 'auditLogs',
 } as const;
+const WITNESSED = 'witnessed';
+const SIZE_DIGITS = 16;
 
-const SEQ_DIGITS = 12;
 const MAX_PAGE = 1000;
-/** Entries per transaction: Firestore allows 500 writes in one; each entry may take two. */
-const MAX_ENTRIES_PER_APPEND = 200;
+/** Firestore allows 500 writes per batch. */
+const BATCH_WRITES = 400;
+/** Concurrent creates per append: enough to hide round trips, few enough not to flood. */
+const APPEND_PARALLELISM = 16;
 
-export function auditEventId(chain: string, seq: number): string {
-  return `${chain}:${String(seq).padStart(SEQ_DIGITS, '0')}`;
+/** What forPatient queries on: one patient at one hospital ('.' occurs in neither id). */
+function patientKey(hospitalId: string, patientRef: string): string {
+  return `${hospitalId}.${patientRef}`;
 }
 
-/** Keys may be any text; their document ids are hashes so no key can form a bad path. */
-function onceId(key: string): string {
-  return createHash('sha256').update(key).digest('base64url');
+function entryId(once: string | undefined, firestore: Firestore): string {
+  return once === undefined
+    ? firestore.collection(AUDIT_COLLECTIONS.entries).doc().id
+    : `once-${createHash('sha256').update(once).digest('base64url')}`;
 }
 
-function eventFrom(data: DocumentData): AuditEvent {
-  if (typeof data.seq !== 'number') throw new Error('a stored audit event is malformed');
+function entryFrom(id: string, data: DocumentData): RecordedAuditEntry {
+  const event = str(data.event);
+  const salt = data.salt;
+  if (!(salt instanceof Uint8Array)) throw new Error('a stored audit entry is malformed');
+  const index = data.index;
+  if (index !== undefined && (typeof index !== 'number' || !Number.isSafeInteger(index))) {
+    throw new Error('a stored audit entry is malformed');
+  }
   return {
-    seq: data.seq,
-    fields: auditFieldsSchema.parse(data.fields),
-    prevHash: str(data.prevHash),
-    hash: str(data.hash),
+    id,
+    logId: str(data.logId),
+    fields: openAuditEvent(event),
+    event,
+    salt: new Uint8Array(salt),
+    ...(index !== undefined ? { index } : {}),
   };
 }
 
-function checkpointFrom(data: DocumentData): AuditCheckpoint {
-  return {
-    seq: Number(data.seq),
-    hash: str(data.hash),
-    at: str(data.at),
-    signature: new Uint8Array(data.signature as Buffer),
-  };
-}
+export function createFirestoreAuditLog(firestore: Firestore): AuditLog & AuditEntryStore {
+  const entries = firestore.collection(AUDIT_COLLECTIONS.entries);
 
-function stored(chain: string, event: AuditEvent): DocumentData {
-  // `chain` and `patientRef` are copied out of `fields` only to be queried on.
-  return {
-    ...event,
-    fields: { ...event.fields },
-    chain,
-    ...(event.fields.patientRef ? { patientRef: event.fields.patientRef } : {}),
-  };
-}
+  async function record(entry: AuditEntry): Promise<void> {
+    const sealed = sealAuditEvent(entry.fields);
+    const { hospitalId, patientRef } = sealed.fields;
+    try {
+      await entries.doc(entryId(entry.once, firestore)).create({
+        logId: logIdOf(sealed.fields),
+        event: sealed.event,
+        salt: Buffer.from(sealed.salt),
+        at: Timestamp.fromMillis(Date.parse(sealed.fields.at)),
+        pending: true,
+        ...(hospitalId !== undefined && patientRef !== undefined
+          ? { patient: patientKey(hospitalId, patientRef) }
+          : {}),
+      });
+    } catch (error) {
+      // Recorded before under the same key: a retried step.
+      if (!isAlreadyExists(error)) throw error;
+    }
+  }
 
-export function createFirestoreAuditLog(firestore: Firestore): AuditLog {
-  const events = firestore.collection(AUDIT_COLLECTIONS.events);
-  const heads = firestore.collection(AUDIT_COLLECTIONS.heads);
-  const once = firestore.collection(AUDIT_COLLECTIONS.once);
-  const checkpoints = firestore.collection(AUDIT_COLLECTIONS.checkpoints);
-
-  async function appendToChain(chain: string, entries: readonly AuditEntry[]): Promise<AuditEvent[]> {
-    const parsed = entries.map((entry) => ({ ...entry, fields: auditFieldsSchema.parse(entry.fields) }));
-    return firestore.runTransaction(
-      async (tx) => {
-        const head = heads.doc(chain);
-        const keyed = parsed.filter((entry) => entry.once !== undefined);
-        const [snapshot, ...keySnapshots] = await tx.getAll(
-          head,
-          ...keyed.map((entry) => once.doc(onceId(entry.once!))),
-        );
-        const seen = new Set(keySnapshots.filter((s) => s.exists).map((s) => s.id));
-        const fresh = parsed.filter((entry) => entry.once === undefined || !seen.has(onceId(entry.once)));
-        // The same key twice in one call counts once too.
-        const unique = fresh.filter(
-          (entry, index) =>
-            entry.once === undefined || fresh.findIndex((e) => e.once === entry.once) === index,
-        );
-        if (unique.length === 0) return [];
-        const current = snapshot!.exists ? eventFrom(snapshot!.data()!) : undefined;
-        const chained = chainEvents(
-          current,
-          unique.map((entry) => entry.fields),
-        );
-        chained.forEach((event, index) => {
-          tx.create(events.doc(auditEventId(chain, event.seq)), stored(chain, event));
-          const key = unique[index]!.once;
-          if (key !== undefined) tx.create(once.doc(onceId(key)), { chain, seq: event.seq });
-        });
-        // `sealed: false` until the next checkpoint; `oldestAt` tells retention which chains to prune.
-        const oldestAt = snapshot!.get('oldestAt') ?? Timestamp.fromMillis(Date.parse(chained[0]!.fields.at));
-        tx.set(head, { ...stored(chain, chained.at(-1)!), sealed: false, oldestAt });
-        return chained;
-      },
-      { maxAttempts: 30 },
-    );
+  async function page(query: Query): Promise<RecordedAuditEntry[]> {
+    const { docs } = await query.get();
+    return docs.map((doc) => entryFrom(doc.id, doc.data()));
   }
 
   return Object.freeze({
-    async append(entries: readonly AuditEntry[]) {
-      const byChain = new Map<string, AuditEntry[]>();
-      for (const entry of entries) {
-        const chain = chainOf(entry.fields);
-        const list = byChain.get(chain);
-        if (list) list.push(entry);
-        else byChain.set(chain, [entry]);
-      }
-      const out: AuditEvent[] = [];
-      for (const [chain, list] of byChain) {
-        for (let i = 0; i < list.length; i += MAX_ENTRIES_PER_APPEND) {
-          out.push(...(await appendToChain(chain, list.slice(i, i + MAX_ENTRIES_PER_APPEND))));
-        }
-      }
-      return out;
-    },
-
-    async list(chain: string, options: { readonly afterSeq?: number; readonly limit?: number } = {}) {
-      const limit = Math.min(options.limit ?? MAX_PAGE, MAX_PAGE);
-      const { docs } = await events
-        .where('chain', '==', chain)
-        .orderBy('seq')
-        .startAfter(options.afterSeq ?? 0)
-        .limit(limit)
-        .get();
-      return docs.map((doc) => eventFrom(doc.data()));
-    },
-
-    async chains() {
-      const refs = await heads.listDocuments();
-      return refs.map((ref) => ref.id).sort();
-    },
-
-    async unsealedChains() {
-      const { docs } = await heads.where('sealed', '==', false).select().get();
-      return docs.map((doc) => doc.id).sort();
-    },
-
-    async chainsOlderThan(at: Date) {
-      const { docs } = await heads.where('oldestAt', '<=', Timestamp.fromDate(at)).select().get();
-      return docs.map((doc) => doc.id).sort();
+    async append(list: readonly AuditEntry[]) {
+      await inParallel(list, APPEND_PARALLELISM, record);
     },
 
     async forPatient(
       hospitalId: string,
       patientRef: string,
-      options: { readonly limit: number; readonly beforeSeq?: number },
+      options: { readonly limit: number; readonly after?: string },
     ) {
-      let query = events.where('chain', '==', patientChain(hospitalId, patientRef)).orderBy('seq', 'desc');
-      if (options.beforeSeq !== undefined) query = query.startAfter(options.beforeSeq);
-      const { docs } = await query.limit(Math.min(options.limit, MAX_PAGE)).get();
-      return docs.map((doc) => eventFrom(doc.data()));
+      let query = entries
+        .where('patient', '==', patientKey(hospitalId, patientRef))
+        .orderBy('at', 'desc')
+        .orderBy(FieldPath.documentId(), 'desc');
+      if (options.after !== undefined) {
+        const after = await entries.doc(options.after).get();
+        if (!after.exists || after.get('patient') !== patientKey(hospitalId, patientRef)) return [];
+        query = query.startAfter(after);
+      }
+      return page(query.limit(Math.min(options.limit, MAX_PAGE)));
     },
 
-    async checkpoint(chain: string, sign: Parameters<AuditLog['checkpoint']>[1], at: Date) {
-      const snapshot = await heads.doc(chain).get();
-      if (!snapshot.exists) return undefined;
-      const head = eventFrom(snapshot.data()!);
-      const ref = checkpoints.doc(auditEventId(chain, head.seq));
-      const markSealed = () =>
-        // Only if no event came in meanwhile; otherwise the chain stays for the next run to seal.
-        heads
-          .doc(chain)
-          .update({ sealed: true }, { lastUpdateTime: snapshot.updateTime! })
-          .catch(() => undefined);
-      // A head already sealed keeps its first checkpoint: its time is what retention ages by.
-      const existing = await ref.get();
-      if (existing.exists) {
-        await markSealed();
-        return checkpointFrom(existing.data()!);
-      }
-      const signed = { seq: head.seq, hash: head.hash, at: formatTimestamp(at) };
-      const checkpoint: AuditCheckpoint = { ...signed, signature: await sign(signed) };
-      try {
-        await ref.create({ ...signed, chain, signature: Buffer.from(checkpoint.signature) });
-      } catch (error) {
-        if (!isAlreadyExists(error)) throw error;
-        return checkpointFrom((await ref.get()).data()!);
-      }
-      await markSealed();
-      return checkpoint;
+    async pending(limit: number) {
+      return page(entries.where('pending', '==', true).orderBy('at').limit(Math.min(limit, MAX_PAGE)));
     },
 
-    async prune(chain: string, throughSeq: number) {
-      let pruned = 0;
-      const sweep = async (query: FirebaseFirestore.Query, count: boolean) => {
-        for (;;) {
-          const { docs } = await query.limit(MAX_PAGE / 2).get();
-          if (docs.length === 0) return;
-          const batch = firestore.batch();
-          for (const doc of docs) batch.delete(doc.ref);
-          await batch.commit();
-          if (count) pruned += docs.length;
+    async get(ids: readonly string[]) {
+      if (ids.length === 0) return [];
+      const snapshots = await firestore.getAll(...ids.map((id) => entries.doc(id)));
+      return snapshots.map((s) => (s.exists ? entryFrom(s.id, s.data()!) : undefined));
+    },
+
+    async assignIndexes(assignments: readonly { readonly id: string; readonly index: number }[]) {
+      for (let i = 0; i < assignments.length; i += BATCH_WRITES) {
+        const batch = firestore.batch();
+        for (const { id, index } of assignments.slice(i, i + BATCH_WRITES)) {
+          batch.update(entries.doc(id), { index, pending: FieldValue.delete() });
         }
+        await batch.commit();
+      }
+    },
+
+    async sequenced(logId: string, options: { readonly from: number; readonly limit: number }) {
+      return page(
+        entries
+          .where('logId', '==', logId)
+          .where('index', '>=', options.from)
+          .where('index', '<', options.from + options.limit)
+          .orderBy('index')
+          .limit(Math.min(options.limit, MAX_PAGE)),
+      );
+    },
+
+    async pruneBefore(logId: string, before: number) {
+      let deleted = 0;
+      for (;;) {
+        const { docs } = await entries
+          .where('logId', '==', logId)
+          .where('index', '<', before)
+          .orderBy('index')
+          .limit(BATCH_WRITES)
+          .select()
+          .get();
+        if (docs.length === 0) return deleted;
+        const batch = firestore.batch();
+        for (const doc of docs) batch.delete(doc.ref);
+        await batch.commit();
+        deleted += docs.length;
+      }
+    },
+  });
+}
+
+function witnessedFrom(data: DocumentData): WitnessedCheckpoint {
+  if (typeof data.size !== 'number') throw new Error('a stored witnessed checkpoint is malformed');
+  return { size: data.size, note: str(data.note), cosignedAt: toDate(data.cosignedAt) };
+}
+
+export function createFirestoreLogRegistry(firestore: Firestore): LogRegistry {
+  const logs = firestore.collection(AUDIT_COLLECTIONS.logs);
+  const history = (logId: string) => logs.doc(logId).collection(WITNESSED);
+  return Object.freeze({
+    async markStaging(logId: string) {
+      await logs.doc(logId).set({ staging: true }, { merge: true });
+    },
+    async markCommitted(logId: string, verifierKey?: string) {
+      await logs.doc(logId).set({ staging: false, ...(verifierKey ? { verifierKey } : {}) }, { merge: true });
+    },
+    async inFlight() {
+      const { docs } = await logs.where('staging', '==', true).select().get();
+      return docs.map((doc) => doc.id).sort();
+    },
+    async logs() {
+      const refs = await logs.listDocuments();
+      return refs.map((ref) => ref.id).sort();
+    },
+    async state(logId: string) {
+      const snapshot = await logs.doc(logId).get();
+      const latest = snapshot.get('witnessed') as DocumentData | undefined;
+      const verifierKey = snapshot.get('verifierKey') as unknown;
+      const witnessKey = snapshot.get('witnessKey') as unknown;
+      return {
+        ...(typeof verifierKey === 'string' ? { verifierKey } : {}),
+        ...(typeof witnessKey === 'string' ? { witnessKey } : {}),
+        ...(latest !== undefined ? { witnessed: witnessedFrom(latest) } : {}),
       };
-      await sweep(events.where('chain', '==', chain).where('seq', '<=', throughSeq), true);
-      await sweep(once.where('chain', '==', chain).where('seq', '<=', throughSeq), false);
-      await sweep(checkpoints.where('chain', '==', chain).where('seq', '<', throughSeq), false);
-      const rest = await events
-        .where('chain', '==', chain)
-        .orderBy('seq')
-        .startAfter(throughSeq)
+    },
+    async recordWitnessed(logId: string, checkpoint: WitnessedCheckpoint, witnessKey: string) {
+      const stored = {
+        size: checkpoint.size,
+        note: checkpoint.note,
+        cosignedAt: Timestamp.fromDate(checkpoint.cosignedAt),
+      };
+      return firestore.runTransaction(async (tx) => {
+        const snapshot = await tx.get(logs.doc(logId));
+        const knownKey = snapshot.get('witnessKey') as unknown;
+        if (knownKey !== undefined && knownKey !== witnessKey) return 'key-mismatch' as const;
+        const latest = snapshot.get('witnessed') as DocumentData | undefined;
+        if (latest !== undefined && witnessedFrom(latest).size >= checkpoint.size) return 'stale' as const;
+        tx.set(logs.doc(logId), { witnessed: stored, witnessKey }, { merge: true });
+        tx.set(history(logId).doc(String(checkpoint.size).padStart(SIZE_DIGITS, '0')), stored);
+        return 'recorded' as const;
+      });
+    },
+    async witnessedBefore(logId: string, at: Date) {
+      const { docs } = await history(logId)
+        .where('cosignedAt', '<=', Timestamp.fromDate(at))
+        .orderBy('cosignedAt', 'desc')
         .limit(1)
         .get();
-      const first = rest.docs[0] ? eventFrom(rest.docs[0].data()) : undefined;
-      await heads.doc(chain).update({
-        oldestAt: first ? Timestamp.fromMillis(Date.parse(first.fields.at)) : FieldValue.delete(),
-      });
-      return pruned;
-    },
-
-    async checkpoints(chain: string) {
-      const { docs } = await checkpoints.where('chain', '==', chain).get();
-      return docs.map((doc) => checkpointFrom(doc.data()));
+      return docs[0] ? witnessedFrom(docs[0].data()) : undefined;
     },
   });
 }

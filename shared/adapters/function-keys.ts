@@ -341,7 +341,7 @@ function bytesOf(value: Uint8Array | string | null | undefined): Uint8Array | un
 }
 
 /** The client returns Int64Value.value as a string (or a Long, or a number). */
-function int64(value: { value?: unknown } | null | undefined): number | undefined {
+export function int64(value: { value?: unknown } | null | undefined): number | undefined {
   const raw = value?.value;
   if (raw === undefined || raw === null) return undefined;
   const number = Number(typeof raw === 'object' ? String(raw) : raw);

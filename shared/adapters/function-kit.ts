@@ -11,13 +11,15 @@ import type { BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { FunctionKeys } from '../ports/function-keys.ts';
 import type { Logger } from '../ports/logger.ts';
+import { createLogObjects } from '../services/log-objects.ts';
+import { createTransparency, type Transparency } from '../services/transparency.ts';
 import { bucketName, loadCatalog, type Catalog } from '../runtime/catalog.ts';
 import type { RuntimeContext } from '../runtime/function.ts';
 import { createBlobStore } from './blob-store.ts';
 import { systemClock } from './clock.ts';
 import { cloudLogger } from './cloud-logger.ts';
 import { createFcmNotifier, type FcmNotifier } from './fcm-notifier.ts';
-import { createFirestoreAuditLog } from './firestore-audit.ts';
+import { createFirestoreAuditLog, createFirestoreLogRegistry } from './firestore-audit.ts';
 import { ownFunctionKeys } from './function-keys.ts';
 import { createFirestore, createStorage } from './google-clients.ts';
 
@@ -41,6 +43,8 @@ export interface FunctionKit {
   bucket(role: string): string;
   /** This deployment's apiBase (CB_API_BASE), which every request signature must name. */
   readonly audience: string;
+  /** The audit transparency logs, read-only: proofs for phones and the hospital's witness. */
+  readonly transparency: Transparency;
 }
 
 /** Memoises `make`: the first call builds, every later one gets the same value. */
@@ -66,6 +70,14 @@ export function functionKit(context: RuntimeContext): FunctionKit {
     if (!base) throw new Error('CB_API_BASE must be set to the canonical apiBase of this deployment');
     return base;
   });
+  const transparency = lazy(() =>
+    createTransparency({
+      objects: createLogObjects(blobs(), bucketName(catalog(), 'tlog', context.projectId)),
+      registry: createFirestoreLogRegistry(firestore()),
+      apiBase: audience(),
+      clock: systemClock,
+    }),
+  );
   return {
     context,
     clock: systemClock,
@@ -102,6 +114,9 @@ export function functionKit(context: RuntimeContext): FunctionKit {
     bucket: (role) => bucketName(catalog(), role, context.projectId),
     get audience() {
       return audience();
+    },
+    get transparency() {
+      return transparency();
     },
   };
 }

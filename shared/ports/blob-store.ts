@@ -64,6 +64,11 @@ export interface WriteSmallOptions {
    * exactly these bytes (then the write counts as done, so a retried write is idempotent).
    */
   readonly createOnly?: boolean;
+  /**
+   * Compare-and-swap: replace the object only if `generation` is current ("0": only if there
+   * is none), else PRECONDITION_FAILED. Not with `createOnly`.
+   */
+  readonly ifGenerationMatch?: string;
   readonly contentType?: string;
   readonly metadata?: Readonly<Record<string, string>>;
   /** When the object expires (customTime), as for createOnly. */

@@ -1,10 +1,12 @@
-// The patient's own access log (NEN 7513; docs/PROTOCOL.md §9.2): what was done with the
-// patient's records and devices at this hospital and by whom, newest first, for a paired device
-// of that patient. Entries leave out the trail's chaining and the patient's pseudonym.
-import type { AuditLog } from '../audit/log.ts';
+// The patient's own access log (NEN 7513; docs/PROTOCOL.md §9.2 and §10.4): what was done with
+// the patient's records and devices at this hospital and by whom, newest first, for a paired
+// device of that patient. Each entry comes with what the phone needs to check it is in the
+// hospital's transparency log: the event exactly as committed, its salt, its leaf index and an
+// inclusion proof against the cosigned checkpoint the phone verified (`treeSize`).
+import type { AuditLog, RecordedAuditEntry } from '../audit/log.ts';
 import {
+  accessLogQuerySchema,
   fromBase64Url,
-  pageQuerySchema,
   parseBoundary,
   ProtocolError,
   toBase64Url,
@@ -12,10 +14,12 @@ import {
 import type { DeviceCaller } from './device-caller.ts';
 import { RECORDS_DEFAULTS } from './records.ts';
 import type { SignedCall } from './signed-call.ts';
+import type { Transparency } from './transparency.ts';
 
 export interface AccessLogServiceOptions {
   readonly caller: DeviceCaller;
   readonly audit: AuditLog;
+  readonly transparency: Transparency;
 }
 
 export interface AccessLogEntry {
@@ -24,7 +28,10 @@ export interface AccessLogEntry {
   action: string;
   recordId?: string;
   deviceId?: string;
+  invitationId?: string;
+  operatorRef?: string;
   outcome?: string;
+  leaf: { event: string; salt: string; index?: number; inclusionProof?: string[] };
 }
 
 export interface AccessLogService {
@@ -35,44 +42,71 @@ export interface AccessLogService {
   ): Promise<{ entries: AccessLogEntry[]; nextPageToken?: string }>;
 }
 
-/** Page tokens: base64url of the last sequence number shown. */
-function encodeSeq(seq: number): string {
-  return toBase64Url(new TextEncoder().encode(String(seq)));
-}
+const ENTRY_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
-function decodeSeq(token: string): number {
+/** Page tokens: base64url of the id of the last entry shown. */
+function decodeToken(token: string): string {
   const bytes = fromBase64Url(token);
   const text = bytes ? new TextDecoder().decode(bytes) : '';
-  if (!/^[1-9][0-9]{0,14}$/.test(text))
-    throw new ProtocolError('INVALID_REQUEST', undefined, { field: 'pageToken' });
-  return Number(text);
+  if (!ENTRY_ID.test(text)) throw new ProtocolError('INVALID_REQUEST', undefined, { field: 'pageToken' });
+  return text;
 }
 
 export function createAccessLogService(options: AccessLogServiceOptions): AccessLogService {
-  const { caller, audit } = options;
+  const { caller, audit, transparency } = options;
   return Object.freeze({
     async list(call: SignedCall, query: Readonly<Record<string, string>>) {
-      const page = parseBoundary(pageQuerySchema, query);
-      const beforeSeq = page.pageToken === undefined ? undefined : decodeSeq(page.pageToken);
+      const page = parseBoundary(accessLogQuerySchema, query);
+      const after = page.pageToken === undefined ? undefined : decodeToken(page.pageToken);
       const device = await caller(call);
+      const witnessedSize = await transparency.witnessedSize(device.hospitalId);
+      const treeSize = page.treeSize ?? 0;
+      // Proofs only against a tree the witness cosigned: any other the phone could not check.
+      if (treeSize > witnessedSize) {
+        throw new ProtocolError('INVALID_REQUEST', 'treeSize is larger than the cosigned tree', {
+          field: 'treeSize',
+        });
+      }
       const limit = page.pageSize ?? RECORDS_DEFAULTS.pageSize;
       // One more than shown: whether a next page exists is known without a second read.
-      const events = await audit.forPatient(device.hospitalId, device.patientRef, {
+      const entries = await audit.forPatient(device.hospitalId, device.patientRef, {
         limit: limit + 1,
-        ...(beforeSeq !== undefined ? { beforeSeq } : {}),
+        ...(after !== undefined ? { after } : {}),
       });
-      const shown = events.slice(0, limit);
+      const shown = entries.slice(0, limit);
+      const proven = shown.filter((entry) => entry.index !== undefined && entry.index < treeSize);
+      const proofs = await transparency.inclusionProofs(
+        device.hospitalId,
+        proven.map((entry) => entry.index!),
+        treeSize,
+      );
+      const proofOf = new Map(proven.map((entry, i) => [entry.id, proofs[i]!]));
       return {
-        entries: shown.map(({ fields }) => ({
-          at: fields.at,
-          actor: { ...fields.actor },
-          action: fields.action,
-          ...(fields.recordId ? { recordId: fields.recordId } : {}),
-          ...(fields.deviceId ? { deviceId: fields.deviceId } : {}),
-          ...(fields.outcome ? { outcome: fields.outcome } : {}),
-        })),
-        ...(events.length > limit ? { nextPageToken: encodeSeq(shown.at(-1)!.seq) } : {}),
+        entries: shown.map((entry) => shownEntry(entry, proofOf.get(entry.id))),
+        ...(entries.length > limit
+          ? { nextPageToken: toBase64Url(new TextEncoder().encode(shown.at(-1)!.id)) }
+          : {}),
       };
     },
   });
+}
+
+function shownEntry(entry: RecordedAuditEntry, inclusionProof: string[] | undefined): AccessLogEntry {
+  const { fields } = entry;
+  return {
+    at: fields.at,
+    actor: { ...fields.actor },
+    action: fields.action,
+    ...(fields.recordId ? { recordId: fields.recordId } : {}),
+    ...(fields.deviceId ? { deviceId: fields.deviceId } : {}),
+    ...(fields.invitationId ? { invitationId: fields.invitationId } : {}),
+    ...(fields.operatorRef ? { operatorRef: fields.operatorRef } : {}),
+    ...(fields.outcome ? { outcome: fields.outcome } : {}),
+    leaf: {
+      event: entry.event,
+      salt: toBase64Url(entry.salt),
+      ...(entry.index !== undefined ? { index: entry.index } : {}),
+      ...(inclusionProof ? { inclusionProof } : {}),
+    },
+  };
 }

@@ -1,7 +1,7 @@
 // The paired device behind a signed call to the records API (docs/PROTOCOL.md §8, §9.2), and the
 // audit event such a device leaves about its own patient: what the records, own-devices,
 // access-log and erasure services all start from.
-import type { AuditFields } from '../audit/chain.ts';
+import type { AuditFields } from '../audit/fields.ts';
 import { importPublicKey, type PublicKey } from '../core/crypto/index.ts';
 import {
   deviceCertificateSchema,

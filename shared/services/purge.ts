@@ -6,7 +6,7 @@
 //   4. delete the documents.
 // A crash between 3 and 4 leaves expired metadata without its blob for the rerun to remove;
 // the reverse order could leave a blob nobody can find, which is what this order rules out.
-import type { AuditFields } from '../audit/chain.ts';
+import type { AuditFields } from '../audit/fields.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { isBlobStoreError, type BlobStore } from '../ports/blob-store.ts';
 import type { PrivateKey } from '../core/crypto/index.ts';

@@ -7,8 +7,9 @@
 // stored; the orphan sweep is the one scan, and it reads one bounded page per run from where
 // the last run stopped. A run has an id (the scheduled time, or the operator's); a rerun with
 // the same id after a crash resumes it, and the ledger makes every deletion count once.
-import { signCheckpoint } from '../audit/chain.ts';
-import { PLATFORM_CHAIN, type AuditLog } from '../audit/log.ts';
+import type { AuditEntryStore, AuditLog } from '../audit/log.ts';
+import { PLATFORM_LOG } from '../core/tlog/audit-leaf.ts';
+import type { LogRegistry } from '../ports/log-registry.ts';
 import type { PrivateKey } from '../core/crypto/index.ts';
 import type { BlobInfo, BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -65,8 +66,10 @@ export interface RetentionServiceOptions {
     readonly quarantine: string;
   };
   readonly audit: AuditLog;
+  /** The transparency logs' entries and witnessed checkpoints, for pruning audit entries. */
+  readonly auditLogs: { readonly entries: AuditEntryStore; readonly registry: LogRegistry };
   readonly clock: Clock;
-  /** The retention function's own private key (receipts and audit checkpoints). */
+  /** The retention function's own private key (its deletion receipts). */
   readonly signingKey: () => Promise<PrivateKey>;
   readonly logger?: Logger;
   readonly limits?: Partial<RetentionLimits>;
@@ -220,15 +223,17 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
         await store.setCursor(ORPHAN_CURSOR, page.nextPageToken);
       }
 
-      // Audit entries past their retention: up to the newest checkpoint signed before the cutoff,
-      // which stays as the anchor the pruned chain is verified from.
+      // Audit entries past their retention: the events (their text and salt) below the largest
+      // checkpoint the hospital's witness cosigned before the cutoff. The witness's timestamp,
+      // not the platform's word, shows every entry below it is old enough. Tiles and checkpoints
+      // stay, so no proof a phone, witness or monitor needs ever breaks; a pruned leaf is a
+      // hash of a salt that no longer exists anywhere.
       let prunedAuditEvents = 0;
-      const floor = ago(RETENTION_BOUNDS.auditEntryDays[1] * DAY_MS);
-      for (const chain of await audit.chainsOlderThan(floor)) {
-        const cutoff = ago(policyOf(hospitalOfChain(chain)).auditEntryDays * DAY_MS).getTime();
-        const anchors = (await audit.checkpoints(chain)).filter((c) => Date.parse(c.at) <= cutoff);
-        const anchor = anchors.sort((a, b) => b.seq - a.seq)[0];
-        if (anchor) prunedAuditEvents += await audit.prune(chain, anchor.seq);
+      for (const logId of await options.auditLogs.registry.logs()) {
+        const hospitalId = logId === PLATFORM_LOG ? undefined : logId;
+        const cutoff = ago(policyOf(hospitalId).auditEntryDays * DAY_MS);
+        const anchor = await options.auditLogs.registry.witnessedBefore(logId, cutoff);
+        if (anchor) prunedAuditEvents += await options.auditLogs.entries.pruneBefore(logId, anchor.size);
       }
 
       const finishedAt = clock.now();
@@ -256,10 +261,6 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
           once: `${request.jobId}:run`,
         },
       ]);
-      // Seal every chain that grew since its last checkpoint, with a signature the database cannot forge.
-      for (const chain of await audit.unsealedChains()) {
-        await audit.checkpoint(chain, (head) => signCheckpoint(head, key), finishedAt);
-      }
       await store.finishJob(request.jobId, receipt, finishedAt);
       options.logger?.info('retention run finished', {
         operation: 'retention.run',
@@ -279,11 +280,6 @@ function policyQueries(policy: RetentionPolicy): [ExpiryQuery['kind'], ExpiryQue
     ['invitation', 'createdAt', policy.invitationHours * HOUR_MS],
     ['device', 'lastSeenAt', policy.deviceInactiveDays * DAY_MS],
   ];
-}
-
-/** The hospital a chain belongs to (a patient's chain is `<hospital>.<patientRef>`). */
-function hospitalOfChain(chain: string): string | undefined {
-  return chain === PLATFORM_CHAIN ? undefined : chain.split('.')[0];
 }
 
 function olderThan(blob: BlobInfo, cutoff: Date): boolean {

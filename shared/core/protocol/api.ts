@@ -14,7 +14,11 @@
 //   GET  /records/v1/devices                     device-signed    → deviceListResponse
 //   POST /records/v1/devices/{deviceId}/revoke   device-signed    {} → revokeResponse
 //   PUT  /records/v1/devices/self/push-token     device-signed    pushTokenBody → 204
-//   GET  /records/v1/access-log?pageSize&pageToken device-signed  → accessLogResponse
+//   GET  /records/v1/access-log?pageSize&pageToken&treeSize  device-signed  → accessLogResponse
+//   GET  /records/v1/audit-log/checkpoint?fromSize  device-signed  → deviceCheckpointResponse
+// Pairing function, for the hospital's witness:
+//   GET  /pairing/v1/audit-log/checkpoint?fromSize  hospital-signed → witnessCheckpointResponse
+//   POST /pairing/v1/audit-log/cosignature       hospital-signed  cosignatureBody → cosignatureResponse
 import { z } from 'zod';
 import { fcmTokenSchema, contentClassSchema, platformSchema } from './documents.ts';
 import { ProtocolError } from './error-codes.ts';
@@ -196,6 +200,65 @@ export const PATIENT_AUDIT_ACTIONS = [
   'patient.erased',
 ] as const;
 
+// ---- Audit transparency log (docs/PROTOCOL.md §10) ----
+
+/** A SHA-256 hash or 32-byte value as base64url. */
+const hash32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+const treeSizeText = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,14})$/)
+  .transform(Number);
+/** Longest checkpoint note accepted: the text and a handful of signature lines. */
+export const MAX_CHECKPOINT_NOTE = 4096;
+const checkpointNote = z.string().min(1).max(MAX_CHECKPOINT_NOTE);
+const proofHashes = z.array(hash32).max(64);
+
+export const checkpointQuerySchema = z.strictObject({
+  /** The size of the checkpoint the caller trusts; the consistency proof starts there. */
+  fromSize: treeSizeText.optional(),
+});
+export const deviceCheckpointResponseSchema = z.strictObject({
+  /** The platform's log key (a note verifier key). */
+  logKey: z.string().max(512).optional(),
+  /** The newest checkpoint the hospital's witness cosigned; absent until it has cosigned one. */
+  checkpoint: checkpointNote.optional(),
+  /** From `fromSize` to the checkpoint's size. */
+  consistencyProof: proofHashes,
+});
+export const witnessCheckpointResponseSchema = z.strictObject({
+  logKey: z.string().max(512).optional(),
+  /** The newest checkpoint the platform signed; absent while the log is empty. */
+  checkpoint: checkpointNote.optional(),
+  consistencyProof: proofHashes,
+});
+export const cosignatureBodySchema = z.strictObject({
+  /** The checkpoint as published, with the witness's cosignature line added. */
+  checkpoint: checkpointNote,
+  /** The witness's Ed25519 public key (32 bytes, base64url). */
+  witnessKey: hash32,
+});
+export const cosignatureResponseSchema = z.strictObject({
+  size: z.int().min(0),
+  /** False when a larger checkpoint was already cosigned (this one is kept nowhere). */
+  recorded: z.boolean(),
+});
+
+export const accessLogQuerySchema = pageQuerySchema.extend({
+  /** The size of the cosigned checkpoint the device verified: proofs are given against it. */
+  treeSize: treeSizeText.optional(),
+});
+
+/** What a device needs to check one access-log entry against the log (§10.4). */
+export const auditLeafProofSchema = z.strictObject({
+  /** The event exactly as committed (canonical JSON); its fields are the entry's. */
+  event: z.string().min(2).max(4096),
+  salt: hash32,
+  /** Its leaf index; absent while the entry waits for the sequencer. */
+  index: z.int().min(0).optional(),
+  /** Inclusion proof against the tree of `treeSize` leaves, when the index is below it. */
+  inclusionProof: proofHashes.optional(),
+});
+
 export const accessLogResponseSchema = z.strictObject({
   entries: z
     .array(
@@ -210,6 +273,7 @@ export const accessLogResponseSchema = z.strictObject({
         /** The member of staff who acted for the hospital, as the hospital's pseudonym. */
         operatorRef: operatorRefSchema.optional(),
         outcome: errorCodeText.optional(),
+        leaf: auditLeafProofSchema,
       }),
     )
     .max(MAX_PAGE_SIZE),

@@ -53,6 +53,13 @@ export const ERROR_CODES = {
   },
   BINDING_PROOF_INVALID: { status: 403, message: 'The device binding proof does not verify.' },
 
+  // ---- Audit transparency log ----
+  COSIGNATURE_INVALID: {
+    status: 400,
+    message: 'The cosigned checkpoint is not one this log published, or its cosignature does not verify.',
+  },
+  WITNESS_KEY_MISMATCH: { status: 409, message: 'Another witness key already cosigns this log.' },
+
   // ---- Signed documents ----
   DOCUMENT_INVALID: { status: 400, message: 'The signed document is malformed or fails validation.' },
   DOCUMENT_TYPE_MISMATCH: { status: 400, message: 'The signed document is of another type.' },

@@ -3,7 +3,7 @@
 // (KMS, HSM) in place of ed25519Signer without touching the note code.
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import { TlogError } from './errors.ts';
-import { computeKeyId, formatVerifierKey, SIGNATURE_TYPE_ED25519 } from './keys.ts';
+import { computeKeyId, formatVerifierKey, parseVerifierKey, SIGNATURE_TYPE_ED25519 } from './keys.ts';
 import type { NoteSigner, NoteVerifier } from './note.ts';
 
 export const ED25519_SEED_SIZE = 32;
@@ -89,4 +89,11 @@ export function ed25519Verifier(name: string, publicKey: Uint8Array): NoteVerifi
     keyId: computeKeyId(name, SIGNATURE_TYPE_ED25519, publicKey),
     verify: (message, signature) => ed25519Verify(key, message, signature),
   };
+}
+
+/** A verifier for a plain Ed25519 signer's `<name>+<id>+<key>` string (a log's key). */
+export function ed25519VerifierFromKey(text: string): NoteVerifier {
+  const key = parseVerifierKey(text);
+  if (key.type !== SIGNATURE_TYPE_ED25519) throw new TlogError('KEY_INVALID', 'not a plain Ed25519 key');
+  return ed25519Verifier(key.name, key.publicKey);
 }

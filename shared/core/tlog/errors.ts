@@ -22,7 +22,13 @@ export type TlogErrorCode =
   /** No signature line came from a known key, so the note text must be ignored. */
   | 'SIGNATURE_MISSING'
   /** A verifier key string (name+id+base64) is malformed or its key id does not match. */
-  | 'KEY_INVALID';
+  | 'KEY_INVALID'
+  /** A witness the follower requires did not cosign the checkpoint. */
+  | 'COSIGNATURE_MISSING'
+  /** The log shows a smaller tree than one the follower already accepted. */
+  | 'CHECKPOINT_ROLLBACK'
+  /** A consistency proof does not show the new tree extending the old: a rewritten history or a fork. */
+  | 'INCONSISTENT';
 
 export class TlogError extends Error {
   readonly code: TlogErrorCode;

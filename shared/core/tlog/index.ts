@@ -10,3 +10,5 @@ export * from './keys.ts';
 export * from './ed25519.ts';
 export * from './cosignature.ts';
 export * from './checkpoint.ts';
+export * from './audit-leaf.ts';
+export * from './follower.ts';
