@@ -11,6 +11,7 @@ import { refuseQuery, signedCalls } from '../../shared/http/signed-calls.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
+import { createTransparency } from '../../shared/services/transparency.ts';
 import { createWitnessApi, type WitnessApi } from '../../shared/services/audit-log-api.ts';
 import { createRecallService, type RecallService } from '../../shared/services/recall.ts';
 
@@ -108,11 +109,17 @@ function compose(context: RuntimeContext): {
     notifier,
     signingKey: async () => (await kit.keyPair()).privateKey,
   });
+  const transparency = createTransparency({
+    objects: kit.logObjects,
+    registry: kit.logRegistry,
+    apiBase: kit.audience,
+    clock: kit.clock,
+  });
   const witness = createWitnessApi({
     hospitals: stores.hospitals,
     nonces: stores.nonces,
     clock: kit.clock,
-    transparency: kit.transparency,
+    transparency: transparency,
   });
   return { service, recall, witness, logger: kit.logger, audience: kit.audience, warm: () => kit.keyPair() };
 }

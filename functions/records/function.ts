@@ -16,6 +16,7 @@ import { refuseQuery, signedCalls } from '../../shared/http/signed-calls.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
 import { createAccessLogService, type AccessLogService } from '../../shared/services/access-log.ts';
+import { createTransparency } from '../../shared/services/transparency.ts';
 import { createDeviceCheckpointApi, type DeviceCheckpointApi } from '../../shared/services/audit-log-api.ts';
 import { createDeviceCaller } from '../../shared/services/device-caller.ts';
 import { createErasureService, type ErasureService } from '../../shared/services/erasure.ts';
@@ -143,6 +144,12 @@ function compose(context: RuntimeContext): {
     clock: kit.clock,
   });
   const { audit, blobs, clock } = kit;
+  const transparency = createTransparency({
+    objects: kit.logObjects,
+    registry: kit.logRegistry,
+    apiBase: kit.audience,
+    clock,
+  });
   const recordsBucket = kit.bucket('records');
   const services: RecordsServices = {
     records: createRecordsService({
@@ -155,8 +162,8 @@ function compose(context: RuntimeContext): {
       audit,
     }),
     devices: createOwnDevicesService({ caller, devices, clock, audit, notifier: kit.notifier('devices') }),
-    accessLog: createAccessLogService({ caller, audit, transparency: kit.transparency }),
-    auditLog: createDeviceCheckpointApi({ caller, transparency: kit.transparency }),
+    accessLog: createAccessLogService({ caller, audit, transparency: transparency }),
+    auditLog: createDeviceCheckpointApi({ caller, transparency: transparency }),
     erasure: createErasureService({
       caller,
       purge: createFirestorePurgeStore(kit.firestore),

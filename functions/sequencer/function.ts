@@ -4,10 +4,7 @@
 // shared/services/sequencer.ts; this file is also its composition root. It holds one grant
 // beyond Firestore: AsymmetricSign with its own Ed25519 key in Cloud KMS, and its own bucket.
 import type { HttpFunction } from '@google-cloud/functions-framework';
-import {
-  createFirestoreAuditLog,
-  createFirestoreLogRegistry,
-} from '../../shared/adapters/firestore-audit.ts';
+import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
 import { functionKit } from '../../shared/adapters/function-kit.ts';
 import { createKms } from '../../shared/adapters/google-clients.ts';
 import { kmsNoteSigner, type KmsNoteSigner } from '../../shared/adapters/kms-note-signer.ts';
@@ -17,7 +14,6 @@ import { refuseQuery } from '../../shared/http/signed-calls.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import { cryptoKeyName } from '../../shared/runtime/catalog.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
-import { createLogObjects } from '../../shared/services/log-objects.ts';
 import { createSequencer, type Sequencer } from '../../shared/services/sequencer.ts';
 
 /** The KMS key version that signs checkpoints; a rotation publishes a new log key (docs/OPERATIONS.md). */
@@ -55,8 +51,8 @@ function compose(context: RuntimeContext) {
     }));
   const sequencer = createSequencer({
     entries: audit,
-    objects: createLogObjects(kit.blobs, kit.bucket('tlog')),
-    registry: createFirestoreLogRegistry(kit.firestore),
+    objects: kit.logObjects,
+    registry: kit.logRegistry,
     signer: logSigner,
     apiBase: kit.audience,
     logger: kit.logger,

@@ -11,8 +11,9 @@ import type { BlobStore } from '../ports/blob-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { FunctionKeys } from '../ports/function-keys.ts';
 import type { Logger } from '../ports/logger.ts';
-import { createLogObjects } from '../services/log-objects.ts';
-import { createTransparency, type Transparency } from '../services/transparency.ts';
+import type { LogObjects } from '../ports/log-objects.ts';
+import type { LogRegistry } from '../ports/log-registry.ts';
+import { createLogObjects } from './log-objects.ts';
 import { bucketName, loadCatalog, type Catalog } from '../runtime/catalog.ts';
 import type { RuntimeContext } from '../runtime/function.ts';
 import { createBlobStore } from './blob-store.ts';
@@ -43,8 +44,9 @@ export interface FunctionKit {
   bucket(role: string): string;
   /** This deployment's apiBase (CB_API_BASE), which every request signature must name. */
   readonly audience: string;
-  /** The audit transparency logs, read-only: proofs for phones and the hospital's witness. */
-  readonly transparency: Transparency;
+  /** The audit transparency logs' objects (the tlog bucket) and registry. */
+  readonly logObjects: LogObjects;
+  readonly logRegistry: LogRegistry;
 }
 
 /** Memoises `make`: the first call builds, every later one gets the same value. */
@@ -70,14 +72,8 @@ export function functionKit(context: RuntimeContext): FunctionKit {
     if (!base) throw new Error('CB_API_BASE must be set to the canonical apiBase of this deployment');
     return base;
   });
-  const transparency = lazy(() =>
-    createTransparency({
-      objects: createLogObjects(blobs(), bucketName(catalog(), 'tlog', context.projectId)),
-      registry: createFirestoreLogRegistry(firestore()),
-      apiBase: audience(),
-      clock: systemClock,
-    }),
-  );
+  const logObjects = lazy(() => createLogObjects(blobs(), bucketName(catalog(), 'tlog', context.projectId)));
+  const logRegistry = lazy(() => createFirestoreLogRegistry(firestore()));
   return {
     context,
     clock: systemClock,
@@ -115,8 +111,11 @@ export function functionKit(context: RuntimeContext): FunctionKit {
     get audience() {
       return audience();
     },
-    get transparency() {
-      return transparency();
+    get logObjects() {
+      return logObjects();
+    },
+    get logRegistry() {
+      return logRegistry();
     },
   };
 }

@@ -10,7 +10,7 @@ import {
   type HashReader,
   type TileCoord,
 } from '../core/tlog/index.ts';
-import type { LogObjects } from './log-objects.ts';
+import type { LogObjects } from '../ports/log-objects.ts';
 
 class TileNeeded extends Error {
   readonly coord: TileCoord;
@@ -41,7 +41,9 @@ export async function withTiles<T>(
     } catch (error) {
       if (!(error instanceof TileNeeded)) throw error;
       const tile = await objects.tile(logId, error.coord);
-      if (tile === undefined) throw new Error(`the log ${logId} lacks tile ${tilePath(error.coord)}`);
+      if (tile === undefined) {
+        throw new Error(`the log ${logId} lacks tile ${tilePath(error.coord)}`, { cause: error });
+      }
       cache.set(tilePath(error.coord), tile);
     }
   }

@@ -21,7 +21,7 @@ import {
   type DeletionReceipt,
 } from '../core/protocol/deletion-receipt.ts';
 import { formatTimestamp } from '../core/protocol/ids.ts';
-import { DEFAULT_RETENTION_POLICY, RETENTION_BOUNDS, type RetentionPolicy } from '../retention/policy.ts';
+import { DEFAULT_RETENTION_POLICY, type RetentionPolicy } from '../retention/policy.ts';
 import type { ExpiryQuery, LedgerKind, PurgeItem, PurgeStore } from '../retention/purge-store.ts';
 import type { RetentionPolicyStore } from '../retention/store.ts';
 import {

@@ -27,7 +27,7 @@ import {
 import type { AuditEntryStore, RecordedAuditEntry } from '../audit/log.ts';
 import type { LogRegistry } from '../ports/log-registry.ts';
 import type { Logger } from '../ports/logger.ts';
-import type { LogObjects } from './log-objects.ts';
+import type { LogObjects } from '../ports/log-objects.ts';
 import { logProofs, type TileCache } from './log-reader.ts';
 
 /** Entries read per round; each log's share of them becomes one batch. */

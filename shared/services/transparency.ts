@@ -17,7 +17,7 @@ import { fromBase64Url, toBase64Url } from '../core/protocol/encoding.ts';
 import { ProtocolError } from '../core/protocol/error-codes.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { LogRegistry } from '../ports/log-registry.ts';
-import type { LogObjects } from './log-objects.ts';
+import type { LogObjects } from '../ports/log-objects.ts';
 import { logProofs } from './log-reader.ts';
 
 export interface TransparencyOptions {

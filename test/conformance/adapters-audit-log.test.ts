@@ -1,40 +1,46 @@
 // The Firestore audit log (shared/adapters/firestore-audit.ts) against Google's Firestore
-// emulator: appends extend one chain that verifies, concurrent appends serialise instead of
-// forking it, and reads page in sequence order. An edit made straight in the database is caught.
+// emulator: every event is a document of its own, a `once` key records a retried step once,
+// a patient's events list newest first page by page, the sequencer's view (pending, indexes,
+// ranges, pruning) behaves as the port says, and the log registry keeps the witnessed
+// checkpoint monotone and its witness key fixed.
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFirestoreEmulator, type FirestoreEmulator } from '../../emulator/firestore/server.ts';
-import { verifyAuditTrail, type AuditEvent, type AuditFields } from '../../shared/audit/chain.ts';
-import type { AuditEntry, AuditLog } from '../../shared/audit/log.ts';
 import {
   AUDIT_COLLECTIONS,
-  auditEventId,
   createFirestoreAuditLog,
+  createFirestoreLogRegistry,
 } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
+import type { AuditFields } from '../../shared/audit/fields.ts';
+import type { AuditEntryStore, AuditLog } from '../../shared/audit/log.ts';
+import { auditLeafData } from '../../shared/core/tlog/index.ts';
+import type { LogRegistry } from '../../shared/ports/log-registry.ts';
 
-function entry(second: number, actor = 'ingest', once?: string): AuditEntry {
-  return { fields: fields(second, actor), ...(once ? { once } : {}) };
-}
+const HOSPITAL = 'st-audit-zh';
+const PATIENT = 'P'.repeat(21) + 'A';
 
-function fields(second: number, actor = 'ingest'): AuditFields {
+function fields(second: number, extra: Partial<AuditFields> = {}): AuditFields {
   return {
-    at: `2031-03-01T12:00:${String(second % 60).padStart(2, '0')}Z`,
-    actor: { kind: 'system', id: actor },
+    at: `2031-03-01T12:${String(Math.floor(second / 60)).padStart(2, '0')}:${String(second % 60).padStart(2, '0')}Z`,
+    actor: { kind: 'system', id: 'ingest' },
     action: 'record.created',
-    hospitalId: 'st-audit-zh',
+    hospitalId: HOSPITAL,
+    ...extra,
   };
 }
 
 describe('AuditLog over Firestore', () => {
   let emulator: FirestoreEmulator;
   let firestore: Firestore;
-  let log: AuditLog;
+  let log: AuditLog & AuditEntryStore;
+  let registry: LogRegistry;
 
   beforeAll(async () => {
     emulator = await startFirestoreEmulator({ projectId: 'cb-audit-log' });
     firestore = createFirestore('cb-audit-log', { FIRESTORE_EMULATOR_HOST: emulator.address });
     log = createFirestoreAuditLog(firestore);
+    registry = createFirestoreLogRegistry(firestore);
   });
 
   afterAll(async () => {
@@ -42,81 +48,86 @@ describe('AuditLog over Firestore', () => {
     await emulator?.close();
   });
 
-  async function all(): Promise<AuditEvent[]> {
-    const out: AuditEvent[] = [];
-    for (;;) {
-      const page = await log.list('st-audit-zh', { afterSeq: out.at(-1)?.seq ?? 0, limit: 7 });
-      out.push(...page);
-      if (page.length < 7) return out;
-    }
-  }
-
-  it('appends, concurrently too, into one chain that verifies', async () => {
-    const first = await log.append([entry(1), entry(2)]);
-    expect(first.map((e) => e.seq)).toEqual([1, 2]);
-    await Promise.all(Array.from({ length: 8 }, (_, i) => log.append([entry(10 + i, `writer-${i}`)])));
-    const events = await all();
-    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
-    expect(new Set(events.map((e) => e.fields.actor.id)).size).toBe(9);
-    expect(verifyAuditTrail(events, [], () => false)).toEqual({
-      ok: true,
-      lastSeq: 10,
-      checkpointsVerified: 0,
-      firstSeq: 1,
-    });
+  it('records each event in a document of its own, with a fresh salt, pending until sequenced', async () => {
+    await log.append([{ fields: fields(1) }, { fields: fields(1) }]);
+    const pending = await log.pending(10);
+    expect(pending).toHaveLength(2);
+    const [a, b] = pending;
+    expect(a!.event).toBe(b!.event);
+    expect(Buffer.from(a!.salt).equals(Buffer.from(b!.salt))).toBe(false);
+    expect(auditLeafData(a!.salt, a!.event)).not.toEqual(auditLeafData(b!.salt, b!.event));
+    expect(pending.every((entry) => entry.index === undefined && entry.logId === HOSPITAL)).toBe(true);
   });
 
-  it('an entry with a key already logged is skipped, so a retried step logs once', async () => {
-    const first = await log.append([entry(30, 'retry', 'k-1'), entry(31, 'retry', 'k-1')]);
-    expect(first).toHaveLength(1);
-    expect(await log.append([entry(30, 'retry', 'k-1')])).toEqual([]);
-    const again = await Promise.all([
-      log.append([entry(32, 'r', 'k-2')]),
-      log.append([entry(32, 'r', 'k-2')]),
-    ]);
-    expect(again.flat()).toHaveLength(1);
-    expect(await all()).toHaveLength(12);
-  });
-
-  it('keeps one chain per patient at each hospital, and a patient sees only their own events', async () => {
-    const patient = 'AAAAAAAAAAAAAAAAAAAAAA';
-    await log.append([
-      { fields: { ...fields(40), hospitalId: 'st-other-zh', patientRef: patient } },
-      { fields: { ...fields(41), patientRef: patient } },
-      { fields: { ...fields(42), patientRef: patient } },
-    ]);
-    expect(await log.chains()).toEqual(['st-audit-zh', `st-audit-zh.${patient}`, `st-other-zh.${patient}`]);
-    expect((await log.list(`st-other-zh.${patient}`)).map((e) => e.seq)).toEqual([1]);
-    const mine = await log.forPatient('st-audit-zh', patient, { limit: 10 });
-    expect(mine.map((e) => e.fields.at)).toEqual([fields(42).at, fields(41).at]);
-    expect(await log.forPatient('st-audit-zh', patient, { limit: 10, beforeSeq: 2 })).toHaveLength(1);
-    expect(await all()).toHaveLength(12); // the hospital's own chain did not grow
-  });
-
-  it('signs checkpoints of a chain head, and a cut-off tail is caught by them', async () => {
-    const checkpoint = await log.checkpoint(
-      'st-audit-zh',
-      () => new Uint8Array([7]),
-      new Date('2031-03-02T00:00:00Z'),
+  it('records a step once under its once key, however often and however concurrently it is retried', async () => {
+    const before = (await firestore.collection(AUDIT_COLLECTIONS.entries).get()).size;
+    await Promise.all(
+      Array.from({ length: 5 }, () => log.append([{ fields: fields(2), once: 'ingest:upload-1:created' }])),
     );
-    expect(checkpoint?.seq).toBe(12);
-    expect(await log.unsealedChains()).not.toContain('st-audit-zh');
-    const stored = await log.checkpoints('st-audit-zh');
-    expect(stored).toEqual([checkpoint]);
-    const events = await all();
-    expect(verifyAuditTrail(events, stored, (_m, s) => s[0] === 7).ok).toBe(true);
-    expect(verifyAuditTrail(events.slice(0, 10), stored, (_m, s) => s[0] === 7)).toEqual({
-      ok: false,
-      problem: 'TRUNCATED',
-      seq: 11,
-    });
+    expect((await firestore.collection(AUDIT_COLLECTIONS.entries).get()).size).toBe(before + 1);
   });
 
-  it('an event edited straight in the database no longer verifies, and says where', async () => {
-    await firestore
-      .collection(AUDIT_COLLECTIONS.events)
-      .doc(auditEventId('st-audit-zh', 3))
-      .update({ 'fields.action': 'record.deleted' });
-    expect(verifyAuditTrail(await all(), [], () => false)).toEqual({ ok: false, problem: 'EDITED', seq: 3 });
+  it('concurrent appends for one patient all land (nothing to contend on), and list newest first in pages', async () => {
+    const patient = { patientRef: PATIENT };
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) => log.append([{ fields: fields(100 + i, patient) }])),
+    );
+    const pages: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await log.forPatient(HOSPITAL, PATIENT, { limit: 7, ...(after ? { after } : {}) });
+      if (page.length === 0) break;
+      pages.push(...page.map((entry) => entry.fields.at));
+      after = page.at(-1)!.id;
+    }
+    expect(pages).toHaveLength(30);
+    expect([...pages].sort().reverse()).toEqual(pages);
+    // Another patient's page token gives nothing of this patient's.
+    expect(await log.forPatient(HOSPITAL, 'Q'.repeat(21) + 'A', { limit: 5, after: after! })).toEqual([]);
+  });
+
+  it('assigns indexes idempotently, reads ranges by index and prunes below an index', async () => {
+    const pending = (await log.pending(1000)).filter((entry) => entry.logId === HOSPITAL);
+    const assignments = pending.map((entry, index) => ({ id: entry.id, index }));
+    await log.assignIndexes(assignments);
+    await log.assignIndexes(assignments);
+    expect(await log.pending(1000)).toEqual([]);
+    const range = await log.sequenced(HOSPITAL, { from: 3, limit: 4 });
+    expect(range.map((entry) => entry.index)).toEqual([3, 4, 5, 6]);
+    expect(await log.pruneBefore(HOSPITAL, 5)).toBe(5);
+    // A range is of indexes, not of entries left: [0, 10) after pruning below 5 is 5..9.
+    expect((await log.sequenced(HOSPITAL, { from: 0, limit: 10 })).map((entry) => entry.index)).toEqual([
+      5, 6, 7, 8, 9,
+    ]);
+    const [found, missing] = await log.get([range[3]!.id, 'no-such-entry']);
+    expect(found?.index).toBe(6);
+    expect(missing).toBeUndefined();
+  });
+
+  it('keeps the newest witnessed checkpoint monotone, its history, and its first witness key', async () => {
+    const at = (day: number) => new Date(Date.UTC(2031, 0, day));
+    expect(await registry.recordWitnessed(HOSPITAL, { size: 5, note: 'n5', cosignedAt: at(1) }, 'K1')).toBe(
+      'recorded',
+    );
+    expect(await registry.recordWitnessed(HOSPITAL, { size: 9, note: 'n9', cosignedAt: at(3) }, 'K1')).toBe(
+      'recorded',
+    );
+    expect(await registry.recordWitnessed(HOSPITAL, { size: 7, note: 'n7', cosignedAt: at(4) }, 'K1')).toBe(
+      'stale',
+    );
+    expect(await registry.recordWitnessed(HOSPITAL, { size: 12, note: 'x', cosignedAt: at(5) }, 'K2')).toBe(
+      'key-mismatch',
+    );
+    expect((await registry.state(HOSPITAL)).witnessed).toMatchObject({ size: 9, note: 'n9' });
+    expect((await registry.witnessedBefore(HOSPITAL, at(2)))?.size).toBe(5);
+    expect(await registry.witnessedBefore(HOSPITAL, at(0))).toBeUndefined();
+  });
+
+  it('marks batches in flight until committed, and remembers the key that signed', async () => {
+    await registry.markStaging('st-other-log');
+    expect(await registry.inFlight()).toContain('st-other-log');
+    await registry.markCommitted('st-other-log', 'key+00000000+AA==');
+    expect(await registry.inFlight()).not.toContain('st-other-log');
+    expect((await registry.state('st-other-log')).verifierKey).toBe('key+00000000+AA==');
   });
 });

@@ -5,7 +5,10 @@
 import type { Firestore } from '@google-cloud/firestore';
 import { systemClock } from '../../shared/adapters/clock.ts';
 import type { FcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
-import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import {
+  createFirestoreAuditLog,
+  createFirestoreLogRegistry,
+} from '../../shared/adapters/firestore-audit.ts';
 import {
   createFirestoreDeviceStore,
   createFirestoreHospitalRegistry,
@@ -122,6 +125,10 @@ export function stackRetentionService(stack: StackEnv, options: StackRetentionOp
       quarantine: stack.env.QUARANTINE_BUCKET!,
     },
     audit: plan.wrap('audit', audit),
+    auditLogs: {
+      entries: plan.wrap('audit-entries', audit),
+      registry: plan.wrap('audit-logs', createFirestoreLogRegistry(firestore)),
+    },
     clock: options.clock,
     signingKey: async () => (await keys.keyPair()).privateKey,
     ...(options.limits ? { limits: options.limits } : {}),

@@ -27,6 +27,7 @@ import { stackFunctionKeys } from '../helpers/stack-services.ts';
 import type { BinName, BinOutcome } from '../helpers/bins.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 import { collectBytes, stackBlobStore } from '../helpers/delivery-fixture.ts';
+import { storedAuditEvents } from '../helpers/audit-logs.ts';
 
 const HOSPITAL = 'st-clients-zh';
 const PATIENT = 'CANARY-991-patient';
@@ -246,10 +247,7 @@ describe('clients end to end', { timeout: 120_000 }, () => {
     expect(changed.code).toBe(0);
     expect(changed.stdout).toMatch(/recordDays\s+30 .*\(was 90\)/);
     expect((await admin()).stdout).toMatch(/acknowledgedRecordDays\s+7 /);
-    const audit = await firestore.collection('auditEvents').orderBy('seq').get();
-    const changes = audit.docs
-      .map((doc) => doc.get('fields'))
-      .filter((fields) => fields.action === 'policy.changed');
+    const changes = await storedAuditEvents(firestore, { action: 'policy.changed' });
     expect(changes).toHaveLength(1);
     expect(changes[0]).toMatchObject({ actor: { kind: 'operator', id: 'ops-alice' }, hospitalId: HOSPITAL });
   });

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { responseBytes } from '../../clients/lib/api-client.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
+import { storedAuditEvents } from '../helpers/audit-logs.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
@@ -283,11 +284,8 @@ describe('erasure, recall and the access log', () => {
     await responseBytes(content);
 
     // The audit trail keeps the erasure (pseudonymous ids only), as NEN 7513 requires.
-    const events = await firestore
-      .collection(AUDIT_COLLECTIONS.events)
-      .where('patientRef', '==', alicePhone.patientRef)
-      .get();
-    const actions = events.docs.map((doc) => doc.get('fields.action') as string);
+    const events = await storedAuditEvents(firestore, { patientRef: alicePhone.patientRef });
+    const actions = events.map((fields) => fields.action);
     expect(actions).toContain('patient.erased');
     expect(actions.filter((a) => a === 'record.deleted')).toHaveLength(aliceRecords.length);
   });

@@ -2,7 +2,8 @@
 // tests jump it forward and check that each kind of expiry removes exactly what it should and
 // nothing more; that a crash injected mid-batch and a rerun end where an uninterrupted run
 // would; and that the deployed function, called the way Cloud Scheduler calls it, signs a
-// receipt that verifies with its published key and seals the audit chains with a checkpoint.
+// receipt that verifies with its published key. Audit entries past five years are pruned only
+// behind a checkpoint the hospital's witness cosigned that long ago, and every proof still holds.
 // Data is made through the real pairing and ingest functions where the flow allows it.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,14 +13,24 @@ import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { ManualClock } from '../../shared/adapters/clock.ts';
-import { AUDIT_COLLECTIONS, createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import {
+  createFirestoreAuditLog,
+  createFirestoreLogRegistry,
+} from '../../shared/adapters/firestore-audit.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
 import { createFirestore, createStorage } from '../../shared/adapters/google-clients.ts';
-import { checkpointSignatureVerifier, verifyAuditTrail, type AuditFields } from '../../shared/audit/chain.ts';
-import { patientChain, readChain } from '../../shared/audit/log.ts';
+import type { AuditFields } from '../../shared/audit/fields.ts';
+import {
+  acceptCheckpoint,
+  auditLeafData,
+  auditLogOrigin,
+  ed25519VerifierFromKey,
+  isIncluded,
+} from '../../shared/core/tlog/index.ts';
+import { fromBase64Url as b64 } from '../../shared/core/protocol/encoding.ts';
 import { type PublicKey } from '../../shared/core/crypto/index.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
@@ -50,6 +61,13 @@ import {
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
 import { stackFunctionKeys, stackRetentionService } from '../helpers/stack-services.ts';
+import {
+  runSequencer,
+  stackSequencer,
+  stackTransparency,
+  storedAuditEvents,
+  testWitness,
+} from '../helpers/audit-logs.ts';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -106,13 +124,9 @@ describe('retention', () => {
     return (await blobs.stat(bucket, name)) !== undefined;
   }
 
-  /** Every audit event about a hospital, across its patients' chains. */
+  /** Every audit event about a hospital. */
   async function hospitalEvents(hospitalId: string): Promise<{ fields: AuditFields }[]> {
-    const { docs } = await firestore
-      .collection(AUDIT_COLLECTIONS.events)
-      .where('fields.hospitalId', '==', hospitalId)
-      .get();
-    return docs.map((doc) => ({ fields: doc.get('fields') as AuditFields }));
+    return (await storedAuditEvents(firestore, { hospitalId })).map((fields) => ({ fields }));
   }
 
   function checked(receipt: Uint8Array): DeletionReceipt {
@@ -326,27 +340,70 @@ describe('retention', () => {
       expect(removed.sort()).toEqual([alice.deviceId, bob.deviceId].sort());
     });
 
-    it('six years on: audit entries past five years are pruned behind a signed anchor, and still verify', async () => {
+    it('six years on: audit entries below a checkpoint the witness cosigned five years ago are pruned, and every proof still holds', async () => {
       const audit = createFirestoreAuditLog(firestore);
-      const chain = patientChain(main.hospitalId, alice.patientRef);
-      const before = await audit.list(chain);
-      const receipt = await runAt(6 * 365 * DAY);
-      expect(receipt.prunedAuditEvents).toBeGreaterThanOrEqual(before.length);
-      const after = await audit.list(chain);
-      expect(after.length).toBeLessThan(before.length);
-      const verdict = verifyAuditTrail(
-        after,
-        await audit.checkpoints(chain),
-        checkpointSignatureVerifier(retentionKey),
+      const transparency = stackTransparency(stack, firestore);
+      const logId = main.hospitalId;
+      await stackSequencer(stack, firestore).run();
+      const witness = testWitness(logId, randomBytes(32), () => Math.floor(Date.now() / 1000));
+      const cosigned = await witness.cosignLatest(transparency);
+      expect(cosigned.recorded).toBe(true);
+      const kept = await audit.sequenced(logId, { from: 0, limit: 1000 });
+      expect(kept).toHaveLength(cosigned.size);
+      // What a phone saw before the pruning: the cosigned checkpoint and one entry's proof.
+      const phoneView = await transparency.witnessedCheckpoint(logId, undefined);
+      const trust = {
+        origin: auditLogOrigin(stack.env.CB_API_BASE!, logId),
+        log: ed25519VerifierFromKey(phoneView.logKey!),
+        witnesses: [],
+      };
+      const seen = acceptCheckpoint(trust, undefined, phoneView.checkpoint!, []).trusted;
+
+      // Five years less a day after the cosignature: nothing is old enough yet.
+      expect((await runAt(5 * 365 * DAY - DAY)).prunedAuditEvents ?? 0).toBe(0);
+      // An entry recorded after the cosignature is younger than its checkpoint: it stays.
+      await audit.append([
         {
-          now: clock.now(),
+          fields: {
+            at: formatTimestamp(new Date()),
+            actor: { kind: 'system', id: 'retention-test' },
+            action: 'record.deleted',
+            hospitalId: logId,
+            patientRef: alice.patientRef,
+            recordId: newRandomId(),
+          },
         },
-      );
-      expect(verdict).toMatchObject({ ok: true });
-      // Checked today, the same pruning is five years early: deleted, not retained.
+      ]);
+      await stackSequencer(stack, firestore).run();
+      const receipt = await runAt(6 * 365 * DAY);
+      expect(receipt.prunedAuditEvents).toBeGreaterThanOrEqual(cosigned.size);
+      const remaining = await audit.sequenced(logId, { from: 0, limit: 1000 });
+      expect(remaining.length).toBeGreaterThan(0);
+      expect(remaining.every((entry) => entry.index! >= cosigned.size)).toBe(true);
+
+      // The tiles and checkpoints stay: the phone's next sync still gets a consistency proof from
+      // what it saw, and the entry that remains still proves its inclusion.
+      await witness.cosignLatest(transparency);
+      const next = await transparency.witnessedCheckpoint(logId, seen.size);
+      const trusted = acceptCheckpoint(
+        trust,
+        seen,
+        next.checkpoint!,
+        next.consistencyProof.map((h) => b64(h)!),
+      ).trusted;
+      const [left] = await audit.sequenced(logId, { from: 0, limit: 1000 });
+      const [proof] = await transparency.inclusionProofs(logId, [left!.index!], trusted.size);
       expect(
-        verifyAuditTrail(after, await audit.checkpoints(chain), checkpointSignatureVerifier(retentionKey)),
-      ).toMatchObject({ ok: false });
+        isIncluded(
+          trusted,
+          auditLeafData(left!.salt, left!.event),
+          left!.index!,
+          proof!.map((h) => b64(h)!),
+        ),
+      ).toBe(true);
+      expect((await createFirestoreLogRegistry(firestore).state(logId)).witnessed?.size).toBeGreaterThan(
+        cosigned.size,
+      );
     });
   });
 
@@ -536,20 +593,12 @@ describe('retention', () => {
       expect(((await response.json()) as { status: number }).status).toBe(200);
     });
 
-    it('leaves every audit chain sealed by a checkpoint that verifies with its key', async () => {
-      const audit = createFirestoreAuditLog(firestore);
-      const chains = await audit.chains();
-      expect(chains.length).toBeGreaterThan(3);
-      for (const chain of chains) {
-        const events = await readChain(audit, chain);
-        const checkpoints = await audit.checkpoints(chain);
-        expect(checkpoints.length).toBeGreaterThan(0);
-        // Some chains were pruned in a run six years ahead: judge them from after that.
-        const verdict = verifyAuditTrail(events, checkpoints, checkpointSignatureVerifier(retentionKey), {
-          now: new Date(Date.now() + 7 * 365 * DAY),
-        });
-        expect(verdict.ok).toBe(true);
-      }
+    it("records its run in the platform's audit log, which the sequencer then commits", async () => {
+      const runs = await storedAuditEvents(firestore, { action: 'retention.run' });
+      expect(runs.length).toBeGreaterThan(0);
+      await runSequencer(stack);
+      const logs = await createFirestoreLogRegistry(firestore).logs();
+      expect(logs).toContain('platform');
     });
   });
 });

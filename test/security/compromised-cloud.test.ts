@@ -18,6 +18,7 @@ import { createApiClient } from '../../clients/lib/api-client.ts';
 import { readQrPng } from '../../clients/lib/qr.ts';
 import type { Stack } from '../../emulator/stack.ts';
 import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
+import { storedAuditEvents } from '../helpers/audit-logs.ts';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
@@ -268,15 +269,13 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
 
     // C4: the cloud's audit trail names who invited, as the hospital's pseudonym only.
     const operatorRef = (await connector('operator-ref', STAFF)).stdout.trim();
-    const invited = await firestore
-      .collection(AUDIT_COLLECTIONS.events)
-      .where('fields.invitationId', '==', usedQr.invitationId)
-      .get();
-    expect(
-      invited.docs.map((doc) => [doc.get('fields.action'), doc.get('fields.operatorRef')]),
-    ).toContainEqual(['invitation.created', operatorRef]);
+    const invited = await storedAuditEvents(firestore, { invitationId: usedQr.invitationId });
+    expect(invited.map((fields) => [fields.action, fields.operatorRef])).toContainEqual([
+      'invitation.created',
+      operatorRef,
+    ]);
     const everyEvent = JSON.stringify(
-      (await firestore.collection(AUDIT_COLLECTIONS.events).get()).docs.map((d) => d.data()),
+      (await firestore.collection(AUDIT_COLLECTIONS.entries).get()).docs.map((d) => d.data()),
     );
     expect(everyEvent).not.toContain(STAFF);
 

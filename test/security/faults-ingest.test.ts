@@ -8,7 +8,7 @@ import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../emulator/stack.ts';
 import { createFcmNotifier, type FcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
-import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
+import { storedAuditEvents } from '../helpers/audit-logs.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createStorage } from '../../shared/adapters/google-clients.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
@@ -150,11 +150,7 @@ describe('F2 faults in ingest, then the event redelivered', () => {
     const receipt = (await blobExists(stack.env.OUTBOX_BUCKET!, receiptName))
       ? verifyReceipt(await collectBytes(blobs.read(stack.env.OUTBOX_BUCKET!, receiptName)), ingestKey)
       : undefined;
-    const created = await firestore
-      .collection(AUDIT_COLLECTIONS.events)
-      .where('fields.recordId', '==', recordId)
-      .where('fields.action', '==', 'record.created')
-      .get();
+    const created = await storedAuditEvents(firestore, { recordId, action: 'record.created' });
     const state: EndState = {
       records: (await firestore.collection(RECORDS_COLLECTION).doc(recordId).get()).exists ? 1 : 0,
       recordBlob: await blobExists(
@@ -165,7 +161,7 @@ describe('F2 faults in ingest, then the event redelivered', () => {
         receipt === undefined ? 'none' : receipt.status === 'accepted' ? 'accepted' : receipt.errorCode,
       uploadLeft: await blobExists(uploadBucket, upload.name),
       quarantined: await blobExists(stack.env.QUARANTINE_BUCKET!, upload.name),
-      createdEvents: created.size,
+      createdEvents: created.length,
     };
     return { state, pings: (await pushCount(stack, device.fcmToken)) - pingsBefore, deliveries };
   }

@@ -11,7 +11,8 @@ import type { Stack } from '../../emulator/stack.ts';
 import { systemClock } from '../../shared/adapters/clock.ts';
 import { cloudLogger } from '../../shared/adapters/cloud-logger.ts';
 import { createFcmNotifier, type FcmNotifier } from '../../shared/adapters/fcm-notifier.ts';
-import { AUDIT_COLLECTIONS, createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
+import { storedAuditEvents } from '../helpers/audit-logs.ts';
 import {
   createFirestorePairingStores,
   PAIRING_COLLECTIONS,
@@ -98,12 +99,8 @@ describe('F1 faults in pairing, then the client retries', () => {
   }
 
   async function auditCount(action: string, field: string, id: string): Promise<number> {
-    const events = await firestore
-      .collection(AUDIT_COLLECTIONS.events)
-      .where(`fields.${field}`, '==', id)
-      .where('fields.action', '==', action)
-      .get();
-    return events.size;
+    const events = await storedAuditEvents(firestore, { [field]: id, action } as never);
+    return events.length;
   }
 
   /** The connector's invitation call, signed afresh on every try. */

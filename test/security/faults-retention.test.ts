@@ -10,7 +10,7 @@ import type { Firestore } from '@google-cloud/firestore';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../emulator/stack.ts';
 import { ManualClock } from '../../shared/adapters/clock.ts';
-import { AUDIT_COLLECTIONS } from '../../shared/adapters/firestore-audit.ts';
+import { storedAuditEvents } from '../helpers/audit-logs.ts';
 import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createStorage } from '../../shared/adapters/google-clients.ts';
 import { type PublicKey } from '../../shared/core/crypto/index.ts';
@@ -152,11 +152,9 @@ describe('F3 faults in retention, then the same job again', () => {
     }
     const receipt = verifyDeletionReceipt(result.receipt, retentionKey);
     const again = await retention(new FaultPlan(), clock).run({ jobId });
-    const events = await firestore
-      .collection(AUDIT_COLLECTIONS.events)
-      .where('fields.action', '==', 'record.deleted')
-      .where('fields.recordId', 'in', [...due, ...kept])
-      .get();
+    const events = (await storedAuditEvents(firestore, { action: 'record.deleted' })).filter(
+      (fields) => fields.recordId !== undefined && [...due, ...kept].includes(fields.recordId),
+    );
     let receiptsLeft = 0;
     for (const id of [...due, ...kept]) {
       const record = await firestore.collection(RECORDS_COLLECTION).doc(id).get();
@@ -173,7 +171,7 @@ describe('F3 faults in retention, then the same job again', () => {
         kept: states.slice(due.length).filter(Boolean).length,
         receiptsLeft,
         inReceipt: receipt.deleted.records.filter((id) => due.includes(id) || kept.includes(id)).length,
-        deletedEvents: events.size,
+        deletedEvents: events.length,
         sameReceiptAgain: again.alreadyDone && Buffer.from(again.receipt).equals(Buffer.from(result.receipt)),
       },
     };

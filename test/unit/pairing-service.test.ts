@@ -3,7 +3,7 @@
 // The Firestore adapters and the HTTP edge are covered by test/integration/pairing.test.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../shared/adapters/clock.ts';
-import { chainEvents, type AuditEvent } from '../../shared/audit/chain.ts';
+import { sealAuditEvent, type SealedAuditEvent } from '../../shared/audit/fields.ts';
 import type { AuditLog } from '../../shared/audit/log.ts';
 import { generateKeyPair, type KeyPair } from '../../shared/core/crypto/index.ts';
 import type { Notifier, PushOutcome } from '../../shared/ports/notifier.ts';
@@ -149,31 +149,22 @@ describe('pairing service', () => {
   let service: PairingService;
   const pushes: { token: string; data: Record<string, string> }[] = [];
   const dead = new Set<string>();
-  // The audit port in memory (this unit test has no services): the real chaining, kept in a list.
-  const audited: AuditEvent[] = [];
+  // The audit port in memory (this unit test has no services): the real sealing, kept in a list.
+  const audited: SealedAuditEvent[] = [];
   const audit: AuditLog = {
     async append(entries) {
       const fresh = entries.filter(
         (e) => e.once === undefined || !audited.some((a) => onceKeys.get(a) === e.once),
       );
-      const chained = chainEvents(
-        audited.at(-1),
-        fresh.map((e) => e.fields),
-      );
-      chained.forEach((event, i) => onceKeys.set(event, fresh[i]!.once));
-      audited.push(...chained);
-      return chained;
+      for (const entry of fresh) {
+        const sealed = sealAuditEvent(entry.fields);
+        onceKeys.set(sealed, entry.once);
+        audited.push(sealed);
+      }
     },
-    list: async () => audited,
-    chains: async () => ['test'],
-    unsealedChains: async () => [],
-    chainsOlderThan: async () => [],
     forPatient: async () => [],
-    checkpoint: async () => undefined,
-    checkpoints: async () => [],
-    prune: async () => 0,
   };
-  const onceKeys = new Map<AuditEvent, string | undefined>();
+  const onceKeys = new Map<SealedAuditEvent, string | undefined>();
   const notifier: Notifier = {
     async send(token, data): Promise<PushOutcome> {
       pushes.push({ token, data: { ...data } });
