@@ -10,6 +10,7 @@ import { benchIngest } from './ingest.ts';
 import { benchLoad } from './load.ts';
 import { benchPairing } from './pairing.ts';
 import { benchPurge } from './purge.ts';
+import { benchSequencer } from './sequencer.ts';
 import { benchStack } from './stack.ts';
 import { table, writeResults } from './stats.ts';
 
@@ -23,6 +24,7 @@ const BENCHES: Record<string, Bench> = {
   ingest: () => benchIngest({ records: 100, concurrency: 4, patients: 10 }),
   delivery: () => benchDelivery({ sizesMiB: [200, 1024] }),
   purge: () => benchPurge({ expired: 10_000, total: 200_000 }),
+  sequencer: () => benchSequencer({ entries: 2000 }),
   load: () =>
     benchLoad({
       patients: 20,

@@ -113,7 +113,7 @@ describe('the audit transparency log', () => {
     return size;
   }
 
-  it('records many events for one patient with nothing to contend on, and the sequencer commits them all', async () => {
+  it('A3 records many events for one patient with nothing to contend on, and the sequencer commits them all', async () => {
     const logId = 'tl-burst-h';
     const audit = createFirestoreAuditLog(firestore);
     await Promise.all(Array.from({ length: 60 }, () => audit.append([event(logId)])));
@@ -123,6 +123,23 @@ describe('the audit transparency log', () => {
     // Tiles are immutable: the sequencer created each one only if it did not exist.
     const tile = await blobs.stat(tlogBucket(stack), `${logId}/tile/0/000.p/60`);
     expect(tile).toBeDefined();
+  });
+
+  it('A4 the log bucket holds hashes and counts only: no id, action or time of any event', async () => {
+    const logId = 'tl-burst-h';
+    const events = await createFirestoreAuditLog(firestore).sequenced(logId, { from: 0, limit: 1000 });
+    const secrets = new Set<string>([PATIENT, 'record.downloaded', 'device-']);
+    for (const entry of events) secrets.add(entry.fields.at);
+    const bucket = tlogBucket(stack);
+    let objectsRead = 0;
+    for (const item of (await blobs.list(bucket, `${logId}/`)).items) {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of blobs.read(bucket, item.name)) chunks.push(chunk);
+      const text = Buffer.concat(chunks).toString('latin1');
+      for (const secret of secrets) expect(text.includes(secret), `${item.name} holds ${secret}`).toBe(false);
+      objectsRead++;
+    }
+    expect(objectsRead).toBeGreaterThanOrEqual(2); // a hash tile and an entry bundle at least
   });
 
   describe('a sequencer that crashes', () => {
@@ -143,7 +160,7 @@ describe('the audit transparency log', () => {
       ],
     ];
     for (const [where, fault] of crashes) {
-      it(`${where} loses nothing and forks nothing`, async () => {
+      it(`A3 ${where} loses nothing and forks nothing`, async () => {
         const logId = `tl-crash-${crashes.findIndex(([w]) => w === where)}-h`;
         const audit = createFirestoreAuditLog(firestore);
         await audit.append([event(logId), event(logId), event(logId)]);
@@ -160,7 +177,7 @@ describe('the audit transparency log', () => {
     }
   });
 
-  it('two sequencers racing (and a third) produce one log', async () => {
+  it('A3 two sequencers racing (and a third) produce one log', async () => {
     const logId = 'tl-race-h';
     const audit = createFirestoreAuditLog(firestore);
     for (let round = 0; round < 4; round++) {
@@ -251,7 +268,7 @@ describe('the audit transparency log', () => {
     ];
 
     for (const [attack, leaves] of attacks) {
-      it(`who ${attack} is caught by the witness and by a phone that saw an earlier checkpoint`, async () => {
+      it(`A1 who ${attack} is caught by the witness and by a phone that saw an earlier checkpoint`, async () => {
         const note = await rewrite(leaves());
         const transparency = stackTransparency(stack, firestore);
         // The witness asks for a proof from what it cosigned: there is none that verifies.
@@ -282,7 +299,7 @@ describe('the audit transparency log', () => {
       });
     }
 
-    it('a split view (one history for the phone, another for the witness) is caught', async () => {
+    it('A2 a split view (one history for the phone, another for the witness) is caught', async () => {
       // The operator keeps the real log for the witness and builds a fork for the phone.
       const fork = [...original.slice(0, 6), forged(), forged(), forged()];
       const forkNote = await rewrite(fork);
@@ -301,7 +318,7 @@ describe('the audit transparency log', () => {
       );
     });
 
-    it('the platform refuses a cosignature of a checkpoint the log never published', async () => {
+    it('A2 the platform refuses a cosignature of a checkpoint the log never published', async () => {
       const transparency = stackTransparency(stack, firestore);
       const fork = [...original.slice(0, 5), forged()];
       const note = await signCheckpoint(
@@ -322,7 +339,7 @@ describe('the audit transparency log', () => {
       await expect(other.cosignLatest(transparency)).rejects.toMatchObject({ code: 'WITNESS_KEY_MISMATCH' });
     });
 
-    it('a phone verifies each of its access-log entries against the cosigned checkpoint', async () => {
+    it('A1 a phone verifies each of its access-log entries against the cosigned checkpoint', async () => {
       const transparency = stackTransparency(stack, firestore);
       const audit = createFirestoreAuditLog(firestore);
       const entries = await audit.forPatient(logId, PATIENT, { limit: 100 });
