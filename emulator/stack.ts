@@ -173,7 +173,7 @@ async function provision(
             cryptoKeyId: grant.key,
             cryptoKey: {
               purpose: grant.purpose,
-              versionTemplate: { algorithm: defaultAlgorithm(grant.purpose) },
+              versionTemplate: { algorithm: grant.algorithm ?? defaultAlgorithm(grant.purpose) },
             },
           }),
         );

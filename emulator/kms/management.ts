@@ -284,7 +284,7 @@ function templateAlgorithm(purpose: Purpose, algorithm: string): Algorithm {
   }
   if (!isAlgorithm(algorithm)) {
     throw unimplemented(
-      `The local KMS emulator does not support algorithm ${algorithm}; it supports GOOGLE_SYMMETRIC_ENCRYPTION, EC_SIGN_P256_SHA256, EC_SIGN_P384_SHA384 and HMAC_*.`,
+      `The local KMS emulator does not support algorithm ${algorithm}; it supports GOOGLE_SYMMETRIC_ENCRYPTION, EC_SIGN_P256_SHA256, EC_SIGN_P384_SHA384, EC_SIGN_ED25519 and HMAC_*.`,
     );
   }
   if (purposeOf(algorithm) !== purpose) {

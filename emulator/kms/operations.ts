@@ -4,6 +4,7 @@
 import { crc32cValue, verifyCrc32c, type Int64Value } from './crc.ts';
 import { authorize, type CallContext } from './context.ts';
 import { isEcAlgorithm, isMacAlgorithm } from './crypto/algorithms.ts';
+import { ED25519_ALGORITHM, ed25519Sign } from './crypto/ed25519.ts';
 import { EC_ALGORITHMS, ecPublicKey, ecSignDigest } from './crypto/ecdsa.ts';
 import { macSign as hmacSign, macVerify as hmacVerify } from './crypto/mac.ts';
 import {
@@ -132,6 +133,7 @@ export function asymmetricSign(
   const name = parseVersion(req.name, 'name');
   const kind = req.digest?.digest;
   const digest = kind ? (req.digest?.[kind as 'sha256' | 'sha384' | 'sha512' | 'externalMu'] ?? null) : null;
+  if (!digest && req.data.length > 0) return signData(ctx, name, req.data, req.dataCrc32c);
   if (!digest) {
     // EC and RSA keys sign a digest; signing raw data is only for algorithms we do not emulate.
     throw invalidArgument(
@@ -148,6 +150,9 @@ export function asymmetricSign(
   requirePurpose(key, 'ASYMMETRIC_SIGN');
   requireEnabled(key, version);
   const algorithm = version.algorithm;
+  if (algorithm === ED25519_ALGORITHM) {
+    throw invalidArgument(`Algorithm ${algorithm} signs the message itself: send 'data', not 'digest'.`);
+  }
   if (!isEcAlgorithm(algorithm)) throw failedPrecondition(`Algorithm ${algorithm} cannot sign.`);
   const expected = EC_ALGORITHMS[algorithm].digest;
   if (kind !== expected || digest.length !== EC_ALGORITHMS[algorithm].bytes) {
@@ -162,6 +167,33 @@ export function asymmetricSign(
     verifiedDigestCrc32c: verifiedDigest,
     name: name.name,
     verifiedDataCrc32c: false,
+    protectionLevel: version.protectionLevel,
+  };
+}
+
+/** AsymmetricSign over the message itself, which only EC_SIGN_ED25519 keys take. */
+function signData(
+  ctx: CallContext,
+  name: ReturnType<typeof parseVersion>,
+  data: Buffer,
+  dataCrc32c: Int64Value,
+) {
+  limit(data, MAX_DATA_BYTES, 'data');
+  const verifiedData = verifyCrc32c(dataCrc32c, data, 'data_crc32c', 'data');
+  authorize(ctx, 'cloudkms.cryptoKeyVersions.useToSign', name.name);
+  const { key, version } = requireVersion(ctx.store, name);
+  requirePurpose(key, 'ASYMMETRIC_SIGN');
+  requireEnabled(key, version);
+  if (version.algorithm !== ED25519_ALGORITHM) {
+    throw invalidArgument("The field 'data' is not supported for this algorithm; send 'digest'.");
+  }
+  const signature = ed25519Sign(material(version), data);
+  return {
+    signature,
+    signatureCrc32c: crc32cValue(signature),
+    verifiedDigestCrc32c: false,
+    name: name.name,
+    verifiedDataCrc32c: verifiedData,
     protectionLevel: version.protectionLevel,
   };
 }

@@ -13,6 +13,8 @@ const triggerSchema = z.discriminatedUnion('type', [
 const kmsGrantSchema = z.object({
   key: z.string().regex(/^[a-zA-Z0-9_-]{1,63}$/),
   purpose: z.enum(['ENCRYPT_DECRYPT', 'ASYMMETRIC_SIGN', 'MAC']),
+  /** The key's version algorithm; absent means the purpose's default (symmetric, P-256, HMAC-SHA256). */
+  algorithm: z.enum(['EC_SIGN_ED25519', 'EC_SIGN_P256_SHA256']).optional(),
   role: z.string().startsWith('roles/cloudkms.'),
 });
 

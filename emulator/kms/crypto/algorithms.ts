@@ -1,6 +1,7 @@
 // Which purposes and algorithms the emulator supports, and how each makes key material.
 // Anything else is a valid KMS value we answer with UNIMPLEMENTED.
 import { EC_ALGORITHMS, generateEcKey, type EcAlgorithm } from './ecdsa.ts';
+import { ED25519_ALGORITHM, generateEd25519Key } from './ed25519.ts';
 import { generateMacKey, MAC_ALGORITHMS, type MacAlgorithm } from './mac.ts';
 import { generateSymmetricKey } from './symmetric.ts';
 
@@ -8,7 +9,7 @@ export const PURPOSES = ['ENCRYPT_DECRYPT', 'ASYMMETRIC_SIGN', 'MAC'] as const;
 export type Purpose = (typeof PURPOSES)[number];
 
 export const SYMMETRIC_ALGORITHM = 'GOOGLE_SYMMETRIC_ENCRYPTION';
-export type Algorithm = typeof SYMMETRIC_ALGORITHM | EcAlgorithm | MacAlgorithm;
+export type Algorithm = typeof SYMMETRIC_ALGORITHM | EcAlgorithm | typeof ED25519_ALGORITHM | MacAlgorithm;
 
 export function isPurpose(value: string): value is Purpose {
   return (PURPOSES as readonly string[]).includes(value);
@@ -24,7 +25,7 @@ export function isMacAlgorithm(value: string): value is MacAlgorithm {
 
 export function purposeOf(algorithm: string): Purpose | null {
   if (algorithm === SYMMETRIC_ALGORITHM) return 'ENCRYPT_DECRYPT';
-  if (isEcAlgorithm(algorithm)) return 'ASYMMETRIC_SIGN';
+  if (isEcAlgorithm(algorithm) || algorithm === ED25519_ALGORITHM) return 'ASYMMETRIC_SIGN';
   if (isMacAlgorithm(algorithm)) return 'MAC';
   return null;
 }
@@ -36,5 +37,6 @@ export function isAlgorithm(value: string): value is Algorithm {
 export function generateMaterial(algorithm: Algorithm): Buffer {
   if (algorithm === SYMMETRIC_ALGORITHM) return generateSymmetricKey();
   if (isEcAlgorithm(algorithm)) return generateEcKey(algorithm);
+  if (algorithm === ED25519_ALGORITHM) return generateEd25519Key();
   return generateMacKey(algorithm);
 }
