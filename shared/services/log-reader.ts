@@ -8,6 +8,7 @@ import {
   tilePath,
   treeHash,
   type HashReader,
+  TlogError,
   type TileCoord,
 } from '../core/tlog/index.ts';
 import type { LogObjects } from '../ports/log-objects.ts';
@@ -41,9 +42,8 @@ export async function withTiles<T>(
     } catch (error) {
       if (!(error instanceof TileNeeded)) throw error;
       const tile = await objects.tile(logId, error.coord);
-      if (tile === undefined) {
-        throw new Error(`the log ${logId} lacks tile ${tilePath(error.coord)}`, { cause: error });
-      }
+      // A tile never written: the log never published a tree of this size (or lost a tile).
+      if (tile === undefined) throw new TlogError('TILE_INVALID', `the log lacks tile ${tilePath(error.coord)}`);
       cache.set(tilePath(error.coord), tile);
     }
   }

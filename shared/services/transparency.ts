@@ -118,7 +118,19 @@ export function createTransparency(options: TransparencyOptions): Transparency {
 
     async inclusionProofs(logId: string, indexes: readonly number[], size: number) {
       const proofs = logProofs(objects, logId);
-      return Promise.all(indexes.map(async (index) => encodeProof(await proofs.inclusion(index, size))));
+      try {
+        return await Promise.all(
+          indexes.map(async (index) => encodeProof(await proofs.inclusion(index, size))),
+        );
+      } catch (error) {
+        // Proofs exist only against trees the log published; a caller naming another size asked wrongly.
+        if (error instanceof TlogError) {
+          throw new ProtocolError('INVALID_REQUEST', 'no published tree has that size', {
+            field: 'treeSize',
+          });
+        }
+        throw error;
+      }
     },
   });
 }

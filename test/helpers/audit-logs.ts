@@ -63,7 +63,7 @@ export function stackLogSigner(stack: StackEnv): Promise<KmsNoteSigner> {
   return kmsNoteSigner(
     createKms(stack.env, principal),
     `${cryptoKeyName(catalog, 'sequencer', projectId)}/cryptoKeyVersions/1`,
-    auditLogKeyName(stack.env.CB_API_BASE!),
+    auditLogKeyName(stack.env.FUNCTIONS_BASE_URL!),
   );
 }
 
@@ -84,7 +84,7 @@ export function stackSequencer(
     objects: options.objects ?? stackLogObjects(stack),
     registry: createFirestoreLogRegistry(firestore),
     signer: options.signer ?? (() => (signer ??= stackLogSigner(stack))),
-    apiBase: stack.env.CB_API_BASE!,
+    apiBase: stack.env.FUNCTIONS_BASE_URL!,
     logger: cloudLogger({ functionName: 'sequencer', sink: () => undefined }),
   });
 }
@@ -104,7 +104,7 @@ export function stackTransparency(
   return createTransparency({
     objects: stackLogObjects(stack),
     registry: createFirestoreLogRegistry(firestore),
-    apiBase: stack.env.CB_API_BASE!,
+    apiBase: stack.env.FUNCTIONS_BASE_URL!,
     clock,
   });
 }

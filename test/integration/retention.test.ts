@@ -353,7 +353,7 @@ describe('retention', () => {
       // What a phone saw before the pruning: the cosigned checkpoint and one entry's proof.
       const phoneView = await transparency.witnessedCheckpoint(logId, undefined);
       const trust = {
-        origin: auditLogOrigin(stack.env.CB_API_BASE!, logId),
+        origin: auditLogOrigin(stack.env.FUNCTIONS_BASE_URL!, logId),
         log: ed25519VerifierFromKey(phoneView.logKey!),
         witnesses: [],
       };

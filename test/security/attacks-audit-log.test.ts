@@ -208,7 +208,7 @@ describe('the audit transparency log', () => {
       await stackSequencer(stack, firestore).run();
       const transparency = stackTransparency(stack, firestore);
       const latest = await transparency.latestCheckpoint(logId, undefined);
-      const origin = auditLogOrigin(stack.env.CB_API_BASE!, logId);
+      const origin = auditLogOrigin(stack.env.FUNCTIONS_BASE_URL!, logId);
       trust = { origin, log: ed25519VerifierFromKey(latest.logKey!), witnesses: [] };
       phoneTrust = {
         ...trust,
