@@ -10,7 +10,8 @@ import type { Firestore } from '@google-cloud/firestore';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Stack } from '../../emulator/stack.ts';
 import { ManualClock } from '../../shared/adapters/clock.ts';
-import { storedAuditEvents } from '../helpers/audit-logs.ts';
+import { stackSequencer, storedAuditEvents } from '../helpers/audit-logs.ts';
+import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
 import { createFirestoreRecordStore, RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import { createStorage } from '../../shared/adapters/google-clients.ts';
 import { type PublicKey } from '../../shared/core/crypto/index.ts';
@@ -45,10 +46,9 @@ const RETENTION_STEPS = [
   'store.cursor',
   'store.existingRecords',
   'store.setCursor',
-  'audit.chainsOlderThan',
+  'audit-logs.logs',
+  'audit-logs.witnessedBefore',
   'kms.decrypt',
-  'audit.unsealedChains',
-  'audit.checkpoint',
   'store.finishJob',
 ];
 
@@ -78,6 +78,18 @@ describe('F3 faults in retention, then the same job again', () => {
     retentionKey = await functionPublicKey(firestore, 'retention');
     await createStorage(stack.env.GCLOUD_PROJECT!, stack.env).createBucket(uploads);
     await registerTestHospital(firestore, stack, hospitalId);
+    // A hospital with an audit log, so the run's audit pruning step has a log to look at.
+    await createFirestoreAuditLog(firestore).append([
+      {
+        fields: {
+          at: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+          actor: { kind: 'system', id: 'faults-retention' },
+          action: 'record.created',
+          hospitalId,
+        },
+      },
+    ]);
+    await stackSequencer(stack, firestore).run();
   });
 
   function retention(plan: FaultPlan, clock: ManualClock): RetentionService {
