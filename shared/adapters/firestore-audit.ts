@@ -67,6 +67,8 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog & AuditE
         event: sealed.event,
         salt: Buffer.from(sealed.salt),
         at: Timestamp.fromMillis(Date.parse(sealed.fields.at)),
+        // Events carry whole seconds; the commit time orders those of one second as they happened.
+        recordedAt: FieldValue.serverTimestamp(),
         pending: true,
         ...(hospitalId !== undefined && patientRef !== undefined
           ? { patient: patientKey(hospitalId, patientRef) }
@@ -96,6 +98,7 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog & AuditE
       let query = entries
         .where('patient', '==', patientKey(hospitalId, patientRef))
         .orderBy('at', 'desc')
+        .orderBy('recordedAt', 'desc')
         .orderBy(FieldPath.documentId(), 'desc');
       if (options.after !== undefined) {
         const after = await entries.doc(options.after).get();
@@ -106,7 +109,13 @@ export function createFirestoreAuditLog(firestore: Firestore): AuditLog & AuditE
     },
 
     async pending(limit: number) {
-      return page(entries.where('pending', '==', true).orderBy('at').limit(Math.min(limit, MAX_PAGE)));
+      return page(
+        entries
+          .where('pending', '==', true)
+          .orderBy('at')
+          .orderBy('recordedAt')
+          .limit(Math.min(limit, MAX_PAGE)),
+      );
     },
 
     async get(ids: readonly string[]) {
