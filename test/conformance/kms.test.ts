@@ -2,7 +2,7 @@
 // client exactly as production code drives Cloud KMS; only the endpoint differs.
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { grpc } from 'google-gax';
-import { createHash, verify } from 'node:crypto';
+import { createHash, createPublicKey, verify } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,8 @@ const RING = `${LOCATION}/keyRings/${catalog.keyRing}`;
 const PAIRING_KEY = cryptoKeyName(catalog, 'pairing', PROJECT);
 const INGEST_KEY = cryptoKeyName(catalog, 'ingest', PROJECT);
 const PAIRING_SA = serviceAccountPrincipal(catalog.functions.pairing!.serviceAccount, PROJECT);
+const SEQUENCER_KEY = cryptoKeyName(catalog, 'sequencer', PROJECT);
+const SEQUENCER_SA = serviceAccountPrincipal(catalog.functions.sequencer!.serviceAccount, PROJECT);
 
 const { status } = grpc;
 
@@ -68,14 +70,18 @@ beforeAll(async () => {
   await writePolicyFile(policyFile, policyFromCatalog(catalog, PROJECT));
   emulator = await startKmsEmulator({ port: 0, dataDir: join(dataDir, 'state'), policyFile });
   kms = connect(emulator);
-  // What infra/ provisions: the key ring and one ENCRYPT_DECRYPT key per catalog grant.
+  // What infra/ provisions: the key ring and one key per catalog grant, with the grant's
+  // purpose and algorithm (an asymmetric key has no default algorithm in Cloud KMS).
   await kms.createKeyRing({ parent: LOCATION, keyRingId: catalog.keyRing, keyRing: {} });
   for (const fn of Object.values(catalog.functions)) {
     for (const grant of fn.kms) {
       await kms.createCryptoKey({
         parent: RING,
         cryptoKeyId: grant.key,
-        cryptoKey: { purpose: grant.purpose },
+        cryptoKey: {
+          purpose: grant.purpose,
+          ...(grant.algorithm ? { versionTemplate: { algorithm: grant.algorithm } } : {}),
+        },
       });
     }
   }
@@ -338,6 +344,91 @@ describe('KMS emulator', () => {
     await expectStatus(
       kms.getPublicKey({ name: `${PAIRING_KEY}/cryptoKeyVersions/1` }),
       status.FAILED_PRECONDITION,
+    );
+  });
+
+  it("signs the message itself with the sequencer's EC_SIGN_ED25519 key, for its own account only", async () => {
+    const grant = catalog.functions.sequencer!.kms.find((g) => g.key === 'sequencer');
+    expect(grant).toMatchObject({ purpose: 'ASYMMETRIC_SIGN', algorithm: 'EC_SIGN_ED25519' });
+    const [key] = await kms.getCryptoKey({ name: SEQUENCER_KEY });
+    expect(key.purpose).toBe('ASYMMETRIC_SIGN');
+    expect(key.versionTemplate?.algorithm).toBe('EC_SIGN_ED25519');
+    const name = `${SEQUENCER_KEY}/cryptoKeyVersions/1`;
+
+    const [publicKey] = await kms.getPublicKey({ name }, as(SEQUENCER_SA));
+    expect(publicKey.name).toBe(name);
+    expect(publicKey.algorithm).toBe('EC_SIGN_ED25519');
+    expect(publicKey.pem).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+    expect(int64(publicKey.pemCrc32c)).toBe(crc(publicKey.pem!));
+    expect(createPublicKey(publicKey.pem!).asymmetricKeyType).toBe('ed25519');
+
+    // Ed25519 signs the message, not a digest of it: the request carries `data`.
+    const message = Buffer.from('clinic-bridge/audit/v1\n42\nq0Lk2xKa8cLXz3sVtiVZ6xJ0P3E8sXj6w5NHFbr1cVs=\n');
+    const [signed] = await kms.asymmetricSign(
+      { name, data: message, dataCrc32c: { value: crc(message) } },
+      as(SEQUENCER_SA),
+    );
+    const signature = Buffer.from(signed.signature as Uint8Array);
+    expect(signed.name).toBe(name);
+    expect(signature).toHaveLength(64); // the plain RFC 8032 signature, no DER wrapping
+    expect(signed.verifiedDataCrc32c).toBe(true);
+    expect(signed.verifiedDigestCrc32c).toBe(false);
+    expect(int64(signed.signatureCrc32c)).toBe(crc(signature));
+    expect(verify(null, message, publicKey.pem!, signature)).toBe(true);
+    expect(verify(null, Buffer.from('something else'), publicKey.pem!, signature)).toBe(false);
+
+    // Without a checksum the data is still signed, just not reported as verified.
+    const [unchecked] = await kms.asymmetricSign({ name, data: message }, as(SEQUENCER_SA));
+    expect(unchecked.verifiedDataCrc32c).toBe(false);
+    expect(verify(null, message, publicKey.pem!, Buffer.from(unchecked.signature as Uint8Array))).toBe(true);
+    await expectStatus(
+      kms.asymmetricSign(
+        { name, data: message, dataCrc32c: { value: (crc(message) + 1) % 2 ** 32 } },
+        as(SEQUENCER_SA),
+      ),
+      status.INVALID_ARGUMENT,
+    );
+
+    // A digest is refused for Ed25519, as Cloud KMS refuses it.
+    const digest = createHash('sha256').update(message).digest();
+    await expectStatus(
+      kms.asymmetricSign({ name, digest: { sha256: digest } }, as(SEQUENCER_SA)),
+      status.INVALID_ARGUMENT,
+      /data/,
+    );
+    // And `data` is refused for a key that signs digests.
+    const [p256] = await kms.createCryptoKey({
+      parent: RING,
+      cryptoKeyId: 'signing-p256-data',
+      cryptoKey: { purpose: 'ASYMMETRIC_SIGN', versionTemplate: { algorithm: 'EC_SIGN_P256_SHA256' } },
+    });
+    await expectStatus(
+      kms.asymmetricSign({ name: `${p256.name}/cryptoKeyVersions/1`, data: message }),
+      status.INVALID_ARGUMENT,
+    );
+
+    // Only the sequencer's account signs with it, and it signs with nothing else.
+    await expectStatus(
+      kms.asymmetricSign({ name, data: message }, as(PAIRING_SA)),
+      status.PERMISSION_DENIED,
+      /^Permission 'cloudkms\.cryptoKeyVersions\.useToSign' denied on resource '.*\/cryptoKeys\/sequencer\/cryptoKeyVersions\/1' \(or it may not exist\)\.$/,
+    );
+    await expectStatus(kms.getPublicKey({ name }, as(PAIRING_SA)), status.PERMISSION_DENIED);
+    await expectStatus(
+      kms.asymmetricSign(
+        { name, data: message },
+        as(serviceAccountPrincipal(catalog.functions.sequencer!.serviceAccount, 'another-project')),
+      ),
+      status.PERMISSION_DENIED,
+    );
+    const [wrapped] = await kms.encrypt({ name: PAIRING_KEY, plaintext: Buffer.from('not yours') });
+    await expectStatus(
+      kms.decrypt({ name: PAIRING_KEY, ciphertext: wrapped.ciphertext }, as(SEQUENCER_SA)),
+      status.PERMISSION_DENIED,
+    );
+    await expectStatus(
+      kms.createCryptoKeyVersion({ parent: SEQUENCER_KEY, cryptoKeyVersion: {} }, as(SEQUENCER_SA)),
+      status.PERMISSION_DENIED,
     );
   });
 
