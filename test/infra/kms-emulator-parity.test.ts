@@ -71,6 +71,42 @@ describe.each(ENVIRONMENTS)('KMS grants: emulator policy vs infra/environments/%
       }
     }
   });
+
+  it('let the sequencer sign with its Ed25519 key and read its public key, and nothing more', async () => {
+    const sequencer = catalog.functions.sequencer!;
+    expect(sequencer.kms).toEqual([
+      {
+        key: 'sequencer',
+        purpose: 'ASYMMETRIC_SIGN',
+        algorithm: 'EC_SIGN_ED25519',
+        role: 'roles/cloudkms.signerVerifier',
+      },
+    ]);
+    const principal = serviceAccountPrincipal(sequencer.serviceAccount, PROJECT_ID);
+    const version = `${cryptoKeyName(catalog, 'sequencer', PROJECT_ID)}/cryptoKeyVersions/1`;
+    const authorizers = {
+      terraform: authorizerFrom(terraformFunctionKmsGrants(await planEnvironment(env))),
+      emulator: new Authorizer(policyFromCatalog(catalog, PROJECT_ID)),
+    };
+    for (const [source, authorizer] of Object.entries(authorizers)) {
+      for (const permission of USES) {
+        expect(authorizer.allows(principal, permission, version), `${source}: sequencer ${permission}`).toBe(
+          permission === 'cloudkms.cryptoKeyVersions.useToSign' ||
+            permission === 'cloudkms.cryptoKeyVersions.viewPublicKey',
+        );
+      }
+      // No other function's account may sign with it or even see its public key through KMS.
+      for (const [name, fn] of Object.entries(catalog.functions)) {
+        if (name === 'sequencer') continue;
+        const other = serviceAccountPrincipal(fn.serviceAccount, PROJECT_ID);
+        for (const permission of USES) {
+          expect(authorizer.allows(other, permission, version), `${source}: ${name} ${permission}`).toBe(
+            false,
+          );
+        }
+      }
+    }
+  });
 });
 
 describe('the comparison catches drift', () => {
