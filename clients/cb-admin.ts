@@ -1,9 +1,11 @@
 // cb-admin: the operator's tool. Run with `npm run cb-admin -- <command>` (the repo's Node 22).
 import { parseArgs } from 'node:util';
-import { createFirestore, createKms } from '../shared/adapters/google-clients.ts';
-import { importPublicKey } from '../shared/core/crypto/index.ts';
+import { createBlobStore } from '../shared/adapters/blob-store.ts';
+import { createFirestore, createKms, createStorage } from '../shared/adapters/google-clients.ts';
+import { createLogObjects } from '../shared/adapters/log-objects.ts';
 import { deletionCounts, verifyDeletionReceipt } from '../shared/core/protocol/index.ts';
 import { RETENTION_BOUNDS, RETENTION_SETTINGS } from '../shared/retention/policy.ts';
+import { bucketName, loadCatalog } from '../shared/runtime/catalog.ts';
 import {
   functionKeyFailure,
   listHospitals,
@@ -15,8 +17,9 @@ import {
   retentionPolicy,
   runRetention,
   suspendHospital,
-  verifyAudit,
+  verifyAuditLogs,
 } from './admin/admin.ts';
+import { describeLogVerdict, describeMonitorVerdict, runAuditMonitor } from './admin/audit-verify.ts';
 import { EXIT, runMain, UsageError } from './lib/cli.ts';
 import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
 
@@ -34,8 +37,7 @@ Commands:
   retention --id ID [--set NAME=NUMBER ...] [--operator NAME]
                             Show the hospital's retention policy, or change settings within their
                             bounds (each change is written to the audit trail with --operator).
-  function-keys             Each function's published public key (record the retention key outside
-                            the project, to pin it for audit-verify; receipts verify with them).
+  function-keys             Each function's published public key (receipts verify with them).
   provision-function-keys [--function NAME] [--json]
                             Create the Themis key pair of every function that has none (or of NAME),
                             wrapped by that function's own KMS key, and say per function whether it
@@ -45,12 +47,27 @@ Commands:
   run-retention [--job ID]  Run the retention function now (it also runs nightly) and print its
                             signed deletion receipt's counts. The same --job ID resumes a run
                             that was cut short, or hands back its receipt.
-  audit-verify [--chain ID] [--retention-key KEY]
-                            Check every audit chain (one per patient, one per hospital, "platform") for edited,
-                            deleted, inserted or reordered events and a cut-off tail, against the
-                            checkpoints the retention function signs. Pin the retention function's
-                            public key with --retention-key; without it the key is read from the
-                            database, which an attacker who can edit the trail could also edit.
+  audit-verify [--log ID] [--log-key KEY] [--api-base URL] [--json]
+                            Verify every audit transparency log (one per hospital, and "platform"; or
+                            --log ID) in full: the checkpoint's signature, every tile recomputed from
+                            the entry bundles up to the signed root, every entry document against its
+                            leaf (edited, deleted, inserted, reordered or duplicated entries), and the
+                            hospital witness's cosigned checkpoint consistent with the tree. Entries
+                            below a checkpoint the witness cosigned five years ago may be pruned. Pin
+                            the log key with --log-key (record it at deployment, outside the project);
+                            without it each log's key is read from the registry (auditLogs), which is
+                            only as trustworthy as the database an attacker would have edited.
+  audit-monitor --api-base URL --hospital ID --log-key KEY [--witness-key KEY --witnessed FILE]
+                [--state FILE] [--bucket NAME] [--json]
+                            The outside auditor's check, with read access to the tlog bucket only (on
+                            Google Cloud: storage.objects.get on that bucket, the auditor's own role;
+                            no Firestore, no entry documents, so it never sees an event). Verifies the
+                            newest checkpoint with the pinned log key, recomputes every tile that is
+                            new since the size in --state from the entry bundles, checks the tree
+                            extends the one --state remembers (then saves the new one), and compares
+                            --witnessed, a checkpoint cosigned by the hospital's witness (its
+                            connector has it), against the bucket's: SPLIT_VIEW if they diverge.
+                            --witness-key: base64url Ed25519 key, or its verifier key.
 
 Options:
   --env FILE   the stack environment (default: $CB_STACK_ENV, then .data/stack.env from \`npm start\`)
@@ -74,6 +91,13 @@ await runMain('cb-admin', async () => {
       job: { type: 'string' },
       chain: { type: 'string' },
       'retention-key': { type: 'string' },
+      log: { type: 'string' },
+      'log-key': { type: 'string' },
+      hospital: { type: 'string' },
+      'witness-key': { type: 'string' },
+      witnessed: { type: 'string' },
+      state: { type: 'string' },
+      bucket: { type: 'string' },
       function: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -84,7 +108,63 @@ await runMain('cb-admin', async () => {
     return values.help ? EXIT.OK : EXIT.USAGE;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument: ${rest[0]}`);
+  if (values.chain !== undefined)
+    throw new UsageError('--chain is gone: audit-verify --log ID picks one log');
+  if (values['retention-key'] !== undefined) {
+    throw new UsageError(
+      '--retention-key is gone: checkpoints are signed with the log key now; pin it with --log-key',
+    );
+  }
   const environment = loadClientEnvironment(values.env);
+  if (command === 'audit-monitor') {
+    // The auditor's view: the tlog bucket, read-only; no Firestore client is made.
+    if (!values['api-base'] || !values.hospital || !values['log-key']) {
+      throw new UsageError('audit-monitor needs --api-base, --hospital and --log-key');
+    }
+    const bucket =
+      values.bucket ?? bucketName(loadCatalog(), 'tlog', requireEnv(environment, 'GCLOUD_PROJECT'));
+    const objects = createLogObjects(
+      createBlobStore(createStorage(environment.env.GCLOUD_PROJECT ?? '', environment.env)),
+      bucket,
+    );
+    const logId = values.hospital;
+    const run = await runAuditMonitor(
+      {
+        checkpoint: async () => (await objects.checkpoint(logId))?.note,
+        tile: (coord) => objects.tile(logId, coord),
+        entryBundle: (index, width) => objects.entryBundle(logId, index, width),
+      },
+      {
+        apiBase: values['api-base'],
+        logId,
+        logKey: values['log-key'],
+        ...(values['witness-key'] ? { witnessKey: values['witness-key'] } : {}),
+        ...(values.witnessed ? { witnessedFile: values.witnessed } : {}),
+        ...(values.state ? { stateFile: values.state } : {}),
+      },
+    );
+    if (values.json) {
+      const { verdict } = run;
+      console.log(
+        JSON.stringify(
+          verdict.ok
+            ? {
+                origin: run.origin,
+                ok: true,
+                size: verdict.state.size,
+                rootHash: Buffer.from(verdict.state.rootHash).toString('base64'),
+                newLeaves: verdict.newLeaves,
+                ...(run.previous ? { previousSize: run.previous.size } : {}),
+                ...(verdict.witnessedSize !== undefined ? { witnessedSize: verdict.witnessedSize } : {}),
+              }
+            : { origin: run.origin, ...verdict },
+          null,
+          2,
+        ),
+      );
+    } else console.log(describeMonitorVerdict(run.origin, run.verdict, run.previous));
+    return run.verdict.ok ? EXIT.OK : EXIT.REFUSED;
+  }
   const projectId = requireEnv(environment, 'GCLOUD_PROJECT');
   const firestore = createFirestore(projectId, environment.env);
   try {
@@ -200,23 +280,27 @@ await runMain('cb-admin', async () => {
         return EXIT.OK;
       }
       case 'audit-verify': {
-        const pinned = values['retention-key'];
-        const result = await verifyAudit(firestore, {
-          ...(values.chain ? { chain: values.chain } : {}),
-          ...(pinned ? { retentionKey: importPublicKey(pinned) } : {}),
-        });
-        console.log(
-          `Checkpoints checked with ${result.pinned ? 'the pinned' : "the database's copy of the"} retention key ${result.key.fingerprint}.`,
+        const objects = createLogObjects(
+          createBlobStore(createStorage(projectId, environment.env)),
+          bucketName(loadCatalog(), 'tlog', projectId),
         );
-        for (const { chain, verdict } of result.chains) {
+        const report = await verifyAuditLogs(firestore, objects, {
+          ...(values.log !== undefined ? { logId: values.log } : {}),
+          ...(values['log-key'] !== undefined ? { logKey: values['log-key'] } : {}),
+          apiBase: values['api-base'] ?? requireEnv(environment, 'FUNCTIONS_BASE_URL'),
+          now: new Date(),
+        });
+        if (values.json) console.log(JSON.stringify(report, null, 2));
+        else {
           console.log(
-            verdict.ok
-              ? `${chain}  ok  ${verdict.lastSeq} event(s), ${verdict.checkpointsVerified} checkpoint(s)${verdict.firstSeq > 1 ? `; events before ${verdict.firstSeq} pruned after their retention` : ''}`
-              : `${chain}  ${verdict.problem} at event ${verdict.seq}`,
+            report.keySource === 'pinned'
+              ? `Checkpoints checked with the pinned log key ${values['log-key']}.`
+              : "Checkpoints checked with each log's key as the registry (auditLogs) holds it: only as trustworthy as the database; pin it with --log-key.",
           );
+          for (const { logId, verdict } of report.logs) console.log(describeLogVerdict(logId, verdict));
+          if (report.logs.length === 0) console.log('No audit logs yet.');
         }
-        if (result.chains.length === 0) console.log('No audit events yet.');
-        return result.chains.every((c) => c.verdict.ok) ? EXIT.OK : EXIT.REFUSED;
+        return report.logs.every((log) => log.verdict.ok) ? EXIT.OK : EXIT.REFUSED;
       }
       default:
         throw new UsageError(`unknown command ${command} (see --help)`);

@@ -25,12 +25,21 @@ import {
 import { bucketName, loadCatalog, type Catalog } from '../../shared/runtime/catalog.ts';
 import { z, ZodError } from 'zod';
 import {
-  checkpointSignatureVerifier,
-  verifyAuditTrail,
-  type AuditVerdict,
-} from '../../shared/audit/chain.ts';
-import { createFirestoreAuditLog } from '../../shared/adapters/firestore-audit.ts';
-import { readChain } from '../../shared/audit/log.ts';
+  createFirestoreAuditLog,
+  createFirestoreLogRegistry,
+} from '../../shared/adapters/firestore-audit.ts';
+import { MIN_AUDIT_RETENTION_DAYS } from '../../shared/audit/fields.ts';
+import { auditLogOrigin, TlogError, type CosignatureVerifier } from '../../shared/core/tlog/index.ts';
+import type { LogObjects } from '../../shared/ports/log-objects.ts';
+import {
+  AuditProblemFound,
+  parseLogKey,
+  parseWitnessKey,
+  UnreadableEntries,
+  verifyLog,
+  type LogSource,
+  type LogVerdict,
+} from './audit-verify.ts';
 import { createFirestoreRetentionPolicyStore } from '../../shared/adapters/firestore-retention.ts';
 import {
   RETENTION_BOUNDS,
@@ -68,7 +77,7 @@ export async function publishedFunctionKeys(firestore: Firestore): Promise<reado
   );
 }
 
-/** A function's public key as published in the database (see verifyAudit on pinning). */
+/** A function's public key as published in the database (pin it outside the project where it matters). */
 export async function publishedFunctionKey(firestore: Firestore, name: string): Promise<PublicKey> {
   const published = await createFunctionKeyDirectory({ firestore }).publishedPublicKeys();
   const key = published.find((entry) => entry.functionName === name);
@@ -229,32 +238,117 @@ export async function retentionPolicy(
   }
 }
 
-export interface ChainVerdict {
-  readonly chain: string;
-  readonly verdict: AuditVerdict;
+export interface AuditLogVerdict {
+  readonly logId: string;
+  /** The log key the checkpoints were checked with (undefined: none known). */
+  readonly logKey?: string;
+  readonly verdict: LogVerdict;
+}
+
+export interface AuditVerifyReport {
+  /** 'pinned': the operator passed --log-key; 'registry': each log's key as the database holds it. */
+  readonly keySource: 'pinned' | 'registry';
+  readonly logs: readonly AuditLogVerdict[];
+}
+
+/** Errors of a stored entry that is malformed (a store that cannot be reached has a gRPC code). */
+function isUnreadableEntry(error: unknown): boolean {
+  return error instanceof Error && typeof (error as { code?: unknown }).code !== 'number';
+}
+
+function logSource(
+  objects: LogObjects,
+  entries: ReturnType<typeof createFirestoreAuditLog>,
+  logId: string,
+): LogSource {
+  return {
+    async checkpoint() {
+      try {
+        return (await objects.checkpoint(logId))?.note;
+      } catch (error) {
+        if (!(error instanceof TlogError)) throw error;
+        throw new AuditProblemFound({
+          code: 'CHECKPOINT_SIGNATURE_INVALID',
+          message: `the checkpoint object is not a signed checkpoint: ${error.message}`,
+        });
+      }
+    },
+    tile: (coord) => objects.tile(logId, coord),
+    entryBundle: (index, width) => objects.entryBundle(logId, index, width),
+    async entries(from, limit) {
+      try {
+        return await entries.sequenced(logId, { from, limit });
+      } catch (error) {
+        if (isUnreadableEntry(error)) throw new UnreadableEntries((error as Error).message);
+        throw error;
+      }
+    },
+    staged: async (size) => (await objects.staged(logId, size))?.ids,
+  };
 }
 
 /**
- * Verifies every audit chain (or one) against the checkpoints the retention function signed.
- * `retentionKey` should be pinned by the operator: a key read from the database is only as
- * trustworthy as the database, which is exactly what the audit trail must not rely on.
+ * Verifies every audit transparency log (or one) in full: checkpoint, every tile and bundle,
+ * every entry document, the witness's cosigned checkpoints (clients/admin/audit-verify.ts).
+ * `logKey` should be pinned by the operator: the key the registry holds is only as trustworthy
+ * as the database, which is exactly what the log must not rely on.
  */
-export async function verifyAudit(
+export async function verifyAuditLogs(
   firestore: Firestore,
-  options: { chain?: string; retentionKey?: PublicKey },
-): Promise<{ key: PublicKey; pinned: boolean; chains: ChainVerdict[] }> {
-  const key = options.retentionKey ?? (await publishedFunctionKey(firestore, 'retention'));
-  const audit = createFirestoreAuditLog(firestore);
-  const chains = options.chain ? [options.chain] : await audit.chains();
-  const verdicts: ChainVerdict[] = [];
-  for (const chain of chains) {
-    const events = await readChain(audit, chain);
-    verdicts.push({
-      chain,
-      verdict: verifyAuditTrail(events, await audit.checkpoints(chain), checkpointSignatureVerifier(key)),
-    });
+  objects: LogObjects,
+  options: { logId?: string; logKey?: string; apiBase: string; now: Date },
+): Promise<AuditVerifyReport> {
+  const apiBase = canonicalApiBase(options.apiBase);
+  if (apiBase === undefined) throw new UsageError('--api-base must be https://host[:port][/path]');
+  if (options.logKey !== undefined) {
+    try {
+      parseLogKey(options.logKey);
+    } catch {
+      throw new UsageError("--log-key must be the log's note verifier key, <name>+<id>+<base64>");
+    }
   }
-  return { key, pinned: options.retentionKey !== undefined, chains: verdicts };
+  const registry = createFirestoreLogRegistry(firestore);
+  const entries = createFirestoreAuditLog(firestore);
+  const logIds = options.logId !== undefined ? [options.logId] : await registry.logs();
+  const cutoff = new Date(options.now.getTime() - MIN_AUDIT_RETENTION_DAYS * 24 * 3600 * 1000);
+  const logs: AuditLogVerdict[] = [];
+  for (const logId of logIds) {
+    const state = await registry.state(logId);
+    const keyText = options.logKey ?? state.verifierKey;
+    const record = (verdict: LogVerdict) =>
+      logs.push({ logId, ...(keyText ? { logKey: keyText } : {}), verdict });
+    let witness: CosignatureVerifier | undefined;
+    try {
+      witness = state.witnessKey === undefined ? undefined : parseWitnessKey(state.witnessKey, logId);
+    } catch {
+      record({
+        ok: false,
+        code: 'WITNESS_SIGNATURE_INVALID',
+        message: "the registry's witness key is malformed",
+      });
+      continue;
+    }
+    let logKey;
+    try {
+      logKey = keyText === undefined ? undefined : parseLogKey(keyText);
+    } catch {
+      record({ ok: false, code: 'LOG_KEY_UNKNOWN', message: "the registry's log key is malformed" });
+      continue;
+    }
+    const anchor = witness ? await registry.witnessedBefore(logId, cutoff) : undefined;
+    const verdict = await verifyLog(logSource(objects, entries, logId), {
+      logId,
+      origin: auditLogOrigin(apiBase, logId),
+      logKey,
+      expectCheckpoint: state.verifierKey !== undefined,
+      ...(witness ? { witness } : {}),
+      ...(state.witnessed ? { witnessed: state.witnessed.note } : {}),
+      ...(anchor ? { pruneAnchor: anchor.note } : {}),
+      now: options.now,
+    });
+    record(verdict);
+  }
+  return { keySource: options.logKey !== undefined ? 'pinned' : 'registry', logs };
 }
 
 /**
