@@ -20,14 +20,13 @@ import {
   uploadManifestSchema,
   UPLOAD_MANIFEST_TYPE,
 } from '../../shared/core/protocol/index.ts';
-import { createFunctionKeyDirectory } from '../../shared/adapters/function-keys.ts';
 import { openFileCustody, type FileKeys } from '../../clients/connector/custody/file.ts';
 import { injectDevice, unboundCertificate } from '../helpers/injection.ts';
 import { stackFunctionKeys } from '../helpers/stack-services.ts';
 import type { BinName, BinOutcome } from '../helpers/bins.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 import { collectBytes, stackBlobStore } from '../helpers/delivery-fixture.ts';
-import { storedAuditEvents } from '../helpers/audit-logs.ts';
+import { runSequencer, storedAuditEvents } from '../helpers/audit-logs.ts';
 
 const HOSPITAL = 'st-clients-zh';
 const PATIENT = 'CANARY-991-patient';
@@ -272,15 +271,11 @@ describe('clients end to end', { timeout: 120_000 }, () => {
     const retention = await bin('cb-admin', ['run-retention', '--job', 'clients-test']);
     expect(retention.code).toBe(0);
     expect(retention.stdout).toContain('retention-clients-test: complete');
-    const retentionKey = (await createFunctionKeyDirectory({ firestore }).publishedPublicKeys()).find(
-      (key) => key.functionName === 'retention',
-    )!.publicKey;
-    const verified = await bin('cb-admin', ['audit-verify', '--retention-key', retentionKey.toBase64Url()]);
+    // The audit log of the hospital, sequenced, checked in full: every tile and every entry.
+    await runSequencer(stack);
+    const verified = await bin('cb-admin', ['audit-verify', '--log', HOSPITAL]);
     expect(verified.code).toBe(0);
-    expect(verified.stdout).toContain('the pinned retention key');
-    expect(verified.stdout).toMatch(
-      new RegExp(`^${HOSPITAL}\\.[A-Za-z0-9_-]{22}  ok  \\d+ event\\(s\\), 1 checkpoint\\(s\\)$`, 'm'),
-    );
+    expect(verified.stdout).toMatch(new RegExp(`^${HOSPITAL}  ok  \\d+ entr(y|ies) checked`, 'm'));
 
     expect((await device('erase')).code).toBe(2); // needs --yes
     const erased = await device('erase', '--yes');
