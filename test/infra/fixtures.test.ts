@@ -105,6 +105,31 @@ const FIXTURES: readonly Expectation[] = [
     ],
   },
   {
+    fixture: 'tlog-aged',
+    why: 'the transparency-log bucket gets an age backstop like the others',
+    violations: [
+      ['buckets', /bucket\["tlog"\]: lifecycle Delete rule \{"age":3650\} on the tlog bucket/],
+      [
+        'buckets',
+        /bucket\["tlog"\]: lifecycle Delete rule \{"days_since_custom_time":1\} on the tlog bucket/,
+      ],
+    ],
+  },
+  {
+    fixture: 'signing-key-rotated',
+    why: "the sequencer's signing key rotated and made P-256 like the symmetric keys",
+    violations: [
+      [
+        'function-keys',
+        /function\["sequencer"\]: rotation_period "7776000s" on a ASYMMETRIC_SIGN key, which Cloud KMS does not rotate/,
+      ],
+      [
+        'function-keys',
+        /function\["sequencer"\]: algorithm "EC_SIGN_P256_SHA256", catalog says EC_SIGN_ED25519/,
+      ],
+    ],
+  },
+  {
     fixture: 'function-invokes-function',
     why: 'the pairing function may start a retention run',
     violations: [
@@ -171,6 +196,18 @@ describe('a wrong catalog fails the policy (the catalog is the source of every g
         'public-access',
         /invoker\["ingest\/public"\]: grants roles\/run\.invoker on run-service ingest to allUsers/,
       ],
+    ]);
+  });
+
+  it('a key algorithm of another purpose: Terraform would ask for it, Cloud KMS would refuse it', async () => {
+    // Built past catalogSchema, which may refuse it first: the policy must not rely on that.
+    const input = await planEnvironment('prod');
+    const catalog = structuredClone(input.catalog);
+    (catalog.functions.sequencer!.kms[0] as { purpose: string }).purpose = 'MAC';
+    assertViolations(runChecks({ ...input, catalog }), [
+      ['catalog', /sequencer: key "sequencer": algorithm EC_SIGN_ED25519 is not a MAC algorithm/],
+      // The plan was made from the real catalog, so the key check sees the disagreement too.
+      ['function-keys', /function\["sequencer"\]: purpose "ASYMMETRIC_SIGN", catalog says MAC/],
     ]);
   });
 

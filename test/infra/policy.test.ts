@@ -14,10 +14,18 @@ import {
   PROJECT_ID,
   REPO_ROOT,
   baseTree,
+  defaultVariables,
   planEnvironment,
   type Environment,
 } from './lib/load.ts';
-import { CHECKS, runCheck, type PolicyInput } from './lib/policy.ts';
+import {
+  CHECKS,
+  DEFAULT_ALGORITHM,
+  KEPT_INDEFINITELY,
+  runCheck,
+  runChecks,
+  type PolicyInput,
+} from './lib/policy.ts';
 import { parseTf, type PlannedResource } from './lib/terraform.ts';
 
 const catalog = loadCatalog();
@@ -200,6 +208,59 @@ describe.each(ENVIRONMENTS)('infra/environments/%s', (env) => {
     }
   });
 
+  it('keeps the transparency logs indefinitely: no lifecycle rule deletes from tlog, every other bucket has an age backstop', () => {
+    expect([...KEPT_INDEFINITELY]).toEqual(['tlog']);
+    const deleteRules = (bucket: PlannedResource) =>
+      ((bucket.values.lifecycle_rule ?? []) as ValueObject[])
+        .filter((rule) => first(rule, 'action').type === 'Delete')
+        .map((rule) => first(rule, 'condition'));
+    const buckets = resources(env, 'google_storage_bucket');
+    for (const bucket of buckets) {
+      const rules = deleteRules(bucket);
+      if (bucket.key === 'tlog') {
+        expect(bucket.values.name).toBe(bucketName(catalog, 'tlog', PROJECT_ID));
+        expect(rules, 'tlog').toEqual([]);
+        // Abandoned uploads are still dropped: they are not objects anyone can read.
+        expect(
+          ((bucket.values.lifecycle_rule ?? []) as ValueObject[]).map((r) => first(r, 'action').type),
+        ).toEqual(['AbortIncompleteMultipartUpload']);
+      } else {
+        expect(
+          rules.some((c) => typeof c.age === 'number' && c.age > 0),
+          String(bucket.key),
+        ).toBe(true);
+        expect(rules.some((c) => c.days_since_custom_time === 1)).toBe(true);
+      }
+    }
+    expect(buckets.map((b) => b.key)).toContain('tlog');
+    // Its own CMEK key, as every bucket has, usable only by Cloud Storage's service agent.
+    const cmek = resources(env, 'google_kms_crypto_key').find((k) => k.key === 'bucket-tlog');
+    expect(cmek?.values.purpose).toBe('ENCRYPT_DECRYPT');
+    expect(first(buckets.find((b) => b.key === 'tlog')!.values, 'encryption').default_kms_key_name).toBe(
+      cmek!.values.id,
+    );
+  });
+
+  it("creates each function key with the catalog's purpose and algorithm; only symmetric keys rotate", () => {
+    const keys = resources(env, 'google_kms_crypto_key').filter((k) => k.name === 'function');
+    const grants = Object.values(catalog.functions).flatMap((fn) => fn.kms);
+    expect(keys.map((k) => k.key).sort()).toEqual(grants.map((g) => g.key).sort());
+    for (const grant of grants) {
+      const key = keys.find((k) => k.key === grant.key)!;
+      const template = first(key.values, 'version_template');
+      expect(key.values.purpose, grant.key).toBe(grant.purpose);
+      expect(template.algorithm, grant.key).toBe(grant.algorithm ?? DEFAULT_ALGORITHM[grant.purpose]);
+      expect(template.protection_level).toBe(env === 'prod' ? 'HSM' : 'SOFTWARE');
+      if (grant.purpose === 'ENCRYPT_DECRYPT') expect(key.values.rotation_period).toBe('7776000s');
+      else expect(key.values.rotation_period ?? null, grant.key).toBeNull();
+    }
+    // The sequencer's checkpoint key: Ed25519, signed by the sequencer alone.
+    const sequencer = keys.find((k) => k.key === 'sequencer')!;
+    expect(sequencer.values.purpose).toBe('ASYMMETRIC_SIGN');
+    expect(first(sequencer.values, 'version_template').algorithm).toBe('EC_SIGN_ED25519');
+    expect(sequencer.values.rotation_period ?? null).toBeNull();
+  });
+
   it('lets each hospital create objects in the ingest bucket only under hospitals/<id>/, and only ingest read it', () => {
     const ingest = bucketName(catalog, 'ingest', PROJECT_ID);
     const onIngest = grantsOf(env).filter((g) => g.kind === 'bucket' && g.resource === ingest);
@@ -239,17 +300,27 @@ describe.each(ENVIRONMENTS)('infra/environments/%s', (env) => {
     }
   });
 
-  it("runs retention from Cloud Scheduler with OIDC, at the catalog's cron and time zone", () => {
-    const retention = catalog.functions.retention!.trigger;
-    if (retention.type !== 'schedule') throw new Error('retention is not scheduled in the catalog');
-    const [job] = resources(env, 'google_cloud_scheduler_job');
-    expect(job!.values).toMatchObject({ schedule: retention.cron, time_zone: retention.timeZone });
-    const target = first(job!.values, 'http_target');
-    expect(first(target, 'oidc_token')).toMatchObject({
-      service_account_email: `cb-scheduler@${PROJECT_ID}.iam.gserviceaccount.com`,
-      audience: target.uri,
-    });
-    expect(target.oauth_token).toBeUndefined();
+  it("runs each scheduled function (retention, sequencer) from Cloud Scheduler with OIDC, at the catalog's cron and time zone", () => {
+    const scheduled = Object.entries(catalog.functions).filter(([, fn]) => fn.trigger.type === 'schedule');
+    expect(scheduled.map(([name]) => name).sort()).toEqual(['retention', 'sequencer']);
+    const jobs = resources(env, 'google_cloud_scheduler_job');
+    expect(jobs.map((j) => j.key).sort()).toEqual(['retention', 'sequencer']);
+    for (const [name, fn] of scheduled) {
+      if (fn.trigger.type !== 'schedule') continue;
+      const job = jobs.find((j) => j.key === name)!;
+      expect(job.values).toMatchObject({ schedule: fn.trigger.cron, time_zone: fn.trigger.timeZone });
+      const target = first(job.values, 'http_target');
+      expect(first(target, 'oidc_token')).toMatchObject({
+        service_account_email: `cb-scheduler@${PROJECT_ID}.iam.gserviceaccount.com`,
+        audience: target.uri,
+      });
+      expect(target.oauth_token).toBeUndefined();
+      const service = first(
+        resources(env, 'google_cloudfunctions2_function').find((f) => f.key === name)!.values,
+        'service_config',
+      );
+      expect(service.ingress_settings).toBe('ALLOW_INTERNAL_ONLY');
+    }
   });
 
   it('turns on KMS data-access audit logs', () => {
@@ -258,6 +329,29 @@ describe.each(ENVIRONMENTS)('infra/environments/%s', (env) => {
     );
     const types = (audit!.values.audit_log_config as ValueObject[]).map((c) => c.log_type);
     expect(types).toEqual(expect.arrayContaining(['DATA_READ', 'DATA_WRITE']));
+  });
+});
+
+describe('key custodians', () => {
+  it('get Encrypt-only on the keys that wrap Themis keys, and nothing on a signing key', async () => {
+    const custodian = 'group:clinic-bridge-custodians@example.org';
+    const plan = await planEnvironment('prod', {
+      variables: defaultVariables({ key_custodians: [custodian] }),
+    });
+    expect(runChecks(plan)).toEqual([]);
+    const held = collectGrants(plan.plan)
+      .grants.filter((g) => g.member === custodian)
+      .map((g) => `${g.resource} ${g.role}`)
+      .sort();
+    const symmetric = Object.values(catalog.functions).flatMap((fn) =>
+      fn.kms.filter((g) => g.purpose === 'ENCRYPT_DECRYPT').map((g) => g.key),
+    );
+    expect(symmetric).not.toContain('sequencer');
+    expect(held).toEqual(
+      symmetric
+        .map((key) => `${cryptoKeyName(catalog, key, PROJECT_ID)} roles/cloudkms.cryptoKeyEncrypter`)
+        .sort(),
+    );
   });
 });
 
@@ -284,10 +378,11 @@ describe('dev and prod differ deliberately', () => {
       expect(first(k.values, 'version_template').protection_level).toBe('HSM');
   });
 
-  it('prod keeps deleted records restorable for 7 days; dev and transient buckets do not soft-delete', () => {
+  it('prod keeps deleted records and log objects restorable for 7 days; dev and transient buckets do not soft-delete', () => {
     expect(softDelete('prod', 'records')).toBe(7 * 86400);
+    expect(softDelete('prod', 'tlog')).toBe(7 * 86400);
     expect(softDelete('prod', 'ingest')).toBe(0);
-    for (const role of ['ingest', 'records', 'outbox', 'quarantine', 'source'])
+    for (const role of ['ingest', 'records', 'outbox', 'quarantine', 'tlog', 'source'])
       expect(softDelete('dev', role)).toBe(0);
   });
 

@@ -35,15 +35,19 @@ module "clinic_bridge" {
     records    = 0
     outbox     = 0
     quarantine = 0
+    tlog       = 0
     source     = 0
   }
 
-  # Backstops well below production's, so forgotten test data disappears quickly.
+  # Backstops well below production's, so forgotten test data disappears quickly. Except tlog
+  # (0: kept indefinitely, as in prod): a log that lost its old tiles fails every proof about
+  # the entries in them, and dev runs the same log, proofs and witnesses as prod.
   max_age_days = {
     ingest     = 2
     records    = 30
     outbox     = 30
     quarantine = 7
+    tlog       = 0
     source     = 30
   }
 

@@ -37,22 +37,32 @@ module "clinic_bridge" {
   #     without the patient's device keys, which the platform never holds.
   #   ingest, quarantine: off. Uploads are transient copies the connector can resend;
   #     keeping them would double how long every upload exists.
+  #   tlog: 7 days. Nothing in the transparency logs is deleted on purpose, so a delete there
+  #     is a mistake and must be undoable. Each checkpoint the sequencer replaces is kept
+  #     for the week too (one small object a minute); the logs hold hashes and counts only,
+  #     so that costs no privacy.
   #   source: 7 days, to recover a deleted release archive.
   soft_delete_days = {
     ingest     = 0
     records    = 7
     outbox     = 7
     quarantine = 0
+    tlog       = 7
     source     = 7
   }
 
   # Lifecycle backstops: deleted whatever the application does. records must exceed the
   # longest record lifetime the application sets (365 days), or records vanish early.
+  # tlog: 0, kept indefinitely, no age or expiry rule at all. Its tiles, entry bundles and
+  # checkpoints must outlive every inclusion and consistency proof a phone, witness or
+  # monitor may still ask for; they hold hashes only, never event content, so keeping them
+  # forever keeps no personal data.
   max_age_days = {
     ingest     = 2
     records    = 400
     outbox     = 90
     quarantine = 14
+    tlog       = 0
     source     = 365
   }
 

@@ -27,24 +27,27 @@ locals {
   }
 
   # One entry per (function, KMS grant): the key it may use and the one role it holds on it.
+  # algorithm is the key's version algorithm; null means the purpose's default (modules/kms).
   kms_grants = {
     for grant in flatten([
       for name, fn in local.raw.functions : [
         for g in fn.kms : {
-          function = name
-          key      = g.key
-          purpose  = g.purpose
-          role     = g.role
+          function  = name
+          key       = g.key
+          purpose   = g.purpose
+          algorithm = try(g.algorithm, null)
+          role      = g.role
         }
       ]
     ]) : "${grant.function}/${grant.key}" => grant
   }
 
   # One entry per key. Two functions never share a key (test/infra checks the catalog), so
-  # the key's purpose comes from its single grant.
+  # the key's purpose and algorithm come from its single grant.
   function_keys = {
     for id, grant in local.kms_grants : grant.key => {
-      purpose = grant.purpose
+      purpose   = grant.purpose
+      algorithm = grant.algorithm
     }
   }
 
@@ -109,7 +112,7 @@ output "kms_grants" {
 }
 
 output "function_keys" {
-  description = "The per-function KMS keys, by key name, with their purpose."
+  description = "The per-function KMS keys, by key name, with their purpose and algorithm (null: the purpose's default)."
   value       = local.function_keys
 }
 

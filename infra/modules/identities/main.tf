@@ -29,7 +29,7 @@ resource "google_service_account" "event_trigger" {
   description  = "Identity Eventarc uses to invoke storage-triggered functions."
 }
 
-# Calls the retention function on its schedule with an OIDC token, and only that.
+# Calls the scheduled functions on their schedules with an OIDC token, and only that.
 resource "google_service_account" "scheduler" {
   project      = var.project_id
   account_id   = "cb-scheduler"

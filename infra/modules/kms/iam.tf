@@ -2,9 +2,10 @@
 # so a grant added by hand does not survive the next apply.
 #
 # A function key's policy holds exactly the catalog's grants for that key (the function's
-# own account, with its one role), plus, only while var.key_custodians is non-empty,
-# Encrypt-only for the operators who wrap a new Themis key (bootstrap and rotation). Encrypt
-# cannot unwrap anything, so custodians never see key material.
+# own account, with its one role), plus, only while var.key_custodians is non-empty and only
+# on ENCRYPT_DECRYPT keys, Encrypt-only for the operators who wrap a new Themis key (bootstrap
+# and rotation). Encrypt cannot unwrap anything, so custodians never see key material; a
+# signing key wraps nothing, so custodians get nothing on it.
 
 locals {
   # key => role => [members]
@@ -27,7 +28,7 @@ data "google_iam_policy" "function_key" {
   }
 
   dynamic "binding" {
-    for_each = length(var.key_custodians) > 0 ? ["custodians"] : []
+    for_each = length(var.key_custodians) > 0 && each.value.purpose == "ENCRYPT_DECRYPT" ? ["custodians"] : []
     content {
       role    = "roles/cloudkms.cryptoKeyEncrypter"
       members = sort(var.key_custodians)

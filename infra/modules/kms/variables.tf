@@ -14,7 +14,7 @@ variable "key_ring" {
 }
 
 variable "function_keys" {
-  description = "module.catalog.function_keys: key name => { purpose }."
+  description = "module.catalog.function_keys: key name => { purpose, algorithm (null: the purpose's default) }."
   type        = any
 }
 
@@ -44,7 +44,7 @@ variable "protection_level" {
 }
 
 variable "rotation_period" {
-  description = "Automatic rotation of symmetric keys, e.g. \"7776000s\" (90 days). At most 90 days."
+  description = "Automatic rotation of symmetric keys (function ENCRYPT_DECRYPT keys and CMEK), e.g. \"7776000s\" (90 days). At most 90 days. Asymmetric keys get none: Cloud KMS does not rotate them."
   type        = string
 
   validation {

@@ -1,5 +1,5 @@
-# Cloud Scheduler jobs for the catalog's scheduled functions (retention), at the catalog's
-# cron expression and time zone: the same schedule the local stack runs
+# Cloud Scheduler jobs for the catalog's scheduled functions (retention, sequencer), at the
+# catalog's cron expression and time zone: the same schedule the local stack runs
 # (emulator/functions/scheduler.ts). Each call carries an OIDC token for the scheduler
 # identity, which holds run.invoker on these functions only (modules/functions); the
 # functions' ingress admits only internal traffic, which includes Cloud Scheduler.
@@ -14,7 +14,7 @@ resource "google_cloud_scheduler_job" "job" {
   project     = var.project_id
   region      = var.region
   name        = "cb-${each.key}"
-  description = "Runs the ${each.key} function (data minimisation)."
+  description = "Runs the ${each.key} function at the catalog's schedule."
   schedule    = each.value.cron
   time_zone   = each.value.time_zone
 

@@ -94,12 +94,12 @@ variable "kms_destroy_scheduled_duration" {
 }
 
 variable "soft_delete_days" {
-  description = "Soft-delete window per bucket role (ingest, records, outbox, quarantine, source): 0 or 7-90 days."
+  description = "Soft-delete window per bucket role (ingest, records, outbox, quarantine, tlog, source): 0 or 7-90 days."
   type        = map(number)
 }
 
 variable "max_age_days" {
-  description = "Lifecycle backstop per bucket role: maximum object age in days."
+  description = "Lifecycle backstop per bucket role: maximum object age in days; 0 keeps the bucket's objects indefinitely (no age or expiry rule), for the transparency logs only."
   type        = map(number)
 }
 

@@ -1,8 +1,10 @@
-# The catalog's buckets (ingest, records, outbox, quarantine) plus the bucket that holds the
-# functions' source archives. Every bucket: uniform bucket-level access (no object ACLs),
+# The catalog's buckets (ingest, records, outbox, quarantine, tlog) plus the bucket that holds
+# the functions' source archives. Every bucket: uniform bucket-level access (no object ACLs),
 # public access prevention enforced, CMEK, versioning off (a deleted object must be gone,
 # not kept as a noncurrent version), a soft-delete window chosen per bucket and environment,
-# and lifecycle rules that delete whatever the retention job missed.
+# and lifecycle rules that delete whatever the retention job missed, except in a bucket whose
+# objects must be kept indefinitely (max age 0: the transparency logs), where no lifecycle
+# rule deletes anything.
 
 locals {
   buckets = merge(
@@ -52,23 +54,32 @@ resource "google_storage_bucket" "bucket" {
   }
 
   # Backstop 1: nothing outlives the bucket's maximum age, whatever the application does.
-  lifecycle_rule {
-    condition {
-      age = var.max_age_days[each.key]
-    }
-    action {
-      type = "Delete"
+  # A max age of 0 means the bucket's objects are kept indefinitely (the transparency logs'
+  # tiles and checkpoints must outlive every proof anyone checks against them): no rule.
+  dynamic "lifecycle_rule" {
+    for_each = var.max_age_days[each.key] > 0 ? [var.max_age_days[each.key]] : []
+    content {
+      condition {
+        age = lifecycle_rule.value
+      }
+      action {
+        type = "Delete"
+      }
     }
   }
 
   # Backstop 2: the functions set an object's customTime to its expiry, so an object is
-  # deleted a day after it expires even if the retention job never ran.
-  lifecycle_rule {
-    condition {
-      days_since_custom_time = 1
-    }
-    action {
-      type = "Delete"
+  # deleted a day after it expires even if the retention job never ran. Nothing in a bucket
+  # kept indefinitely expires, so there a customTime set by mistake deletes nothing either.
+  dynamic "lifecycle_rule" {
+    for_each = var.max_age_days[each.key] > 0 ? [1] : []
+    content {
+      condition {
+        days_since_custom_time = lifecycle_rule.value
+      }
+      action {
+        type = "Delete"
+      }
     }
   }
 

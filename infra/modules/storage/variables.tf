@@ -19,7 +19,7 @@ variable "cmek_key_ids" {
 }
 
 variable "soft_delete_days" {
-  description = "Soft-delete window per bucket role, in days: 0 (off) or 7 to 90."
+  description = "Soft-delete window per bucket role, in days: 0 (off) or 7 to 90. How long a deleted object can still be restored."
   type        = map(number)
 
   validation {
@@ -29,12 +29,12 @@ variable "soft_delete_days" {
 }
 
 variable "max_age_days" {
-  description = "Lifecycle backstop per bucket role: objects older than this are deleted."
+  description = "Lifecycle backstop per bucket role, in days: objects older than this are deleted, and objects a day past their customTime (their expiry). 0 means kept indefinitely: no age backstop and no expiry rule, only for what must never age out (the transparency logs)."
   type        = map(number)
 
   validation {
-    condition     = alltrue([for days in values(var.max_age_days) : days >= 1])
-    error_message = "Each max age must be at least one day."
+    condition     = alltrue([for days in values(var.max_age_days) : days >= 0 && floor(days) == days])
+    error_message = "Each max age must be a whole number of days: at least one, or 0 for kept indefinitely."
   }
 }
 

@@ -53,9 +53,36 @@ const MAX_ROTATION_SECONDS = 90 * 86400;
 export const KMS_ROLES_FOR_PURPOSE: Record<string, readonly string[]> = {
   // Functions unwrap their Themis key at cold start; wrapping is the custodians' job.
   ENCRYPT_DECRYPT: ['roles/cloudkms.cryptoKeyDecrypter', 'roles/cloudkms.cryptoKeyEncrypter'],
-  ASYMMETRIC_SIGN: ['roles/cloudkms.signer', 'roles/cloudkms.publicKeyViewer'],
+  // A signer that publishes what it signs also needs its public key (the sequencer names its
+  // checkpoints by the key's hash and verifies each signature before use): signerVerifier is
+  // the one predefined role with useToSign and viewPublicKey (its useToVerify is for MAC keys).
+  ASYMMETRIC_SIGN: [
+    'roles/cloudkms.signer',
+    'roles/cloudkms.signerVerifier',
+    'roles/cloudkms.publicKeyViewer',
+  ],
   MAC: ['roles/cloudkms.signer', 'roles/cloudkms.signerVerifier'],
 };
+
+/** A key's version algorithm where the catalog names none: what modules/kms and the local stack pick. */
+export const DEFAULT_ALGORITHM: Record<string, string> = {
+  ENCRYPT_DECRYPT: 'GOOGLE_SYMMETRIC_ENCRYPTION',
+  ASYMMETRIC_SIGN: 'EC_SIGN_P256_SHA256',
+  MAC: 'HMAC_SHA256',
+};
+
+/** The purpose each algorithm the catalog may name belongs to. */
+const ALGORITHM_PURPOSE: Record<string, string> = {
+  EC_SIGN_ED25519: 'ASYMMETRIC_SIGN',
+  EC_SIGN_P256_SHA256: 'ASYMMETRIC_SIGN',
+};
+
+/**
+ * Bucket roles whose objects must never age out: the transparency logs' tiles, entry bundles
+ * and checkpoints must outlive every proof a phone, witness or monitor checks against them
+ * (they hold hashes only). No lifecycle rule may delete there; every other bucket needs one.
+ */
+export const KEPT_INDEFINITELY: ReadonlySet<string> = new Set(['tlog']);
 
 /** Predefined roles a catalog entry may name, by where it is granted. Custom roles are checked by permission. */
 const ALLOWED_PREDEFINED = {
@@ -190,6 +217,11 @@ export const checkCatalog: Check = ({ catalog }) => {
           ),
         );
       }
+      if (grant.algorithm !== undefined && ALGORITHM_PURPOSE[grant.algorithm] !== grant.purpose) {
+        out.push(
+          v(c, name, `key "${grant.key}": algorithm ${grant.algorithm} is not a ${grant.purpose} algorithm`),
+        );
+      }
       keyOwners.set(grant.key, [...(keyOwners.get(grant.key) ?? []), name]);
     }
     for (const grant of fn.storage ?? []) {
@@ -309,12 +341,25 @@ export const checkBuckets: Check = ({ catalog, projectId }, { byType, kmsKeyIds 
     } else if (softDelete !== 0 && (softDelete < 7 * 86400 || softDelete > 90 * 86400)) {
       out.push(v(c, at, `soft delete window ${softDelete}s is neither 0 nor 7-90 days`));
     }
-    const backstop = blocks(b, 'lifecycle_rule').some((rule) => {
-      const action = block(rule, 'action');
-      const condition = block(rule, 'condition');
-      return action?.type === 'Delete' && typeof condition?.age === 'number' && condition.age > 0;
-    });
-    if (!backstop) out.push(v(c, at, 'no lifecycle Delete rule by age (the retention backstop)'));
+    const deletes = blocks(b, 'lifecycle_rule').filter((rule) => block(rule, 'action')?.type === 'Delete');
+    const role = [...KEPT_INDEFINITELY].find((r) => bucketName(catalog, r, projectId) === b.name);
+    if (role !== undefined) {
+      for (const rule of deletes) {
+        out.push(
+          v(
+            c,
+            at,
+            `lifecycle Delete rule ${show(block(rule, 'condition') ?? null)} on the ${role} bucket, whose objects must be kept indefinitely`,
+          ),
+        );
+      }
+    } else {
+      const backstop = deletes.some((rule) => {
+        const condition = block(rule, 'condition');
+        return typeof condition?.age === 'number' && condition.age > 0;
+      });
+      if (!backstop) out.push(v(c, at, 'no lifecycle Delete rule by age (the retention backstop)'));
+    }
     if (b.force_destroy === true)
       out.push(v(c, at, 'force_destroy would delete every object with the bucket'));
     const policies = byType('google_storage_bucket_iam_policy').filter((p) => p.values.bucket === b.name);
@@ -532,7 +577,20 @@ export const checkFunctionKeys: Check = ({ catalog, projectId }, { byType }) => 
             v(c, key.address, `rotation_period ${show(k.rotation_period)}: must be set and at most 90 days`),
           );
         }
+      } else if (k.rotation_period !== undefined && k.rotation_period !== null) {
+        // Cloud KMS refuses the whole key: automatic rotation is for symmetric keys only.
+        out.push(
+          v(
+            c,
+            key.address,
+            `rotation_period ${show(k.rotation_period)} on a ${grant.purpose} key, which Cloud KMS does not rotate`,
+          ),
+        );
       }
+      const algorithm = block(k, 'version_template')?.algorithm;
+      const wanted = grant.algorithm ?? DEFAULT_ALGORITHM[grant.purpose];
+      if (algorithm !== wanted)
+        out.push(v(c, key.address, `algorithm ${show(algorithm)}, catalog says ${wanted ?? 'nothing'}`));
       const level = block(k, 'version_template')?.protection_level;
       if (level !== 'SOFTWARE' && level !== 'HSM')
         out.push(v(c, key.address, `protection_level ${show(level)}`));
@@ -556,6 +614,13 @@ export const checkKmsGrants: Check = (input, { grants: all, functionByMember, by
   const c = 'kms-grants';
   const expected = expectedKmsGrants(catalog, projectId);
   const expectedKeys = new Set(expected.map((e) => e.resource));
+  const symmetricKeys = new Set(
+    Object.values(catalog.functions).flatMap((fn) =>
+      fn.kms
+        .filter((g) => g.purpose === 'ENCRYPT_DECRYPT')
+        .map((g) => cryptoKeyName(catalog, g.key, projectId)),
+    ),
+  );
   const key = (g: { resource: string; role: string; member: string }) =>
     `${g.resource} ${g.role} ${g.member}`;
   const expectedSet = new Set(expected.map(key));
@@ -600,6 +665,14 @@ export const checkKmsGrants: Check = (input, { grants: all, functionByMember, by
           c,
           grant.source,
           `${grant.member} holds ${grant.role} on function key ${grant.resource}; only Encrypt-only custodians may join the function`,
+        ),
+      );
+    } else if (expectedKeys.has(grant.resource) && !symmetricKeys.has(grant.resource)) {
+      out.push(
+        v(
+          c,
+          grant.source,
+          `${grant.member} holds ${grant.role} on ${grant.resource}, a key that wraps nothing; custodians belong on ENCRYPT_DECRYPT keys only`,
         ),
       );
     }
