@@ -109,7 +109,8 @@ beforeAll(async () => {
   firestore = createFirestore(PROJECT, env);
   owner = createKms(env);
   clients.push(owner);
-  // What the stack (and infra/) provisions: the key ring and one key per catalog grant.
+  // What the stack (and infra/) provisions: the key ring and one key per catalog grant, with
+  // the grant's algorithm (the sequencer's signing key has no default in Cloud KMS).
   const location = `projects/${PROJECT}/locations/${catalog.location}`;
   await owner.createKeyRing({ parent: location, keyRingId: catalog.keyRing, keyRing: {} });
   for (const fn of Object.values(catalog.functions)) {
@@ -117,7 +118,10 @@ beforeAll(async () => {
       await owner.createCryptoKey({
         parent: `${location}/keyRings/${catalog.keyRing}`,
         cryptoKeyId: grant.key,
-        cryptoKey: { purpose: grant.purpose },
+        cryptoKey: {
+          purpose: grant.purpose,
+          ...(grant.algorithm ? { versionTemplate: { algorithm: grant.algorithm } } : {}),
+        },
       });
     }
   }
@@ -160,6 +164,9 @@ describe('FunctionKeys over Firestore and Cloud KMS', () => {
     });
     expect(first.map((k) => k.functionName)).toEqual(KEYED);
     expect(KEYED).not.toContain('health');
+    // A function whose only key signs (the sequencer's Ed25519 key) has no Themis key to wrap.
+    expect(baseCatalog.functions.sequencer?.kms.length).toBeGreaterThan(0);
+    expect(KEYED).not.toContain('sequencer');
     for (const key of first) {
       expect(key.created).toBe(true);
       expect(key.createdAt.toISOString()).toBe('2031-02-03T04:05:06.000Z');
