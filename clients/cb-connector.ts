@@ -26,8 +26,9 @@ import { invitePatient } from './connector/invite.ts';
 import { progressBar } from './connector/progress.ts';
 import { refreshJournal, waitForReceipt } from './connector/receipts.ts';
 import { watchOnce } from './connector/watch.ts';
+import { witnessOnce } from './connector/witness.ts';
 import { ApiError } from './lib/api-client.ts';
-import { EXIT, runMain, UsageError } from './lib/cli.ts';
+import { describeFailure, EXIT, runMain, UsageError } from './lib/cli.ts';
 import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
 import { qrForTerminal, writeQrPng } from './lib/qr.ts';
 
@@ -61,6 +62,11 @@ Commands:
                                     cloud's audit trail (default: the acting one; see --operator).
   watch DIR [--once] [--class C]    Send files dropped into DIR/inbox/<patient number>/; they move
                                     to DIR/done/ when accepted, DIR/failed/ (+ .reason.txt) if not.
+                                    Each pass also runs one witness round (failures are logged).
+  witness [--json]                  Witness the hospital's audit log: check the platform's newest
+                                    checkpoint extends the one cosigned before, then cosign it.
+                                    Refuses (LOG_INCONSISTENT, LOG_ROLLBACK, …) and keeps its state
+                                    if it does not. --json prints {size, cosigned}.
 
 Options:
   --home DIR   connector state (default $CB_CONNECTOR_HOME or ./.connector); holds the private key,
@@ -100,6 +106,7 @@ await runMain('cb-connector', async () => {
       custody: { type: 'string', default: 'file' },
       module: { type: 'string' },
       'token-label': { type: 'string' },
+      json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -283,6 +290,18 @@ await runMain('cb-connector', async () => {
           ? EXIT.REFUSED
           : EXIT.OK;
       }
+      case 'witness': {
+        if (args.length > 0) throw new UsageError('witness takes no arguments');
+        const round = await witnessOnce(connector);
+        if (values.json) console.log(JSON.stringify(round));
+        else
+          console.log(
+            round.cosigned
+              ? `Cosigned the audit log at ${round.size} entries.`
+              : `Nothing new to cosign (last cosigned at ${round.size} entries).`,
+          );
+        return EXIT.OK;
+      }
       case 'watch': {
         const [dir, ...extra] = args;
         if (!dir || extra.length > 0) throw new UsageError('watch takes one DIR');
@@ -309,6 +328,13 @@ await runMain('cb-connector', async () => {
         console.error(`Watching ${dir}/inbox/<patient number>/ (Ctrl-C to stop).`);
         for (;;) {
           await watchOnce(connector, store, options);
+          // The witness rides along; a refusal or an unreachable service must not stop delivery.
+          await witnessOnce(connector).then(
+            (round) => {
+              if (round.cosigned) options.log(`witness cosigned the audit log at ${round.size} entries`);
+            },
+            (error: unknown) => options.log(`witness: ${describeFailure(error).message}`),
+          );
           await new Promise((resolve) => setTimeout(resolve, 2000));
         }
       }

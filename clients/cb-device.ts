@@ -4,7 +4,6 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { importPublicKey } from '../shared/core/crypto/index.ts';
 import {
-  accessLogResponseSchema,
   deletionCounts,
   deletionResponseSchema,
   deviceIdSchema,
@@ -13,6 +12,7 @@ import {
   revokeResponseSchema,
   verifyDeletionReceipt,
 } from '../shared/core/protocol/index.ts';
+import { followAuditLog, verifiedAccessLog } from './device/audit-log.ts';
 import { DeviceHome } from './device/home.ts';
 import { pairFromQr } from './device/pair.ts';
 import { syncRecords, waitForPush } from './device/sync.ts';
@@ -31,12 +31,17 @@ Commands:
   sync [--wait SECONDS] [--out DIR]
                           With --wait, first wait for a push; then download, verify, decrypt and
                           acknowledge every new record into DIR (default: <home>/records).
+                          First checks the hospital's audit log: its newest checkpoint must be
+                          cosigned by the hospital's witness and extend the one seen before
+                          (else AUDIT_LOG_INCONSISTENT, AUDIT_LOG_UNWITNESSED, … and no sync).
   devices                 The patient's devices at this hospital.
   revoke DEVICE_ID | --self
                           Revoke a lost device of the same patient (or this one).
   push-token TOKEN        Replace this device's push token.
-  access-log [--limit N]  Who did what with this patient's records and devices (NEN 7513),
-                          newest first.
+  access-log [--limit N] [--json]
+                          Who did what with this patient's records and devices (NEN 7513),
+                          newest first, each entry checked against the cosigned audit log:
+                          verified (proven included) or pending (not sequenced and cosigned yet).
   erase --yes             Erase everything about this patient at this hospital: records,
                           devices (this one too) and invitations. Prints the signed receipt's
                           counts, saves the receipt and forgets the enrolment.
@@ -65,6 +70,7 @@ await runMain('cb-device', async () => {
       self: { type: 'boolean', default: false },
       yes: { type: 'boolean', default: false },
       limit: { type: 'string' },
+      json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -101,6 +107,8 @@ await runMain('cb-device', async () => {
         console.log(hint ? `Push received (${hint}).` : `No push within ${seconds} s; syncing anyway.`);
         enrolment = await home.open(enrolment.data.hospitalId);
       }
+      // The audit log first: a platform caught rewriting it is not trusted with a sync either.
+      await followAuditLog(home, enrolment);
       const out = values.out ?? `${home.dir}/records`;
       const results = await syncRecords(home, enrolment, out);
       for (const result of results) {
@@ -160,11 +168,16 @@ await runMain('cb-device', async () => {
       if (!/^[1-9][0-9]{0,2}$/.test(limit) || Number(limit) > 200)
         throw new UsageError('--limit must be 1..200');
       const enrolment = await home.open(values.hospital);
-      const { entries } = await enrolment.api.call(
-        { method: 'GET', target: `/records/v1/access-log?pageSize=${limit}` },
-        accessLogResponseSchema,
-      );
-      for (const entry of entries) {
+      const { treeSize, entries: checked } = await verifiedAccessLog(home, enrolment, Number(limit));
+      if (values.json) {
+        const entries = checked.map(({ entry, verified }) => {
+          const { leaf, ...shown } = entry;
+          return { ...shown, ...(leaf.index !== undefined ? { index: leaf.index } : {}), verified };
+        });
+        console.log(JSON.stringify({ treeSize, entries }));
+        return EXIT.OK;
+      }
+      for (const { entry, verified } of checked) {
         const subject = entry.recordId
           ? `record ${entry.recordId}`
           : entry.deviceId
@@ -175,10 +188,13 @@ await runMain('cb-device', async () => {
             ? 'this device'
             : `${entry.actor.kind} ${entry.actor.id}`;
         console.log(
-          `${entry.at}  ${entry.action.padEnd(19)}  ${subject}  by ${by}${entry.outcome ? `  (${entry.outcome})` : ''}`,
+          `${entry.at}  ${entry.action.padEnd(19)}  ${subject}  by ${by}${entry.outcome ? `  (${entry.outcome})` : ''}  [${verified ? 'verified' : 'pending'}]`,
         );
       }
-      console.log(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}.`);
+      const proven = checked.filter((item) => item.verified).length;
+      console.log(
+        `${checked.length} entr${checked.length === 1 ? 'y' : 'ies'}, ${proven} verified against the cosigned audit log (${treeSize} entries).`,
+      );
       return EXIT.OK;
     }
     case 'erase': {

@@ -17,6 +17,7 @@ import {
 import { withTransientRetries } from '../lib/api-client.ts';
 import { UsageError } from '../lib/cli.ts';
 import type { Connector } from './home.ts';
+import { witnessPublicKey } from './witness.ts';
 
 export interface InviteOptions {
   readonly patientNumber: string;
@@ -84,6 +85,7 @@ export async function invitePatient(connector: Connector, options: InviteOptions
     token,
     bindingSecret: deriveBindingSecret(custody.bindingKey, invitationId, patientRef),
     hospitalPublicKey: connector.publicKey,
+    witnessKey: witnessPublicKey(connector),
   });
   return { invitationId, expiresAt: created.expiresAt, qrText };
 }

@@ -27,6 +27,14 @@ const enrolmentSchema = z.strictObject({
   apiBase: z.string().min(1),
   hospitalId: hospitalIdSchema,
   hospitalPublicKey: publicKeySchema,
+  /**
+   * The hospital witness's Ed25519 public key from the QR code (base64url): every audit-log
+   * checkpoint the device accepts must carry its cosignature. Absent in enrolments made before.
+   */
+  witnessKey: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{43}$/)
+    .optional(),
   deviceId: z.string().min(1),
   publicKey: publicKeySchema,
   privateKey: z.string().min(1),
@@ -62,9 +70,15 @@ export class DeviceHome {
     return join(this.dir, 'enrolments', `${hospitalId}.json`);
   }
 
+  /** Where the device keeps the audit-log checkpoint it last accepted for `hospitalId`. */
+  auditLogPath(hospitalId: string): string {
+    return join(this.dir, 'audit-log', `${hospitalId}.json`);
+  }
+
   /** Forgets an enrolment: its key is worthless once the platform has erased the device. */
   async remove(hospitalId: string): Promise<void> {
     await rm(this.path(hospitalId), { force: true });
+    await rm(this.auditLogPath(hospitalId), { force: true });
   }
 
   async save(data: StoredEnrolment): Promise<void> {

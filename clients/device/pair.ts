@@ -77,6 +77,7 @@ export async function pairFromQr(
       recordsPublicKey: signingKey.publicKey,
       hospitalId: qr.hospitalId,
       hospitalPublicKey: qr.hospitalPublicKey.toBase64Url(),
+      witnessKey: toBase64Url(qr.witnessKey),
       deviceId: paired.deviceId,
       certificate: paired.certificate,
       fcmToken,

@@ -44,9 +44,25 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * A client-side refusal with a stable code (e.g. a transparency log that is not consistent with
+ * what this client saw before): printed as `CODE: message`, exit code REFUSED.
+ */
+export class RefusedError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'RefusedError';
+    this.code = code;
+  }
+}
+
 /** Maps a thrown error to what the user sees and the exit code. */
 export function describeFailure(error: unknown): { message: string; exitCode: number } {
   if (error instanceof UsageError) return { message: error.message, exitCode: EXIT.USAGE };
+  if (error instanceof RefusedError)
+    return { message: `${error.code}: ${error.message}`, exitCode: EXIT.REFUSED };
   if (error instanceof ApiError) {
     const trace = error.traceId ? ` (trace ${error.traceId})` : '';
     return {

@@ -161,6 +161,7 @@ describe('Z2 fuzzing the parsers of untrusted input', () => {
       invitationId: newRandomId(),
       token: newInvitationToken(),
       bindingSecret: new Uint8Array(randomBytes(32)),
+      witnessKey: new Uint8Array(randomBytes(32)),
     });
     await fc.assert(
       fc.asyncProperty(

@@ -41,6 +41,7 @@ describe('QR codes', () => {
       token: newInvitationToken(),
       bindingSecret: new Uint8Array(randomBytes(32)),
       hospitalPublicKey: generateKeyPair().publicKey,
+      witnessKey: new Uint8Array(randomBytes(32)),
     });
     const path = join(dir, 'qr.png');
     await writeQrPng(text, path);

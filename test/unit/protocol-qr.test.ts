@@ -15,9 +15,9 @@ import {
 } from '../../shared/core/protocol/index.ts';
 import { protocolCodeOf as codeOf } from '../helpers/protocol-errors.ts';
 
-// The example in docs/PROTOCOL.md §4.
+// The example in docs/PROTOCOL.md §4, with the witness key (bytes 0x60..0x7f) after the hospital key.
 const EXAMPLE_QR =
-  'CB1:IWh0dHBzOi8vYXBpLmNsaW5pYy1icmlkZ2UuZXhhbXBsZQ1zdC1leGFtcGxlLXpoEBESExQVFhcYGRobHB0eH0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fv1GTmpgG9yLeyjXrF6w3GM8dsGjTL7gnswT92oMFT-tVRUMyAAAALRU0u_8Cr2Q6E6kEhHeck7V1_DFh3Oltt85gDYKrA1d062Q2Ouw';
+  'CB1:IWh0dHBzOi8vYXBpLmNsaW5pYy1icmlkZ2UuZXhhbXBsZQ1zdC1leGFtcGxlLXpoEBESExQVFhcYGRobHB0eH0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fv1GTmpgG9yLeyjXrF6w3GM8dsGjTL7gnswT92oMFT-tVRUMyAAAALRU0u_8Cr2Q6E6kEhHeck7V1_DFh3Oltt85gDYKrA1d062Q2OuxgYWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1-fw';
 
 let hospital: KeyPair;
 let qr: InvitationQr;
@@ -31,6 +31,7 @@ beforeAll(async () => {
     token: newInvitationToken(),
     bindingSecret: new Uint8Array(32).fill(7),
     hospitalPublicKey: hospital.publicKey,
+    witnessKey: Uint8Array.from({ length: 32 }, (_, i) => 200 + i),
   };
 });
 
@@ -54,15 +55,18 @@ describe('invitation QR payload', () => {
         importPublicKey('VUVDMgAAAC0VNLv_Aq9kOhOpBIR3nJO1dfwxYdzpbbfOYA2CqwNXdOtkNjrs'),
       ),
     ).toBe(true);
+    expect(toBase64Url(decoded.witnessKey)).toBe('YGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn8');
     expect(encodeInvitationQr(decoded)).toBe(EXAMPLE_QR);
   });
 
-  it('round-trips and stays within 400 characters at the largest field sizes', () => {
+  it('round-trips, witness key included, and stays within 430 characters at the largest field sizes', () => {
     const text = encodeInvitationQr(qr);
     expect(text.startsWith('CB1:')).toBe(true);
     const decoded = decodeInvitationQr(text);
     expect({ ...decoded, hospitalPublicKey: undefined }).toEqual({ ...qr, hospitalPublicKey: undefined });
     expect(decoded.hospitalPublicKey.equals(hospital.publicKey)).toBe(true);
+    expect(toBase64Url(decoded.witnessKey)).toBe(toBase64Url(qr.witnessKey));
+    expect(QR_MAX_LENGTH).toBe(430);
 
     const largest = {
       ...qr,
@@ -118,7 +122,7 @@ describe('invitation QR payload', () => {
     expect(codeOf(() => decodeInvitationQr(`${text.slice(0, 10)}+${text.slice(11)}`))).toBe('QR_MALFORMED');
     expect(codeOf(() => decodeInvitationQr(`CB1:${'A'.repeat(500)}`))).toBe('QR_MALFORMED');
     // Truncated anywhere, or with bytes appended.
-    for (let cut = 1; cut < 127 + 33 + 13; cut += 7) {
+    for (let cut = 1; cut < 159 + 33 + 13; cut += 7) {
       const code = codeOf(() => decodeInvitationQr(withBytes(text, (b) => b.subarray(0, b.length - cut))));
       expect(['QR_MALFORMED', 'QR_API_BASE_INVALID']).toContain(code);
     }
@@ -142,7 +146,7 @@ describe('invitation QR payload', () => {
         decodeInvitationQr(
           withBytes(text, (b) => {
             const c = b.slice();
-            c[c.length - 45] = 0x52; // "UEC2" → "REC2": a private key tag
+            c[c.length - 32 - 45] = 0x52; // "UEC2" → "REC2": a private key tag
             return c;
           }),
         ),
@@ -177,6 +181,20 @@ describe('invitation QR payload', () => {
     expect(codeOf(() => encodeInvitationQr({ ...qr, invitationId: 'short' }))).toBe('QR_MALFORMED');
     expect(codeOf(() => encodeInvitationQr({ ...qr, token: newRandomId() }))).toBe('QR_MALFORMED');
     expect(codeOf(() => encodeInvitationQr({ ...qr, bindingSecret: new Uint8Array(16) }))).toBe(
+      'QR_MALFORMED',
+    );
+    for (const witnessKey of [new Uint8Array(31), new Uint8Array(33), undefined]) {
+      expect(
+        codeOf(() => encodeInvitationQr({ ...qr, witnessKey: witnessKey as unknown as Uint8Array })),
+      ).toBe('QR_MALFORMED');
+    }
+  });
+
+  it('requires exactly 32 bytes of witness key: a payload without one (the old layout) is refused', () => {
+    const text = encodeInvitationQr(qr);
+    const withoutWitness = withBytes(text, (b) => b.subarray(0, b.length - 32));
+    expect(codeOf(() => decodeInvitationQr(withoutWitness))).toBe('QR_MALFORMED');
+    expect(codeOf(() => decodeInvitationQr(withBytes(text, (b) => b.subarray(0, b.length - 1))))).toBe(
       'QR_MALFORMED',
     );
   });

@@ -7,8 +7,10 @@
 //   token             32  raw bytes, one-time
 //   binding secret    32  raw bytes
 //   hospital key      45  Themis EC P-256 public key
-// and nothing after. 127 + n + h bytes, at most 287, so the text is at most 387 characters
-// (QR byte mode, version 12 at error correction level M).
+//   witness key       32  the hospital witness's Ed25519 public key (cosigns the audit log;
+//                         the device requires its cosignature on every checkpoint it accepts)
+// and nothing after. 159 + n + h bytes, at most 319, so the text is at most 430 characters
+// (QR byte mode, version 16 at error correction level M).
 //
 // The decoder is strict: the exact prefix, canonical base64url, every length in range, the URL
 // in canonical form, a key Themis accepts, no trailing bytes. Errors are QR_VERSION_UNSUPPORTED
@@ -20,10 +22,12 @@ import { ProtocolError } from './error-codes.ts';
 import { hospitalIdSchema, invitationIdSchema, tokenSchema } from './ids.ts';
 
 export const QR_PREFIX = 'CB1:';
-export const QR_MAX_LENGTH = 400;
+export const QR_MAX_LENGTH = 430;
 const MIN_API_BASE = 8;
 const MAX_API_BASE = 120;
-const FIXED_BYTES = 16 + 32 + 32 + 45;
+/** An Ed25519 public key (shared/core/tlog's ED25519_PUBLIC_KEY_SIZE). */
+const WITNESS_KEY_BYTES = 32;
+const FIXED_BYTES = 16 + 32 + 32 + 45 + WITNESS_KEY_BYTES;
 
 export interface InvitationQr {
   /** Where the device sends its pair request and, later, its records API calls. */
@@ -37,6 +41,11 @@ export interface InvitationQr {
   readonly bindingSecret: Uint8Array;
   /** The hospital's public key: verifies manifests and opens wrapped keys. */
   readonly hospitalPublicKey: PublicKey;
+  /**
+   * The hospital witness's Ed25519 public key (32 bytes): the device pins it and accepts only
+   * audit-log checkpoints that this witness cosigned.
+   */
+  readonly witnessKey: Uint8Array;
 }
 
 /**
@@ -76,6 +85,8 @@ export function encodeInvitationQr(qr: InvitationQr): string {
   if (!tokenSchema.safeParse(qr.token).success) throw malformed('token');
   if (!(qr.bindingSecret instanceof Uint8Array) || qr.bindingSecret.length !== 32)
     throw malformed('binding secret');
+  if (!(qr.witnessKey instanceof Uint8Array) || qr.witnessKey.length !== WITNESS_KEY_BYTES)
+    throw malformed('witness key');
   const ascii = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0));
   const bytes = concatBytes([
     Uint8Array.of(apiBase.length),
@@ -86,6 +97,7 @@ export function encodeInvitationQr(qr: InvitationQr): string {
     fromBase64Url(qr.token)!,
     qr.bindingSecret,
     qr.hospitalPublicKey.toBytes(),
+    qr.witnessKey,
   ]);
   return QR_PREFIX + toBase64Url(bytes);
 }
@@ -120,6 +132,7 @@ export function decodeInvitationQr(text: string): InvitationQr {
   const token = toBase64Url(take(32));
   const bindingSecret = take(32).slice();
   const keyBytes = take(45);
+  const witnessKey = take(WITNESS_KEY_BYTES).slice();
   if (offset !== bytes.length) throw malformed('trailing bytes');
   let hospitalPublicKey: PublicKey;
   try {
@@ -127,7 +140,7 @@ export function decodeInvitationQr(text: string): InvitationQr {
   } catch (error) {
     throw new ProtocolError('QR_MALFORMED', 'the hospital key is not valid', { cause: error });
   }
-  return { apiBase, hospitalId, invitationId, token, bindingSecret, hospitalPublicKey };
+  return { apiBase, hospitalId, invitationId, token, bindingSecret, hospitalPublicKey, witnessKey };
 }
 
 /** Length of the encoded payload for the given field lengths (for capacity planning). */
