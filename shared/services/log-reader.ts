@@ -43,7 +43,8 @@ export async function withTiles<T>(
       if (!(error instanceof TileNeeded)) throw error;
       const tile = await objects.tile(logId, error.coord);
       // A tile never written: the log never published a tree of this size (or lost a tile).
-      if (tile === undefined) throw new TlogError('TILE_INVALID', `the log lacks tile ${tilePath(error.coord)}`);
+      if (tile === undefined)
+        throw new TlogError('TILE_INVALID', `the log lacks tile ${tilePath(error.coord)}`);
       cache.set(tilePath(error.coord), tile);
     }
   }
