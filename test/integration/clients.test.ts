@@ -275,7 +275,7 @@ describe('clients end to end', { timeout: 120_000 }, () => {
     await runSequencer(stack);
     const verified = await bin('cb-admin', ['audit-verify', '--log', HOSPITAL]);
     expect(verified.code).toBe(0);
-    expect(verified.stdout).toMatch(new RegExp(`^${HOSPITAL}  ok  \\d+ entr(y|ies) checked`, 'm'));
+    expect(verified.stdout).toMatch(new RegExp(`^${HOSPITAL}  ok  size \\d+, \\d+ entr(y|ies) checked`, 'm'));
 
     expect((await device('erase')).code).toBe(2); // needs --yes
     const erased = await device('erase', '--yes');
