@@ -1,4 +1,4 @@
-// The hospital's witness of its audit transparency log (docs/PROTOCOL.md §10): the connector
+// The hospital's witness of its audit transparency log (docs/PROTOCOL.md §16): the connector
 // follows the log the platform keeps for this hospital and cosigns a checkpoint only after
 // checking that the platform signed it and that it extends the one cosigned before. Phones
 // accept only checkpoints this witness cosigned, so a platform that rewrote history, or showed

@@ -1,4 +1,4 @@
-// Following a hospital's audit transparency log (docs/PROTOCOL.md §10), as the connector's
+// Following a hospital's audit transparency log (docs/PROTOCOL.md §16), as the connector's
 // witness and the patient's device both do: pin the platform's log key on first use, accept a
 // new checkpoint only if that key signed it (and, for a device, the hospital's witness cosigned
 // it) and a consistency proof shows it extends the one kept from before, then keep the new one.

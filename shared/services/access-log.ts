@@ -1,4 +1,4 @@
-// The patient's own access log (NEN 7513; docs/PROTOCOL.md §9.2 and §10.4): what was done with
+// The patient's own access log (NEN 7513; docs/PROTOCOL.md §9.2 and §16.9): what was done with
 // the patient's records and devices at this hospital and by whom, newest first, for a paired
 // device of that patient. Each entry comes with what the phone needs to check it is in the
 // hospital's transparency log: the event exactly as committed, its salt, its leaf index and an

@@ -1,4 +1,4 @@
-// Serving the audit transparency logs to those who check them (docs/PROTOCOL.md §10): a phone
+// Serving the audit transparency logs to those who check them (docs/PROTOCOL.md §16): a phone
 // gets its hospital's newest cosigned checkpoint with a consistency proof from the one it kept,
 // and inclusion proofs for the entries of its access log; the hospital's witness gets the newest
 // platform-signed checkpoint with a consistency proof from the one it last cosigned, and hands

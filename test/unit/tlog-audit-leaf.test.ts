@@ -95,7 +95,15 @@ describe('origin and key names', () => {
   });
 
   it('refuse an apiBase or log id that would make an invalid key name', () => {
-    for (const apiBase of ['https://api example', 'https://api.example/a+b', 'https://api.example/\tx']) {
+    for (const apiBase of [
+      'https://api example',
+      'https://api.example/a+b',
+      'https://api.example/\tx',
+      '',
+      'https://api.example/',
+      'ftp://api.example',
+      'https://api.example?x=1',
+    ]) {
       expect(() => auditLogKeyName(apiBase)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     }
     for (const logId of ['st example', 'a+b', 'x\ny']) {

@@ -200,7 +200,7 @@ export const PATIENT_AUDIT_ACTIONS = [
   'patient.erased',
 ] as const;
 
-// ---- Audit transparency log (docs/PROTOCOL.md §10) ----
+// ---- Audit transparency log (docs/PROTOCOL.md §16) ----
 
 /** A SHA-256 hash or 32-byte value as base64url. */
 const hash32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
@@ -248,7 +248,7 @@ export const accessLogQuerySchema = pageQuerySchema.extend({
   treeSize: treeSizeText.optional(),
 });
 
-/** What a device needs to check one access-log entry against the log (§10.4). */
+/** What a device needs to check one access-log entry against the log (§16.9). */
 export const auditLeafProofSchema = z.strictObject({
   /** The event exactly as committed (canonical JSON); its fields are the entry's. */
   event: z.string().min(2).max(4096),

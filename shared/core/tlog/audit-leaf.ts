@@ -1,4 +1,4 @@
-// What Clinic Bridge puts in its audit transparency logs (docs/PROTOCOL.md §10). A leaf is a
+// What Clinic Bridge puts in its audit transparency logs (docs/PROTOCOL.md §16). A leaf is a
 // salted commitment to one audit event, never the event: tiles and entry bundles, which phones
 // and monitors may fetch, then show counts and hashes only. Whoever is shown an event (the
 // patient their own, an auditor all) gets its exact text and salt and recomputes the leaf.
@@ -44,7 +44,10 @@ export function witnessKeyName(hospitalId: string): string {
 
 /** The name of the platform's log key in checkpoint signatures: one key signs every log. */
 export function auditLogKeyName(apiBase: string): string {
-  return keyName(`${apiBase.replace(/^https?:\/\//, '')}/audit`);
+  // A canonical API base (the QR decoder's form): scheme, host, optional path, no trailing slash.
+  const match = /^https?:\/\/([^/?#\s]+(?:\/[^?#\s]*[^/?#\s])?)$/.exec(apiBase);
+  if (!match) throw new TlogError('INVALID_ARGUMENT', 'not a canonical API base');
+  return keyName(`${match[1]}/audit`);
 }
 
 function keyName(name: string): string {
