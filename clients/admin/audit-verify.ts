@@ -31,7 +31,7 @@ import {
   rootFromLeafHashes,
   SIGNATURE_TYPE_COSIGNATURE_V1,
   TILE_WIDTH,
-  tileHashReader,
+  withFetchedTiles,
   tilePath,
   TlogError,
   treeHash,
@@ -206,32 +206,8 @@ export async function checkTiles(
 }
 
 /** Runs `compute` over the tiles of a tree of `size`, fetching each tile it needs once. */
-export async function withTiles<T>(
-  source: TileSource,
-  size: number,
-  compute: (read: HashReader) => T,
-): Promise<T> {
-  const cache = new Map<string, Uint8Array>();
-  class TileNeeded extends Error {
-    readonly coord: TileCoord;
-    constructor(coord: TileCoord) {
-      super('tile needed');
-      this.coord = coord;
-    }
-  }
-  const read = tileHashReader(size, (coord) => {
-    const tile = cache.get(tilePath(coord));
-    if (tile === undefined) throw new TileNeeded(coord);
-    return tile;
-  });
-  for (;;) {
-    try {
-      return compute(read);
-    } catch (error) {
-      if (!(error instanceof TileNeeded)) throw error;
-      cache.set(tilePath(error.coord), await readTile(source, error.coord));
-    }
-  }
+export function withTiles<T>(source: TileSource, size: number, compute: (read: HashReader) => T): Promise<T> {
+  return withFetchedTiles(size, (coord) => readTile(source, coord), compute);
 }
 
 async function checkRoot(source: TileSource, checkpoint: Checkpoint): Promise<void> {

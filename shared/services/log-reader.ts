@@ -1,53 +1,37 @@
-// Proofs over a log whose tiles live in a bucket. The core's proof functions read hashes
-// synchronously; this runs them, fetches whichever tile they stopped at, and runs them again,
-// so a proof costs exactly the tiles it touches (a handful, whatever the log's size).
+// Proofs over a log whose tiles live in a bucket, fetching exactly the tiles a proof touches
+// (shared/core/tlog/tiles.ts withFetchedTiles); a tile the log never wrote is a typed log error.
 import {
   consistencyProof,
   inclusionProof,
-  tileHashReader,
+  withFetchedTiles,
   tilePath,
   treeHash,
   type HashReader,
   TlogError,
-  type TileCoord,
 } from '../core/tlog/index.ts';
 import type { LogObjects } from '../ports/log-objects.ts';
-
-class TileNeeded extends Error {
-  readonly coord: TileCoord;
-  constructor(coord: TileCoord) {
-    super('tile needed');
-    this.coord = coord;
-  }
-}
 
 /** Tiles already fetched (or just written), by path. */
 export type TileCache = Map<string, Uint8Array>;
 
-export async function withTiles<T>(
+export function withTiles<T>(
   objects: LogObjects,
   logId: string,
   size: number,
   compute: (read: HashReader) => T,
   cache: TileCache = new Map(),
 ): Promise<T> {
-  const read = tileHashReader(size, (coord) => {
-    const tile = cache.get(tilePath(coord));
-    if (tile === undefined) throw new TileNeeded(coord);
-    return tile;
-  });
-  for (;;) {
-    try {
-      return compute(read);
-    } catch (error) {
-      if (!(error instanceof TileNeeded)) throw error;
-      const tile = await objects.tile(logId, error.coord);
+  return withFetchedTiles(
+    size,
+    async (coord) => {
+      const tile = await objects.tile(logId, coord);
       // A tile never written: the log never published a tree of this size (or lost a tile).
-      if (tile === undefined)
-        throw new TlogError('TILE_INVALID', `the log lacks tile ${tilePath(error.coord)}`);
-      cache.set(tilePath(error.coord), tile);
-    }
-  }
+      if (tile === undefined) throw new TlogError('TILE_INVALID', `the log lacks tile ${tilePath(coord)}`);
+      return tile;
+    },
+    compute,
+    cache,
+  );
 }
 
 export function logProofs(objects: LogObjects, logId: string) {

@@ -247,3 +247,34 @@ export function appendTiles(
 export function tilesFromLeafHashes(leafHashes: readonly Uint8Array[]): Tile[] {
   return appendTiles(0, () => undefined, leafHashes);
 }
+
+/**
+ * Runs `compute` (a proof or root over a tree of `size`) with tiles fetched on demand: the core's
+ * proof functions read hashes synchronously, so each run stops at the first tile not yet in
+ * `cache`, which is fetched before running again. A proof costs exactly the tiles it touches.
+ */
+export async function withFetchedTiles<T>(
+  size: number,
+  fetchTile: (coord: TileCoord) => Promise<Uint8Array>,
+  compute: (read: HashReader) => T,
+  cache: Map<string, Uint8Array> = new Map(),
+): Promise<T> {
+  let needed: TileCoord | undefined;
+  const read = tileHashReader(size, (coord) => {
+    const tile = cache.get(tilePath(coord));
+    if (tile === undefined) {
+      needed = coord;
+      throw new TlogError('TILE_INVALID', 'tile not fetched yet');
+    }
+    return tile;
+  });
+  for (;;) {
+    needed = undefined;
+    try {
+      return compute(read);
+    } catch (error) {
+      if (needed === undefined) throw error;
+      cache.set(tilePath(needed), await fetchTile(needed));
+    }
+  }
+}
