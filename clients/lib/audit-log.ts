@@ -4,6 +4,7 @@
 // it) and a consistency proof shows it extends the one kept from before, then keep the new one.
 // Every refusal is a RefusedError with a stable code, and nothing is kept from a refused answer.
 import { z } from 'zod';
+import type { deviceCheckpointResponseSchema } from '../../shared/core/protocol/index.ts';
 import { fromBase64Url, toBase64Url } from '../../shared/core/protocol/index.ts';
 import {
   acceptCheckpoint,
@@ -29,12 +30,8 @@ export const followedLogSchema = z.strictObject({
 });
 export type FollowedLog = z.output<typeof followedLogSchema>;
 
-/** The checkpoint answer of both audit-log endpoints (witness's and device's). */
-export interface CheckpointAnswer {
-  readonly logKey?: string | undefined;
-  readonly checkpoint?: string | undefined;
-  readonly consistencyProof: readonly string[];
-}
+/** The checkpoint answer of both audit-log endpoints (the witness's has the same shape). */
+export type CheckpointAnswer = z.output<typeof deviceCheckpointResponseSchema>;
 
 export interface FollowOptions {
   /** Error code prefix: `LOG` (the connector's witness) or `AUDIT_LOG` (the device). */

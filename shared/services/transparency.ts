@@ -16,7 +16,7 @@ import {
 import { fromBase64Url, toBase64Url } from '../core/protocol/encoding.ts';
 import { ProtocolError } from '../core/protocol/error-codes.ts';
 import type { Clock } from '../ports/clock.ts';
-import type { LogRegistry } from '../ports/log-registry.ts';
+import type { LogRegistry, LogState } from '../ports/log-registry.ts';
 import type { LogObjects } from '../ports/log-objects.ts';
 import { logProofs } from './log-reader.ts';
 
@@ -51,8 +51,13 @@ const encodeProof = (proof: readonly Uint8Array[]) => proof.map((hash) => toBase
 export function createTransparency(options: TransparencyOptions): Transparency {
   const { objects, registry, apiBase, clock } = options;
 
-  async function answer(logId: string, note: string | undefined, size: number, fromSize?: number) {
-    const state = await registry.state(logId);
+  async function answer(
+    logId: string,
+    state: LogState,
+    note: string | undefined,
+    size: number,
+    fromSize?: number,
+  ) {
     const proof =
       note === undefined || fromSize === undefined || fromSize === 0 || fromSize >= size
         ? []
@@ -70,13 +75,13 @@ export function createTransparency(options: TransparencyOptions): Transparency {
 
   return Object.freeze({
     async witnessedCheckpoint(logId: string, fromSize: number | undefined) {
-      const witnessed = (await registry.state(logId)).witnessed;
-      return answer(logId, witnessed?.note, witnessed?.size ?? 0, fromSize);
+      const state = await registry.state(logId);
+      return answer(logId, state, state.witnessed?.note, state.witnessed?.size ?? 0, fromSize);
     },
 
     async latestCheckpoint(logId: string, fromSize: number | undefined) {
-      const current = await objects.checkpoint(logId);
-      return answer(logId, current?.note, current?.checkpoint.size ?? 0, fromSize);
+      const [state, current] = await Promise.all([registry.state(logId), objects.checkpoint(logId)]);
+      return answer(logId, state, current?.note, current?.checkpoint.size ?? 0, fromSize);
     },
 
     async cosign(logId: string, note: string, witnessKey: string) {
