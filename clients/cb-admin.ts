@@ -57,7 +57,7 @@ Commands:
                             the log key with --log-key (record it at deployment, outside the project);
                             without it each log's key is read from the registry (auditLogs), which is
                             only as trustworthy as the database an attacker would have edited.
-  audit-monitor --api-base URL --hospital ID --log-key KEY [--witness-key KEY --witnessed FILE]
+  audit-monitor --api-base URL --hospital ID --log-key KEY [--witness-key=KEY --witnessed FILE]
                 [--state FILE] [--bucket NAME] [--json]
                             The outside auditor's check, with read access to the tlog bucket only (on
                             Google Cloud: storage.objects.get on that bucket, the auditor's own role;
@@ -67,7 +67,8 @@ Commands:
                             extends the one --state remembers (then saves the new one), and compares
                             --witnessed, a checkpoint cosigned by the hospital's witness (its
                             connector has it), against the bucket's: SPLIT_VIEW if they diverge.
-                            --witness-key: base64url Ed25519 key, or its verifier key.
+                            --witness-key: base64url Ed25519 key, or its verifier key; attach it
+                            with '=', as a base64url key may begin with '-'.
 
 Options:
   --env FILE   the stack environment (default: $CB_STACK_ENV, then .data/stack.env from \`npm start\`)

@@ -37,7 +37,7 @@ export async function onboardConnector(options: {
   const home = join(dir, 'connector');
   const bin = (name: BinName, args: readonly string[], extra: NodeJS.ProcessEnv = {}) =>
     binRunner(envFile, extra)(name, args);
-  const connector = (...args: string[]) => bin('cb-connector', [...args, '--home', home], env);
+  const connector = (...args: string[]) => bin('cb-connector', ['--home', home, ...args], env);
   const fail = (step: string, outcome: BinOutcome) =>
     new Error(`${step} exited ${outcome.code}: ${outcome.stderr.slice(-500)}`);
 

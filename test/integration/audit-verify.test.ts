@@ -98,8 +98,8 @@ describe('cb-admin audit-verify and audit-monitor', () => {
       HOSPITAL,
       '--log-key',
       logKey,
-      '--witness-key',
-      witness.witnessKey,
+      // A base64url key may begin with '-', so the value is attached with '='.
+      `--witness-key=${witness.witnessKey}`,
       '--witnessed',
       witnessed,
       '--state',

@@ -259,7 +259,7 @@ describe('a fully compromised cloud', { timeout: 180_000 }, () => {
     }
 
     // 4. The patient's device is revoked at the hospital; the cloud revives it.
-    expect((await connector('revoke', genuineDevice)).code).toBe(0);
+    expect((await connector('revoke', '--', genuineDevice)).code).toBe(0);
     await firestore.collection(PAIRING_COLLECTIONS.devices).doc(genuineDevice).update({ status: 'active' });
     const revived = await connector('send', letter, '--patient', PATIENT);
     expect(revived.code).toBe(3);
