@@ -1,8 +1,9 @@
 // Filing an upload that passed its checks (invariants 7, 10; docs/PROTOCOL.md §10.3 step 6): the
-// container is copied into the records bucket, its record created, and its creation audited.
-// Each write is create-only and recognises its own earlier attempt, so a retried event files
-// the same record once.
-import type { AuditLog } from '../audit/log.ts';
+// container is copied into the records bucket and its record created; the audit event of its
+// creation (recordCreatedEvent) is appended by the caller alongside the receipt, as it depends on
+// nothing but the record. Each write is create-only and recognises its own earlier attempt, so a
+// retried event files the same record once.
+import type { AuditEntry } from '../audit/log.ts';
 import {
   CONTAINER_MEDIA_TYPE,
   formatTimestamp,
@@ -18,7 +19,6 @@ import type { RecordStore } from '../ports/record-store.ts';
 export interface UploadFilingOptions {
   readonly blobs: BlobStore;
   readonly records: RecordStore;
-  readonly audit: AuditLog;
   readonly clock: Clock;
   /** The records bucket. */
   readonly recordsBucket: string;
@@ -32,7 +32,23 @@ export type UploadFiling = (
   upload: BlobInfo,
   container: UploadContainer,
   manifest: UploadManifest,
-) => Promise<{ stored: BlobInfo; created: boolean }>;
+) => Promise<{ stored: BlobInfo; created: boolean; acceptedAt: Date }>;
+
+/** NEN 7513: the record's creation, logged once however often its upload is retried. */
+export function recordCreatedEvent(manifest: UploadManifest, acceptedAt: Date): AuditEntry {
+  return {
+    fields: {
+      at: formatTimestamp(acceptedAt),
+      actor: { kind: 'hospital', id: manifest.hospitalId },
+      action: 'record.created',
+      hospitalId: manifest.hospitalId,
+      patientRef: manifest.patientRef,
+      recordId: manifest.recordId,
+      operatorRef: manifest.operatorRef,
+    },
+    once: `ingest:${manifest.recordId}`,
+  };
+}
 
 export function createUploadFiling(options: UploadFilingOptions): UploadFiling {
   const { blobs, clock } = options;
@@ -78,20 +94,6 @@ export function createUploadFiling(options: UploadFilingOptions): UploadFiling {
       recipients: manifest.recipients.map((recipient) => recipient.deviceId),
     });
     if (!created && record.uploadId !== uploadId) throw new ProtocolError('RECORD_EXISTS');
-    await options.audit.append([
-      {
-        fields: {
-          at: formatTimestamp(record.acceptedAt),
-          actor: { kind: 'hospital', id: hospitalId },
-          action: 'record.created',
-          hospitalId,
-          patientRef: manifest.patientRef,
-          recordId: manifest.recordId,
-          operatorRef: manifest.operatorRef,
-        },
-        once: `ingest:${manifest.recordId}`,
-      },
-    ]);
-    return { stored, created };
+    return { stored, created, acceptedAt: record.acceptedAt };
   };
 }

@@ -31,7 +31,7 @@ import type { DeviceStore, HospitalRegistry } from '../ports/pairing-store.ts';
 import type { RecordStore } from '../ports/record-store.ts';
 import { createUploadChecks, type UploadTarget } from './ingest-checks.ts';
 import { createUploadDisposal, INGEST_LIFETIMES } from './ingest-disposal.ts';
-import { createUploadFiling } from './ingest-filing.ts';
+import { createUploadFiling, recordCreatedEvent } from './ingest-filing.ts';
 import { sendPushHints } from './push-hints.ts';
 
 /** The bucket names ingest works with (from the catalog's roles). */
@@ -124,22 +124,28 @@ export function createIngestService(options: IngestServiceOptions): IngestServic
     let recordId: string | undefined;
     try {
       if (upload.size > maxUploadBytes) throw new ProtocolError('UPLOAD_TOO_LARGE');
+      const checks = check(target);
       container = await readUploadContainer(
         blobs.read(upload.bucket, upload.name, { generation: upload.generation }),
         { expectedSize: upload.size, maxCiphertextLength },
       );
       recordId = container.manifest.recordId;
-      const { manifest, recipients } = await check(container, target);
-      const { stored, created } = await file(upload, container, manifest);
-      await disposal.writeReceipt(hospitalId, uploadId, {
-        type: RECEIPT_TYPE,
-        uploadId,
-        hospitalId,
-        status: 'accepted',
-        recordId: manifest.recordId,
-        at: formatTimestamp(clock.now()),
-      });
-      await sendPushHints(options.notifier, options.devices, recipients, 'records', logger);
+      const { manifest, recipients } = await checks.verify(container);
+      const { stored, created, acceptedAt } = await file(upload, container, manifest);
+      // Each of these needs only the filed record, and each recognises its own earlier attempt;
+      // the upload, deleted last, keeps a crash among them retried.
+      await Promise.all([
+        options.audit.append([recordCreatedEvent(manifest, acceptedAt)]),
+        disposal.writeReceipt(hospitalId, uploadId, {
+          type: RECEIPT_TYPE,
+          uploadId,
+          hospitalId,
+          status: 'accepted',
+          recordId: manifest.recordId,
+          at: formatTimestamp(clock.now()),
+        }),
+        sendPushHints(options.notifier, options.devices, recipients, 'records', logger),
+      ]);
       await disposal.deleteUpload(upload);
       logger.info('upload accepted', {
         operation: 'ingest.accepted',
