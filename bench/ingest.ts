@@ -1,11 +1,13 @@
 // `node bench/ingest.ts` (part of `npm run bench`): records per second through the ingest
 // function for 64 KiB records (upload dropped → signed receipt in the outbox), against a bare
-// pipeline measured in the same run that moves the same bytes the same way — read the upload,
-// write it to the records bucket, write one Firestore document, delete the upload — with none
-// of ingest's checks (container parsing, manifest signature, devices, digest, receipt, push).
-// The ratio is what ingest's checks and bookkeeping cost. Uploads are sealed before timing, and
-// go to `patients` different patients in turn, as a hospital's traffic does (each patient's
-// audit chain takes its appends one at a time; see docs/PERFORMANCE.md).
+// pipeline measured in the same run that moves the same bytes the same way — write the upload,
+// read it, write it to the records bucket, write one Firestore document, delete the upload —
+// with none of ingest's checks (container parsing, manifest signature, devices, digest,
+// receipt, audit event, push) and no event between the drop and the work. The ratio is what
+// ingest's checks, bookkeeping and event hand-off cost. Uploads are sealed before timing, and go
+// to `patients` different patients in turn; `--spread N` also times the same number of records
+// spread over N patients, so the ratio of the two shows whether one patient's records queue
+// behind each other (they did while each patient's audit trail had one head document).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -33,6 +35,8 @@ export async function benchIngest(options: {
   readonly records: number;
   readonly concurrency: number;
   readonly patients: number;
+  /** Also time the same number of records spread over this many patients. */
+  readonly spread?: number;
 }): Promise<{
   results: Record<string, unknown>;
   rows: (string | number)[][];
@@ -46,50 +50,68 @@ export async function benchIngest(options: {
     const devices: TestDevice[] = [];
     for (let i = 0; i < options.patients; i++)
       devices.push(await pairTestDevice(stack, hospital, `bench-patient-${i}`));
-    let turn = 0;
+    const spreadDevices: TestDevice[] = [];
+    for (let i = 0; i < (options.spread ?? 0); i++)
+      spreadDevices.push(await pairTestDevice(stack, hospital, `bench-spread-${i}`));
     const ingestKey = await functionPublicKey(firestore, 'ingest');
-    const seal = async () => {
-      const device = devices[turn++ % devices.length]!;
-      const sealed = await sealTestUpload(hospital, {
-        patientRef: device.patientRef,
-        recipients: [device],
-        file: new Uint8Array(randomBytes(RECORD_BYTES)),
-      });
-      return {
-        name: sealed.objectName,
-        uploadId: sealed.manifest.uploadId,
-        bytes: await collectBytes(sealed.bytes()),
+    const sealFor = (to: readonly TestDevice[]) => {
+      let turn = 0;
+      return async () => {
+        const device = to[turn++ % to.length]!;
+        const sealed = await sealTestUpload(hospital, {
+          patientRef: device.patientRef,
+          recipients: [device],
+          file: new Uint8Array(randomBytes(RECORD_BYTES)),
+        });
+        return {
+          name: sealed.objectName,
+          uploadId: sealed.manifest.uploadId,
+          bytes: await collectBytes(sealed.bytes()),
+        };
       };
     };
+    type Upload = Awaited<ReturnType<ReturnType<typeof sealFor>>>;
+    const ingestAll = (uploads: readonly Upload[]) =>
+      timed(() =>
+        inParallel(uploads, options.concurrency, async (upload) => {
+          await dropUpload(stack, upload.name, upload.bytes);
+          const receipt = await waitForReceipt(
+            stack,
+            hospital.hospitalId,
+            upload.uploadId,
+            ingestKey,
+            120_000,
+          );
+          if (receipt.status !== 'accepted') throw new Error(`upload rejected: ${receipt.errorCode}`);
+        }),
+      );
+    const seal = sealFor(devices);
     const warm = await seal();
     await dropUpload(stack, warm.name, warm.bytes);
     await waitForReceipt(stack, hospital.hospitalId, warm.uploadId, ingestKey);
 
     const uploads = await Promise.all(Array.from({ length: options.records }, seal));
-    const ingestSeconds = await timed(() =>
-      inParallel(uploads, options.concurrency, async (upload) => {
-        await dropUpload(stack, upload.name, upload.bytes);
-        const receipt = await waitForReceipt(stack, hospital.hospitalId, upload.uploadId, ingestKey, 120_000);
-        if (receipt.status !== 'accepted') throw new Error(`upload rejected: ${receipt.errorCode}`);
-      }),
-    );
+    const ingestSeconds = await ingestAll(uploads);
+    const spreadSeconds =
+      spreadDevices.length > 0
+        ? await ingestAll(await Promise.all(Array.from({ length: options.records }, sealFor(spreadDevices))))
+        : undefined;
 
     // The bare pipeline, with its own uploads under a prefix no function listens to the same way:
     // written to the outbox bucket, so the ingest function is not triggered.
     const bare = uploads.map((upload, i) => ({ ...upload, name: `bench/bare/${i}.cbr` }));
     const outbox = stack.env.OUTBOX_BUCKET!;
     const records = stack.env.RECORDS_BUCKET!;
-    for (const upload of bare) {
-      await blobs.createOnly(
-        outbox,
-        upload.name,
-        (async function* () {
-          yield upload.bytes;
-        })(),
-      );
-    }
     const bareSeconds = await timed(() =>
       inParallel(bare, options.concurrency, async (upload) => {
+        // The drop is timed here as it is for ingest: both clocks start before the upload is written.
+        await blobs.createOnly(
+          outbox,
+          upload.name,
+          (async function* () {
+            yield upload.bytes;
+          })(),
+        );
         const info = await blobs.stat(outbox, upload.name);
         await blobs.createOnly(
           records,
@@ -111,6 +133,13 @@ export async function benchIngest(options: {
       ingestRecordsPerSecond: options.records / ingestSeconds,
       barePipelineRecordsPerSecond: options.records / bareSeconds,
       ingestToBareRatio: bareSeconds / ingestSeconds,
+      ...(spreadSeconds === undefined
+        ? {}
+        : {
+            spreadPatients: spreadDevices.length,
+            spreadRecordsPerSecond: options.records / spreadSeconds,
+            onePatientToSpreadRatio: spreadSeconds / ingestSeconds,
+          }),
     };
     return {
       results: { ingest: results },
@@ -126,6 +155,20 @@ export async function benchIngest(options: {
           'records/s',
         ],
         ['ratio ingest / bare pipeline', results.ingestToBareRatio, 'x'],
+        ...(spreadSeconds === undefined
+          ? []
+          : [
+              [
+                `ingest, same records spread over ${spreadDevices.length} patients`,
+                options.records / spreadSeconds,
+                'records/s',
+              ],
+              [
+                `ratio ${options.patients} patient(s) / ${spreadDevices.length} patients`,
+                spreadSeconds / ingestSeconds,
+                'x',
+              ],
+            ]),
       ],
     };
   } finally {
@@ -141,12 +184,14 @@ if (isMain(import.meta.url)) {
       records: { type: 'string', default: '100' },
       concurrency: { type: 'string', default: '4' },
       patients: { type: 'string', default: '10' },
+      spread: { type: 'string', default: '0' },
     },
   });
   const { results, rows } = await benchIngest({
     records: Number(values.records),
     concurrency: Number(values.concurrency),
     patients: Number(values.patients),
+    spread: Number(values.spread),
   });
   console.log(table([['measure', 'value', 'unit'], ...rows]));
   console.log(`\nwritten to ${await writeResults('ingest', { at: new Date().toISOString(), ...results })}`);
