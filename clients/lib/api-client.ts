@@ -1,9 +1,13 @@
 // The clients' side of docs/PROTOCOL.md §8–§9: JSON calls to the functions, signed with the
 // caller's key (device or hospital) when the endpoint wants it, with every error answer turned
-// into an ApiError carrying the stable code, the status and the trace id.
+// into an ApiError carrying the stable code, the status and the trace id. A service that cannot
+// be reached, or does not answer, is a NetworkError naming the URL and a stable code, in seconds.
 import type { z } from 'zod';
 import type { PrivateKey, Signer } from '../../shared/core/crypto/index.ts';
 import { errorBodySchema, signRequest } from '../../shared/core/protocol/index.ts';
+import { assertReachable, CONNECT_TIMEOUT_MS, displayUrl, NetworkError } from './reachability.ts';
+
+export { NetworkError } from './reachability.ts';
 
 /** An error answer from a function: branch on `code`. */
 export class ApiError extends Error {
@@ -34,6 +38,13 @@ export interface ApiClientOptions {
   readonly signer?: RequestSigner;
   /** Defaults to the system clock; tests may skew it. */
   readonly now?: () => Date;
+  /** How long the service may take to accept the connection (default 5 s). */
+  readonly connectTimeoutMs?: number;
+  /**
+   * How long it may take to start answering a call (default 30 s: a recall or an erasure
+   * deletes before it answers). The body of an answer that has started is not limited.
+   */
+  readonly answerTimeoutMs?: number;
 }
 
 export interface ApiCall {
@@ -75,6 +86,44 @@ async function errorFrom(response: Response): Promise<ApiError> {
 
 export function createApiClient(options: ApiClientOptions): ApiClient {
   const now = options.now ?? (() => new Date());
+  const answerTimeoutMs = options.answerTimeoutMs ?? 30_000;
+  // Checked once per client: fetch would wait for the operating system's connect timeout on a
+  // silent host, this names the address within connectTimeoutMs.
+  let reachable: Promise<void> | undefined;
+
+  async function send(url: string, init: RequestInit): Promise<Response> {
+    reachable ??= assertReachable(
+      options.apiBase,
+      displayUrl(options.apiBase),
+      options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+    );
+    try {
+      await reachable;
+    } catch (error) {
+      reachable = undefined; // the next call tries again
+      throw error;
+    }
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), answerTimeoutMs);
+    try {
+      return await fetch(url, { ...init, signal: controller.signal });
+    } catch (error) {
+      if (controller.signal.aborted) {
+        throw new NetworkError(
+          'SERVICE_TIMEOUT',
+          displayUrl(url),
+          `no answer within ${answerTimeoutMs / 1000} s`,
+        );
+      }
+      const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+      const detail =
+        typeof cause?.code === 'string' ? cause.code : String(cause?.message ?? (error as Error).message);
+      throw new NetworkError('SERVICE_UNREACHABLE', displayUrl(url), detail);
+    } finally {
+      // Only the wait for the answer's start is bounded: a long download keeps streaming.
+      clearTimeout(timer);
+    }
+  }
 
   async function raw(request: ApiCall): Promise<Response> {
     const body =
@@ -96,7 +145,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         }),
       );
     }
-    const response = await fetch(`${options.apiBase}${request.target}`, {
+    const response = await send(`${options.apiBase}${request.target}`, {
       method: request.method,
       headers,
       ...(request.json === undefined ? {} : { body }),

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isProtocolError } from '../../shared/core/protocol/error-codes.ts';
-import { ApiError } from './api-client.ts';
+import { ApiError, NetworkError } from './api-client.ts';
 
 /**
  * V8 flags the bins run with (package.json's npm scripts say the same): the Themis wrapper
@@ -70,6 +70,12 @@ export function describeFailure(error: unknown): { message: string; exitCode: nu
       exitCode: error.status >= 500 ? EXIT.FAILURE : EXIT.REFUSED,
     };
   }
+  if (error instanceof NetworkError) {
+    return {
+      message: `${error.code}: ${error.message}; is the service (locally: \`npm start\`) running?`,
+      exitCode: EXIT.FAILURE,
+    };
+  }
   if (isProtocolError(error)) return { message: `${error.code}: ${error.message}`, exitCode: EXIT.REFUSED };
   // The connector's HSM custody (recognised by name, so this file never loads the native binding).
   if ((error as Error | null)?.name === 'CustodyError') {
@@ -81,7 +87,10 @@ export function describeFailure(error: unknown): { message: string; exitCode: nu
   if (code === 'ECONNREFUSED' || (error as Error | null)?.cause !== undefined) {
     const cause = (error as { cause?: { code?: unknown } }).cause;
     if (code === 'ECONNREFUSED' || cause?.code === 'ECONNREFUSED') {
-      return { message: 'cannot reach the service (is the stack running?)', exitCode: EXIT.FAILURE };
+      return {
+        message: 'SERVICE_UNREACHABLE: cannot reach the service (is the stack running?)',
+        exitCode: EXIT.FAILURE,
+      };
     }
   }
   return { message: (error as Error | null)?.message ?? String(error), exitCode: EXIT.FAILURE };

@@ -126,7 +126,7 @@ describe('connector media types and exit codes', () => {
     expect(
       describeFailure(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })),
     ).toEqual({
-      message: 'cannot reach the service (is the stack running?)',
+      message: 'SERVICE_UNREACHABLE: cannot reach the service (is the stack running?)',
       exitCode: EXIT.FAILURE,
     });
   });
