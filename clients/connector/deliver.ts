@@ -2,17 +2,21 @@
 // whose certificate verifies with the pinned pairing key, that the enrolment journal holds (an
 // invitation this connector issued, used by that device alone, certified before it expired,
 // never revoked here) AND whose binding proof verifies under this connector's binding key
-// (invariant 3: nobody else can add a recipient), seal the file into a ciphertext spool, and
-// upload the container create-only under the hospital's prefix.
+// (invariant 3: nobody else can add a recipient), seal the file into the connector's home, and
+// upload the container create-only under the hospital's prefix through a resumable session
+// that survives dropped connections and restarts (pending-uploads.ts, resumable-upload.ts).
+// Sending a file again whose upload did not finish resumes that upload: nothing goes twice.
 import { createReadStream } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
-import { basename, extname } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { basename, extname, resolve } from 'node:path';
+import type { createStorage } from '../../shared/adapters/google-clients.ts';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   CONTAINER_MEDIA_TYPE,
   derivePatientRef,
   fromBase64Url,
   isProtocolError,
+  newRandomId,
   patientDevicesResponseSchema,
   ProtocolError,
   sealUpload,
@@ -22,8 +26,25 @@ import {
   type VerifiedDevice,
 } from '../../shared/core/protocol/index.ts';
 import { UsageError } from '../lib/cli.ts';
-import { createFileSpool } from '../lib/file-spool.ts';
 import type { Connector, JournalEntry } from './home.ts';
+import {
+  containerSource,
+  createChunkFile,
+  createPendingDir,
+  listPendingUploads,
+  lockPending,
+  PENDING_UPLOAD_FORMAT,
+  removePending,
+  writePendingState,
+  type PendingUpload,
+} from './pending-uploads.ts';
+import { receiptFor } from './receipts.ts';
+import {
+  isResumableUploadError,
+  uploadToSession,
+  type RetryPolicy,
+  type UploadToSessionOptions,
+} from './resumable-upload.ts';
 
 const MEDIA_TYPES: Record<string, string> = {
   '.pdf': 'application/pdf',
@@ -95,6 +116,47 @@ export async function checkedDevices(
   return { accepted: passed.filter((device) => !taken.has(device.deviceId)), refused };
 }
 
+/** Starts a create-only resumable session for one object and returns its URI. */
+export type StartUploadSession = (target: {
+  readonly bucket: string;
+  readonly name: string;
+  readonly size: number;
+  readonly contentType: string;
+}) => Promise<string>;
+
+/**
+ * Sessions started by the official Storage client (its credentials and endpoint; locally the
+ * emulator), create-only: ifGenerationMatch=0 is part of the session, so whichever request
+ * completes it, the object is made once or not at all.
+ */
+export function storageSessions(storage: ReturnType<typeof createStorage>): StartUploadSession {
+  return async ({ bucket, name, size, contentType }) => {
+    const [uri] = await storage
+      .bucket(bucket)
+      .file(name)
+      .createResumableUpload({
+        metadata: { contentType, contentLength: size },
+        preconditionOpts: { ifGenerationMatch: 0 },
+      });
+    return uri;
+  };
+}
+
+/** The Storage client the process environment names (the bins load the stack's into it). */
+async function environmentSessions(): Promise<StartUploadSession> {
+  const { createStorage } = await import('../../shared/adapters/google-clients.ts');
+  const project = process.env.GCLOUD_PROJECT ?? process.env.GOOGLE_CLOUD_PROJECT ?? '';
+  return storageSessions(createStorage(project, process.env));
+}
+
+/** How the container goes up; the defaults suit production. */
+export interface UploadSettings {
+  readonly startSession?: StartUploadSession;
+  readonly chunkBytes?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  readonly onRetry?: UploadToSessionOptions['onRetry'];
+}
+
 export interface SendOptions {
   readonly file: string;
   readonly patientNumber: string;
@@ -105,14 +167,33 @@ export interface SendOptions {
   readonly now: Date;
   /** Called with bytes of the file sealed and bytes of the container uploaded. */
   readonly onProgress?: (stage: 'seal' | 'upload', done: number, total: number) => void;
+  readonly upload?: UploadSettings;
 }
 
 export interface SendResult {
   readonly entry: JournalEntry;
   readonly devices: DeviceCheck;
+  /** True when this call finished an upload an earlier one had sealed (and perhaps half sent). */
+  readonly resumed: boolean;
 }
 
-/** Seals one file for the patient's verified devices and uploads it; journals the upload. */
+/** The upload's own error, thrown when a pending upload cannot be finished. */
+export class UploadError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, options);
+    this.name = 'UploadError';
+    this.code = code;
+  }
+}
+
+/**
+ * Seals one file for the patient's verified devices and uploads it; journals the upload. If an
+ * earlier send of this same file (same path, size and modification time, same patient and
+ * class) was sealed but did not finish, that upload is resumed instead, provided every device it
+ * was sealed for is still verified.
+ */
 export async function sendFile(
   connector: Connector,
   blobs: BlobStore,
@@ -121,11 +202,14 @@ export async function sendFile(
   if (!Number.isInteger(options.expiresDays) || options.expiresDays < 1 || options.expiresDays > 400) {
     throw new UsageError('--expires-days must be a whole number from 1 to 400');
   }
+  const file = resolve(options.file);
   let size: number;
+  let mtimeMs: number;
   try {
-    const info = await stat(options.file);
+    const info = await stat(file);
     if (!info.isFile()) throw new Error('not a file');
     size = info.size;
+    mtimeMs = info.mtimeMs;
   } catch {
     throw new UsageError(`cannot read ${options.file}`);
   }
@@ -137,14 +221,35 @@ export async function sendFile(
       'no verified device',
     );
   }
-
   const mediaType = options.mediaType ?? guessMediaType(options.file, options.contentClass);
-  await mkdir(connector.home.workDir, { recursive: true, mode: 0o700 });
-  const spool = await createFileSpool(connector.home.workDir);
+  const accepted = new Set(devices.accepted.map((device) => device.deviceId));
+
+  for (const { dir, state } of await listPendingUploads(connector.home)) {
+    const { entry, source } = state;
+    const same =
+      source.file === file &&
+      source.size === size &&
+      source.mtimeMs === mtimeMs &&
+      entry.patientNumber === options.patientNumber &&
+      entry.contentClass === options.contentClass &&
+      entry.mediaType === mediaType &&
+      entry.title === options.title;
+    if (!same) continue;
+    const outcome = await resumeOrDrop(connector, blobs, dir, state, accepted, options);
+    if (outcome === 'busy') {
+      throw new UploadError('UPLOAD_BUSY', 'another connector process is sending this file now');
+    }
+    if (outcome !== 'dropped') return { entry: outcome, devices, resumed: true };
+  }
+
+  const uploadId = newRandomId();
+  const dir = await createPendingDir(connector.home, uploadId);
+  let sealedState: PendingUpload;
+  const chunks = await createChunkFile(dir);
   try {
-    async function* source(): AsyncGenerator<Uint8Array> {
+    async function* plaintext(): AsyncGenerator<Uint8Array> {
       let sealed = 0;
-      for await (const chunk of createReadStream(options.file, { highWaterMark: 1024 * 1024 })) {
+      for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
         sealed += (chunk as Buffer).length;
         options.onProgress?.('seal', sealed, size);
         yield chunk as Buffer;
@@ -166,37 +271,182 @@ export async function sendFile(
         size,
         ...(options.title ? { title: options.title } : {}),
       },
-      file: source(),
-      spool,
+      file: plaintext(),
+      spool: chunks,
       createdAt: options.now,
       expiresAt: new Date(options.now.getTime() + options.expiresDays * 24 * 3600 * 1000),
+      uploadId,
     });
-    let uploaded = 0;
-    async function* counted(): AsyncGenerator<Uint8Array> {
-      for await (const piece of upload.bytes()) {
-        uploaded += piece.length;
-        options.onProgress?.('upload', uploaded, upload.size);
-        yield piece;
+    await chunks.finish();
+    // The container's header and manifest: the first piece the container stream yields.
+    const stream = upload.bytes();
+    const first = await stream.next();
+    await stream.return(undefined);
+    const prefix = first.done ? new Uint8Array() : first.value;
+    if (prefix.length + upload.manifest.ciphertextLength !== upload.size) {
+      throw new ProtocolError('INTERNAL_ERROR', 'the container prefix has an unexpected length');
+    }
+    sealedState = {
+      format: PENDING_UPLOAD_FORMAT,
+      uploadId,
+      bucket: connector.config.ingestBucket,
+      objectName: upload.objectName,
+      contentType: CONTAINER_MEDIA_TYPE,
+      size: upload.size,
+      prefix: Buffer.from(prefix).toString('base64'),
+      source: { file, size, mtimeMs },
+      recipients: upload.manifest.recipients.map((recipient) => recipient.deviceId),
+      entry: {
+        uploadId,
+        recordId: upload.manifest.recordId,
+        patientNumber: options.patientNumber,
+        file: options.file,
+        contentClass: options.contentClass,
+        mediaType,
+        ...(options.title ? { title: options.title } : {}),
+        sentAt: options.now.toISOString(),
+        staffId: connector.operator.staffId,
+        status: 'sent',
+      },
+    };
+    await writePendingState(dir, sealedState);
+  } catch (error) {
+    await chunks.close();
+    await removePending(dir);
+    throw error;
+  }
+  const entry = await finishPending(connector, blobs, dir, sealedState, options);
+  if (!entry) throw new UploadError('UPLOAD_BUSY', 'another process took the upload this one sealed');
+  return { entry, devices, resumed: false };
+}
+
+/**
+ * Sends a sealed upload to the end (starting its session if it has none yet), journals it and
+ * forgets it. Undefined if another live process holds it. On failure the upload stays pending,
+ * so the next send of the same file, or resumePendingUploads, carries on from the session.
+ */
+async function finishPending(
+  connector: Connector,
+  blobs: BlobStore,
+  dir: string,
+  pending: PendingUpload,
+  options: Pick<SendOptions, 'onProgress' | 'upload'>,
+): Promise<JournalEntry | undefined> {
+  const release = await lockPending(dir);
+  if (!release) return undefined;
+  let state = pending;
+  try {
+    const source = await containerSource(dir, state);
+    for (let session = 0; ; session++) {
+      if (!state.sessionUri) {
+        const start = options.upload?.startSession ?? (await environmentSessions());
+        const sessionUri = await start({
+          bucket: state.bucket,
+          name: state.objectName,
+          size: state.size,
+          contentType: state.contentType,
+        });
+        state = { ...state, sessionUri };
+        await writePendingState(dir, state);
+      }
+      try {
+        await uploadToSession({
+          sessionUri: state.sessionUri!,
+          source,
+          ...(options.upload?.chunkBytes !== undefined ? { chunkBytes: options.upload.chunkBytes } : {}),
+          ...(options.upload?.retry ? { retry: options.upload.retry } : {}),
+          ...(options.upload?.onRetry ? { onRetry: options.upload.onRetry } : {}),
+          onCommitted: (done, total) => options.onProgress?.('upload', done, total),
+        });
+        break;
+      } catch (error) {
+        if (!isResumableUploadError(error)) throw error;
+        const lost = error.code === 'UPLOAD_SESSION_GONE' || error.code === 'UPLOAD_ALREADY_EXISTS';
+        if (!lost) throw new UploadError(error.code, error.message, { cause: error });
+        // The session cannot say what became of it: the object or ingest's receipt can.
+        if (await delivered(connector, blobs, state)) break;
+        if (error.code === 'UPLOAD_ALREADY_EXISTS' || session > 0) {
+          throw new UploadError(error.code, error.message, { cause: error });
+        }
+        state = { ...state, sessionUri: undefined };
+        await writePendingState(dir, state);
       }
     }
-    await blobs.createOnly(connector.config.ingestBucket, upload.objectName, counted(), {
-      contentType: CONTAINER_MEDIA_TYPE,
-    });
-    const entry: JournalEntry = {
-      uploadId: upload.manifest.uploadId,
-      recordId: upload.manifest.recordId,
-      patientNumber: options.patientNumber,
-      file: options.file,
-      contentClass: options.contentClass,
-      mediaType,
-      ...(options.title ? { title: options.title } : {}),
-      sentAt: options.now.toISOString(),
-      staffId: connector.operator.staffId,
-      status: 'sent',
-    };
-    await connector.home.record(entry);
-    return { entry, devices };
   } finally {
-    await spool.dispose();
+    await release();
   }
+  return settle(connector, dir, state);
+}
+
+/** Whether the object was made (still in the bucket, or already judged by ingest). */
+async function delivered(connector: Connector, blobs: BlobStore, state: PendingUpload): Promise<boolean> {
+  const info = await blobs.stat(state.bucket, state.objectName);
+  if (info) return info.size === state.size;
+  const receipt = await receiptFor(connector, blobs, state.uploadId);
+  return receipt.state === 'accepted' || receipt.state === 'rejected';
+}
+
+/** Journals a finished upload, then forgets it (a crash between the two journals it twice, harmlessly). */
+async function settle(connector: Connector, dir: string, state: PendingUpload): Promise<JournalEntry> {
+  await connector.home.record(state.entry);
+  await removePending(dir);
+  return state.entry;
+}
+
+/**
+ * Resumes a pending upload if every device it was sealed for is still in `accepted`. Otherwise
+ * the container is never sent: it is dropped ('dropped'), unless it already became an object.
+ */
+async function resumeOrDrop(
+  connector: Connector,
+  blobs: BlobStore,
+  dir: string,
+  state: PendingUpload,
+  accepted: ReadonlySet<string>,
+  options: Pick<SendOptions, 'onProgress' | 'upload'>,
+): Promise<JournalEntry | 'busy' | 'dropped'> {
+  if (state.recipients.every((deviceId) => accepted.has(deviceId))) {
+    return (await finishPending(connector, blobs, dir, state, options)) ?? 'busy';
+  }
+  const release = await lockPending(dir);
+  if (!release) return 'busy';
+  try {
+    if (state.sessionUri && (await delivered(connector, blobs, state)))
+      return await settle(connector, dir, state);
+    await removePending(dir);
+    return 'dropped';
+  } finally {
+    await release();
+  }
+}
+
+export interface ResumedUploads {
+  /** Finished and journalled. */
+  readonly finished: JournalEntry[];
+  /** Sealed for a device that is no longer verified, so never sent: send these files again. */
+  readonly dropped: JournalEntry[];
+}
+
+/**
+ * Finishes every upload this home has sealed but not finished (a connector that crashed or was
+ * stopped mid-upload), whatever file it came from, after checking the patient's devices again.
+ * Uploads another live process is sending are left to it. The drop folder calls this when it
+ * starts (drop-recovery.ts).
+ */
+export async function resumePendingUploads(
+  connector: Connector,
+  blobs: BlobStore,
+  options: Pick<SendOptions, 'onProgress' | 'upload'> & { readonly now?: Date } = {},
+): Promise<ResumedUploads> {
+  const finished: JournalEntry[] = [];
+  const dropped: JournalEntry[] = [];
+  for (const { dir, state } of await listPendingUploads(connector.home)) {
+    const patientRef = derivePatientRef(connector.custody.pseudonymKey, state.entry.patientNumber);
+    const devices = await checkedDevices(connector, patientRef, options.now ?? new Date());
+    const accepted = new Set(devices.accepted.map((device) => device.deviceId));
+    const outcome = await resumeOrDrop(connector, blobs, dir, state, accepted, options);
+    if (outcome === 'dropped') dropped.push(state.entry);
+    else if (outcome !== 'busy') finished.push(outcome);
+  }
+  return { finished, dropped };
 }
