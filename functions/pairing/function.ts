@@ -104,6 +104,7 @@ function compose(context: RuntimeContext): {
     purge: createFirestorePurgeStore(kit.firestore),
     blobs: kit.blobs,
     recordsBucket: kit.bucket('records'),
+    outboxBucket: kit.bucket('outbox'),
     audit: kit.audit,
     clock: kit.clock,
     notifier,

@@ -143,10 +143,22 @@ export function createFirestorePurgeStore(firestore: Firestore): PurgeStore {
       ) as unknown as Ledger;
     },
 
-    async finishJob(jobId: string, receipt: Uint8Array, finishedAt: Date) {
-      await jobs
-        .doc(jobId)
-        .update({ status: 'done', finishedAt: ts(finishedAt), receipt: Buffer.from(receipt) });
+    async finishJob(jobId: string, receipt: Uint8Array, finishedAt: Date, keepUntil: Date) {
+      const job = jobs.doc(jobId);
+      const ledger = await job.collection(PURGE_COLLECTIONS.ledger).listDocuments();
+      // The receipt and the ledger's removal in one atomic write, so the job never stands done
+      // without its receipt nor with a ledger its TTL (expiresAt, on the job only) would orphan.
+      // A ledger too long for one batch (over a million ids) loses its tail just after.
+      const batch = firestore.batch();
+      batch.update(job, {
+        status: 'done',
+        finishedAt: ts(finishedAt),
+        receipt: Buffer.from(receipt),
+        expiresAt: ts(keepUntil),
+      });
+      for (const entry of ledger.slice(0, MAX_BATCH_WRITES - 1)) batch.delete(entry);
+      await batch.commit();
+      await deleteInBatches(ledger.slice(MAX_BATCH_WRITES - 1));
     },
 
     async discardJob(jobId: string, alsoRemove: readonly PurgeItem[] = []) {

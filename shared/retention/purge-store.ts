@@ -44,6 +44,17 @@ export interface ExpiryQuery {
 
 export type Ledger = Readonly<Record<LedgerKind, readonly string[]>>;
 
+/**
+ * How long a finished job keeps its signed receipt, for a retry to be answered with the same one.
+ * Its ledger is gone by then; the receipt names record, invitation and device ids, never a patient.
+ */
+export const FINISHED_JOB_DAYS = 30;
+
+/** When a job finished at `finishedAt` may be deleted (its document's expiresAt, a TTL field). */
+export function finishedJobExpiry(finishedAt: Date): Date {
+  return new Date(finishedAt.getTime() + FINISHED_JOB_DAYS * 24 * 3600 * 1000);
+}
+
 export interface JobState {
   readonly status: 'running' | 'done';
   readonly startedAt: Date;
@@ -72,7 +83,12 @@ export interface PurgeStore {
   /** Adds ids to the job's ledger before they are deleted; noting an id twice counts it once. */
   note(jobId: string, kind: LedgerKind, ids: readonly string[]): Promise<void>;
   ledger(jobId: string): Promise<Ledger>;
-  finishJob(jobId: string, receipt: Uint8Array, finishedAt: Date): Promise<void>;
+  /**
+   * Marks the job done with its signed receipt, kept until `keepUntil` so that a retry gets the
+   * same receipt, and drops its ledger in the same write: the receipt lists the ids, and nothing
+   * else about them need outlive the job (docs/COMPLIANCE.md, what is left after an erasure).
+   */
+  finishJob(jobId: string, receipt: Uint8Array, finishedAt: Date, keepUntil: Date): Promise<void>;
   /**
    * Removes a job and its ledger (erasure keeps no list of what it erased), and `alsoRemove` in
    * the same write: erasure deletes the caller's own device with it, so a retry either still

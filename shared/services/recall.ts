@@ -21,7 +21,7 @@ import {
   recordIdSchema,
   toBase64Url,
 } from '../core/protocol/index.ts';
-import type { PurgeStore } from '../retention/purge-store.ts';
+import { finishedJobExpiry, type PurgeStore } from '../retention/purge-store.ts';
 import { deletionReceiptFor, purgeItems } from './purge.ts';
 import { sendPushHints } from './push-hints.ts';
 import { createHospitalCaller, type SignedCall } from './signed-call.ts';
@@ -32,6 +32,8 @@ export interface RecallServiceOptions {
   readonly purge: PurgeStore;
   readonly blobs: BlobStore;
   readonly recordsBucket: string;
+  /** The outbox: the record's accepted-receipt goes with it (it names the record). */
+  readonly outboxBucket: string;
   readonly audit: AuditLog;
   readonly clock: Clock;
   readonly notifier?: Notifier;
@@ -76,6 +78,7 @@ export function createRecallService(options: RecallServiceOptions): RecallServic
           store: options.purge,
           blobs: options.blobs,
           recordsBucket: options.recordsBucket,
+          receiptsBucket: options.outboxBucket,
           audit: options.audit,
         },
         {
@@ -93,6 +96,7 @@ export function createRecallService(options: RecallServiceOptions): RecallServic
             patientRef: record.patientRef,
             objectName: record.objectName,
             generation: record.generation,
+            uploadId: record.uploadId,
           },
         ],
       );
@@ -109,7 +113,7 @@ export function createRecallService(options: RecallServiceOptions): RecallServic
         },
         await options.signingKey(),
       );
-      await options.purge.finishJob(jobId, receipt, finishedAt);
+      await options.purge.finishJob(jobId, receipt, finishedAt, finishedJobExpiry(finishedAt));
       call.logger?.notice('record recalled', { operation: 'pairing.recall', hospitalId, recordId: id });
       const recipients = await options.stores.devices.listActive(hospitalId, record.patientRef, finishedAt);
       await sendPushHints(

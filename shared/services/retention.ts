@@ -22,7 +22,13 @@ import {
 } from '../core/protocol/deletion-receipt.ts';
 import { formatTimestamp } from '../core/protocol/ids.ts';
 import { DEFAULT_RETENTION_POLICY, type RetentionPolicy } from '../retention/policy.ts';
-import type { ExpiryQuery, LedgerKind, PurgeItem, PurgeStore } from '../retention/purge-store.ts';
+import {
+  finishedJobExpiry,
+  type ExpiryQuery,
+  type LedgerKind,
+  type PurgeItem,
+  type PurgeStore,
+} from '../retention/purge-store.ts';
 import type { RetentionPolicyStore } from '../retention/store.ts';
 import {
   DELETE_CONCURRENCY,
@@ -261,7 +267,7 @@ export function createRetentionService(options: RetentionServiceOptions): Retent
           once: `${request.jobId}:run`,
         },
       ]);
-      await store.finishJob(request.jobId, receipt, finishedAt);
+      await store.finishJob(request.jobId, receipt, finishedAt, finishedJobExpiry(finishedAt));
       options.logger?.info('retention run finished', {
         operation: 'retention.run',
         count: Object.values(summary.deleted).reduce((n, ids) => n + ids.length, 0),
