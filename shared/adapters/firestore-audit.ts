@@ -17,7 +17,8 @@ export const AUDIT_COLLECTIONS = {
   /** One document per log; its subcollection `witnessed` keeps every cosigned checkpoint. */
   logs: 'auditLogs',
 } as const;
-const WITNESSED = 'witnessed';
+/** The subcollection of a log's document that keeps every checkpoint its witness cosigned. */
+export const WITNESSED_COLLECTION = 'witnessed';
 const SIZE_DIGITS = 16;
 
 const MAX_PAGE = 1000;
@@ -172,7 +173,7 @@ function witnessedFrom(data: DocumentData): WitnessedCheckpoint {
 
 export function createFirestoreLogRegistry(firestore: Firestore): LogRegistry {
   const logs = firestore.collection(AUDIT_COLLECTIONS.logs);
-  const history = (logId: string) => logs.doc(logId).collection(WITNESSED);
+  const history = (logId: string) => logs.doc(logId).collection(WITNESSED_COLLECTION);
   return Object.freeze({
     async markStaging(logId: string) {
       await logs.doc(logId).set({ staging: true }, { merge: true });

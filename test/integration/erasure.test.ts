@@ -35,35 +35,16 @@ import {
   type TestHospital,
 } from '../helpers/delivery-fixture.ts';
 import { refusal } from '../helpers/refusal.ts';
+import { asText, storedData } from '../helpers/stored-data.ts';
 
 /** Everything stored, as text, outside the audit trail: every Firestore document and every object. */
 async function storedText(stack: Stack, firestore: Firestore): Promise<string> {
-  const parts: string[] = [];
-  async function walk(collections: FirebaseFirestore.CollectionReference[]): Promise<void> {
-    for (const collection of collections) {
-      if (Object.values(AUDIT_COLLECTIONS).includes(collection.id as never)) continue;
-      for (const doc of (await collection.get()).docs) {
-        parts.push(doc.ref.path, JSON.stringify(doc.data()));
-        await walk(await doc.ref.listCollections());
-      }
-    }
-  }
-  await walk(await firestore.listCollections());
-  const blobs = stackBlobStore(stack);
-  for (const bucket of ['INGEST_BUCKET', 'RECORDS_BUCKET', 'OUTBOX_BUCKET', 'QUARANTINE_BUCKET']) {
-    let pageToken: string | undefined;
-    do {
-      const page = await blobs.list(stack.env[bucket]!, '', pageToken ? { pageToken } : {});
-      for (const item of page.items) {
-        parts.push(item.name);
-        const chunks: Uint8Array[] = [];
-        for await (const chunk of blobs.read(item.bucket, item.name)) chunks.push(chunk);
-        parts.push(Buffer.concat(chunks).toString('latin1'));
-      }
-      pageToken = page.nextPageToken;
-    } while (pageToken);
-  }
-  return parts.join('\n');
+  return asText(
+    await storedData(firestore, stackBlobStore(stack), stack.env.GCLOUD_PROJECT!, {
+      skipCollections: Object.values(AUDIT_COLLECTIONS),
+      buckets: ['ingest', 'records', 'outbox', 'quarantine'],
+    }),
+  );
 }
 
 describe('erasure, recall and the access log', () => {

@@ -14,23 +14,16 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { startFirestoreEmulator, type FirestoreEmulator } from '../../emulator/firestore/server.ts';
+import { collectionIds, loadInventory } from '../compliance/inventory.ts';
 
 const RULES_FILE = fileURLToPath(new URL('../../firestore.rules', import.meta.url));
 const PROJECT_ID = 'demo-clinic-bridge-rules';
 
-/** Every collection the functions use, plus one nobody has thought of yet. */
+/** Every top-level collection the data inventory declares, plus one nobody has thought of yet. */
 const COLLECTIONS = [
-  'hospitals',
-  'invitations',
-  'devices',
-  'records',
-  'nonces',
-  'auditEntries',
-  'auditLogs',
-  'functionKeys',
-  'retentionRuns',
+  ...new Set(loadInventory().firestore.map((entry) => collectionIds(entry)[0]!)),
   'notYetInvented',
-] as const;
+];
 
 const SEED = {
   hospitalId: 'st-antonius',
