@@ -56,6 +56,7 @@ function deviceHome(options: Globals): DeviceHome {
 interface PairOptions extends Globals {
   readonly platform: 'ios' | 'android' | 'other';
   readonly json: boolean;
+  readonly quiet: boolean;
 }
 onRun<PairOptions>(
   program
@@ -68,8 +69,10 @@ onRun<PairOptions>(
       oneOf(['ios', 'android', 'other'] as const),
       'other',
     )
-    .option('--json', 'print {hospitalId, apiHost, deviceId, expiresAt}', false),
+    .option('--json', 'print {hospitalId, apiHost, deviceId, expiresAt}', false)
+    .option('-q, --quiet', 'print only the new device id (what `revoke` takes)', false),
   async (options, [png]) => {
+    if (options.json && options.quiet) throw new UsageError('--json and --quiet exclude each other');
     const paired = await pairFromQr(deviceHome(options), await readQrPng(png!), {
       platform: options.platform,
       now: new Date(),
@@ -77,7 +80,8 @@ onRun<PairOptions>(
     if (options.json) {
       const { hospitalId, apiHost, deviceId, expiresAt } = paired;
       printJson({ hospitalId, apiHost, deviceId, expiresAt });
-    } else {
+    } else if (options.quiet) console.log(paired.deviceId);
+    else {
       console.log(`Paired with ${paired.hospitalId} at ${paired.apiHost} as device ${paired.deviceId}.`);
       console.log(`Certificate valid until ${paired.expiresAt}.`);
     }
