@@ -4,26 +4,26 @@
 // load figures. The tests state that evidence through test/helpers/evidence.ts; this script only
 // joins it with vitest's own verdicts, so a row can never read "passed" for a test that failed.
 // Exit code 1 if any named test failed or a row names no test.
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Evidence } from './helpers/evidence.ts';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+import {
+  currentCommit,
+  escapeCell,
+  namedTestFiles,
+  outcomeOf,
+  ROOT,
+  runTests,
+  type TestResult,
+} from './report-runner.ts';
 
 interface ThreatRow {
   readonly id: string;
   readonly threat: string;
   readonly files: string[];
-}
-
-interface TestResult {
-  readonly file: string;
-  readonly name: string;
-  readonly status: string;
 }
 
 type Recorded = Evidence & { readonly test: string };
@@ -34,12 +34,7 @@ export function threatRows(markdown: string): ThreatRow[] {
   for (const line of markdown.split('\n')) {
     const cells = line.split('|').map((cell) => cell.trim());
     if (cells.length < 8 || !/^[A-Z]\d+$/.test(cells[1] ?? '')) continue;
-    const files = [
-      ...(cells[6] ?? '').matchAll(/`((?:security|integration|unit|infra|conformance)\/[a-z0-9-]+)`/g),
-    ]
-      .map((match) => `test/${match[1]}.test.ts`)
-      .filter((file, index, all) => all.indexOf(file) === index);
-    rows.push({ id: cells[1]!, threat: cells[4]!, files });
+    rows.push({ id: cells[1]!, threat: cells[4]!, files: namedTestFiles(cells[6] ?? '') });
   }
   return rows;
 }
@@ -52,26 +47,6 @@ export function testsOfRow(row: ThreatRow, results: readonly TestResult[]): Test
     const byId = inFile.filter((result) => named.test(result.name));
     return byId.length > 0 ? byId : inFile;
   });
-}
-
-function vitestResults(json: unknown): TestResult[] {
-  const report = json as {
-    testResults: {
-      name: string;
-      assertionResults: { ancestorTitles: string[]; title: string; status: string }[];
-    }[];
-  };
-  return report.testResults.flatMap((file) =>
-    file.assertionResults.map((test) => ({
-      file: file.name.startsWith(ROOT) ? file.name.slice(ROOT.length) : file.name,
-      name: [...test.ancestorTitles, test.title].join(' > '),
-      status: test.status,
-    })),
-  );
-}
-
-function escapeCell(text: string): string {
-  return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 }
 
 function render(rows: ThreatRow[], results: TestResult[], evidence: Recorded[], commit: string): string {
@@ -88,14 +63,7 @@ function render(rows: ThreatRow[], results: TestResult[], evidence: Recorded[], 
     '| --- | --- | --- | --- |',
   ];
   for (const row of rows) {
-    const tests = testsOfRow(row, results);
-    const failed = tests.filter((test) => test.status !== 'passed');
-    const outcome =
-      tests.length === 0
-        ? '**no test ran**'
-        : failed.length === 0
-          ? `${tests.length} passed`
-          : `**${failed.length} of ${tests.length} failed**`;
+    const outcome = outcomeOf(testsOfRow(row, results));
     lines.push(
       `| ${row.id} | ${escapeCell(row.threat)} | ${row.files.map((file) => `\`${file}\``).join(', ')} | ${outcome} |`,
     );
@@ -160,30 +128,18 @@ async function main(): Promise<number> {
   const work = await mkdtemp(join(tmpdir(), 'cb-security-report-'));
   try {
     const evidenceFile = join(work, 'evidence.jsonl');
-    const jsonFile = join(work, 'results.json');
     await writeFile(evidenceFile, '');
-    const run = spawnSync(
-      join(ROOT, 'node_modules/.bin/vitest'),
-      ['run', ...files, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'inherit', 'inherit'],
-        env: { ...process.env, SECURITY_EVIDENCE_FILE: evidenceFile },
-      },
-    );
-    if (!existsSync(jsonFile)) {
-      console.error(`vitest wrote no results (exit ${run.status})`);
+    const run = await runTests(files, { SECURITY_EVIDENCE_FILE: evidenceFile });
+    if (!run) {
+      console.error('vitest wrote no results');
       return 1;
     }
-    const results = vitestResults(JSON.parse(await readFile(jsonFile, 'utf8')));
+    const { results } = run;
     const evidence = (await readFile(evidenceFile, 'utf8'))
       .split('\n')
       .filter((line) => line !== '')
       .map((line) => JSON.parse(line) as Recorded);
-    const commit =
-      spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim() ||
-      'unknown';
-    const report = render(rows, results, evidence, commit);
+    const report = render(rows, results, evidence, currentCommit());
     await mkdir(join(ROOT, 'reports'), { recursive: true });
     const out = join(ROOT, 'reports/security-report.md');
     await writeFile(out, report);
