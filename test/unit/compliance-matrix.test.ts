@@ -12,6 +12,15 @@ describe('docs/COMPLIANCE.md', () => {
     expect(matrixProblems(rows, existsSync)).toEqual([]);
   });
 
+  it("cites only rows that exist from docs/DPIA.md's measures", () => {
+    const ids = new Set(complianceRows(readFileSync('docs/COMPLIANCE.md', 'utf8')).map((row) => row.id));
+    const dpia = readFileSync('docs/DPIA.md', 'utf8');
+    const measures = dpia.slice(dpia.indexOf('## C. Risks'));
+    const cited = [...measures.matchAll(/\b([GWNS]\d{1,2})\b/g)].map((match) => match[1]!);
+    expect(cited.length).toBeGreaterThan(10);
+    for (const id of cited) expect(ids, id).toContain(id);
+  });
+
   it('reports a row naming a missing test, a row with no proof, and a duty without a row', () => {
     const table = [
       '| G1 | GDPR art. 5(1)(c): minimisation | c | `unit/does-not-exist` | h |',
