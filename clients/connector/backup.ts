@@ -6,10 +6,15 @@
 // for a PKCS#11 custody only the keys file, which names the module and token label, because the
 // keys cannot leave the token; the onboarding configuration; the delivery journal, whose 'sent'
 // lines are the uploads still waiting for a receipt; the enrolment journal; the witness's
-// state; the console's staff and audit files; any file a later version adds). What stays out:
+// state; sealed uploads not yet sent, uploads/<id>/ with their state and chunks, so the restored
+// connector resumes them rather than losing them; the console's staff and audit files; any
+// file a later version adds). What stays out:
 //   work/          ciphertext spools of seals in progress: a journal line is written only after
 //                  its upload, so nothing there is needed to continue (and an interrupted send
 //                  was never journalled, so nothing is half-known)
+//   uploads/<id>/  without a state file: a seal in progress, of which nothing reached the cloud
+//   uploads/<id>/lock   the id of the process sending it, meaningless on another machine (and
+//                  one that happens to be alive there would hold the upload back for ever)
 //   invite.png     the QR code of the last invitation, a pairing secret that expires within the
 //                  hour: issue a new invitation instead of keeping secrets in backups
 //   *.tmp, *.partial, .restore-*   half-written files of atomic writes and of a restore
@@ -84,6 +89,8 @@ const MAX_HEADER_BYTES = 4096;
 const MAX_MANIFEST_BYTES = 1024 * 1024;
 const READ_BYTES = 1024 * 1024;
 const KEYS_FILE = 'hospital-keys.json';
+/** Sealed uploads not yet sent (pending-uploads.ts). */
+const UPLOADS_DIR = 'uploads';
 
 export type BackupErrorCode =
   /** Not a backup, or one that was changed, truncated or extended after it was written. */
@@ -176,7 +183,8 @@ export function excludedFromBackup(path: string): boolean {
     top.startsWith('.restore-') ||
     path === 'invite.png' ||
     name.endsWith('.tmp') ||
-    name.endsWith('.partial')
+    name.endsWith('.partial') ||
+    /^uploads\/[^/]+\/lock$/.test(path)
   );
 }
 
@@ -217,18 +225,78 @@ async function readRange(handle: FileHandle, size: number): Promise<Uint8Array> 
   return bytes;
 }
 
+/** Opens `path` for reading, or undefined if it is not there (any more). */
+async function openIfPresent(path: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(path, 'r');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+async function opened(path: string, handle: FileHandle): Promise<OpenedFile> {
+  const { size } = await handle.stat();
+  return {
+    path,
+    handle,
+    size: path.endsWith('.jsonl') ? await completeLinesLength(handle, size) : size,
+  };
+}
+
+/**
+ * Sealed uploads waiting to be sent or resumed (pending-uploads.ts), so that the restored
+ * connector resumes them instead of losing them. Only folders with a state file: it is written
+ * after its chunks are complete on disk, so it is opened first and the chunks then are whole; a
+ * folder without one is a seal in progress, none of which reached the cloud. The lock (a process
+ * id on this machine) means nothing on another and is left out. An upload that finishes while
+ * the backup runs vanishes here, and its journal line, read after these, is in the backup.
+ */
+async function openPendingUploads(home: string, files: OpenedFile[], excluded: string[]): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(join(home, UPLOADS_DIR));
+  } catch {
+    return;
+  }
+  for (const name of names.sort()) {
+    const dir = `${UPLOADS_DIR}/${name}`;
+    if (!isArchivePath(dir)) {
+      throw new BackupError(
+        'HOME_UNSUPPORTED_ENTRY',
+        `${dir} in the home has a name the archive cannot carry`,
+      );
+    }
+    const state = await openIfPresent(join(home, dir, 'state.json'));
+    if (!state) {
+      excluded.push(dir);
+      continue;
+    }
+    const chunks = await openIfPresent(join(home, dir, 'chunks.bin'));
+    if (!chunks) {
+      await state.close();
+      continue;
+    }
+    files.push(await opened(`${dir}/state.json`, state), await opened(`${dir}/chunks.bin`, chunks));
+  }
+}
+
 /** Every file of the home to archive (opened), and what was left out. */
 async function openHomeFiles(home: string): Promise<{ files: OpenedFile[]; excluded: string[] }> {
-  const entries = await readdir(home, { withFileTypes: true, recursive: true }).catch(() => {
-    throw new BackupError('HOME_NOT_CONNECTOR', `cannot read the connector home ${home}`);
-  });
   const files: OpenedFile[] = [];
   const excluded: string[] = [];
   try {
+    // Pending uploads before the journal: see openPendingUploads.
+    await openPendingUploads(home, files, excluded);
+    const entries = await readdir(home, { withFileTypes: true, recursive: true }).catch(() => {
+      throw new BackupError('HOME_NOT_CONNECTOR', `cannot read the connector home ${home}`);
+    });
     for (const entry of entries.sort((a, b) =>
       join(a.parentPath, a.name).localeCompare(join(b.parentPath, b.name)),
     )) {
       const path = relative(home, join(entry.parentPath, entry.name)).split(sep).join('/');
+      if (path === UPLOADS_DIR || path.startsWith(`${UPLOADS_DIR}/`)) continue;
       if (excludedFromBackup(path)) {
         if (!path.includes('/') || !excludedFromBackup(path.split('/')[0]!)) excluded.push(path);
         continue;
@@ -240,15 +308,15 @@ async function openHomeFiles(home: string): Promise<{ files: OpenedFile[]; exclu
           `${path} in the home is not a regular file (links and special files are not backed up)`,
         );
       }
-      const handle = await open(join(home, path), 'r');
-      const info = await handle.stat();
-      const size = path.endsWith('.jsonl') ? await completeLinesLength(handle, info.size) : info.size;
-      files.push({ path, handle, size });
+      // Gone since it was listed (a temporary file renamed into place): nothing to keep.
+      const handle = await openIfPresent(join(home, path));
+      if (handle) files.push(await opened(path, handle));
     }
   } catch (error) {
     await Promise.all(files.map((file) => file.handle.close()));
     throw error;
   }
+  files.sort((a, b) => a.path.localeCompare(b.path));
   return { files, excluded };
 }
 

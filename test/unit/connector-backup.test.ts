@@ -79,6 +79,17 @@ beforeAll(async () => {
   await writeFile(join(home, 'work', 'spool-abc', 'chunks.bin'), 'ciphertext in progress');
   await writeFile(join(home, 'invite.png'), 'QR secret');
   await writeFile(join(home, 'connector.json.123.tmp'), 'half-written');
+  // A sealed upload waiting to be sent (kept, without its lock) and a seal still in progress.
+  await mkdir(join(home, 'uploads', 'pendingUpload000000001'), { recursive: true, mode: 0o700 });
+  await writeFile(join(home, 'uploads', 'pendingUpload000000001', 'chunks.bin'), 'sealed chunks', {
+    mode: 0o600,
+  });
+  await writeFile(join(home, 'uploads', 'pendingUpload000000001', 'state.json'), '{"format":"pending"}\n', {
+    mode: 0o600,
+  });
+  await writeFile(join(home, 'uploads', 'pendingUpload000000001', 'lock'), '1');
+  await mkdir(join(home, 'uploads', 'sealInProgress00000002'), { recursive: true });
+  await writeFile(join(home, 'uploads', 'sealInProgress00000002', 'chunks.bin'), 'half a seal');
 });
 
 afterAll(async () => {
@@ -103,6 +114,8 @@ describe('backupHome and restoreHome', () => {
       'enrolments.jsonl',
       'hospital-keys.json',
       'journal.jsonl',
+      'uploads/pendingUpload000000001/chunks.bin',
+      'uploads/pendingUpload000000001/state.json',
       'witness.json',
     ];
     expect(await listTree(target)).toEqual(expected);
@@ -128,8 +141,14 @@ describe('backupHome and restoreHome', () => {
   it('leaves out spools, the QR secret and half-written files, and says so', async () => {
     const summary = await backupHome(home, recovery.publicKey, fresh('again.cbbackup'));
     expect(summary.excluded).toEqual(
-      expect.arrayContaining(['work', 'invite.png', 'connector.json.123.tmp']),
+      expect.arrayContaining([
+        'work',
+        'invite.png',
+        'connector.json.123.tmp',
+        'uploads/sealInProgress00000002',
+      ]),
     );
+    expect(summary.files).not.toContain('uploads/pendingUpload000000001/lock');
     expect(summary.files).not.toContain('invite.png');
     expect(summary.files.some((path) => path.startsWith('work'))).toBe(false);
     expect(summary.keysIncluded).toBe(true);
