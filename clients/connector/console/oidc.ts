@@ -15,8 +15,11 @@ export interface OidcOptions {
   readonly clientId: string;
   /** For a confidential client (client_secret_basic); a public client sends only PKCE. */
   readonly clientSecret?: string;
-  /** The console's own callback URL as registered at the provider: https://<console>/login/oidc/callback. */
-  readonly redirectUri: string;
+  /**
+   * The console's callback URL as registered at the provider (default: the console's own URL +
+   * /login/oidc/callback; set it when the console is reached through another name or a proxy).
+   */
+  readonly redirectUri?: string;
   /** The ID-token claim that names the member of staff (default preferred_username). */
   readonly claim?: string;
   readonly scopes?: readonly string[];
@@ -60,6 +63,7 @@ export class OidcSignInError extends Error {
 
 export class OidcClient {
   readonly options: OidcOptions;
+  #redirectUri: string | undefined;
   readonly #pending = new Map<string, Pending>();
   #discovery: Promise<{ metadata: Discovery; keys: ReturnType<typeof createRemoteJWKSet> }> | undefined;
 
@@ -68,6 +72,7 @@ export class OidcClient {
       ['issuer', options.issuer],
       ['redirectUri', options.redirectUri],
     ] as const) {
+      if (value === undefined) continue;
       let url: URL;
       try {
         url = new URL(value);
@@ -81,6 +86,17 @@ export class OidcClient {
     }
     if (!options.clientId) throw new ConsoleError('CONSOLE_OIDC_CONFIG', 'the OIDC clientId is missing');
     this.options = options;
+    this.#redirectUri = options.redirectUri;
+  }
+
+  /** The console's own URL, once it listens: the callback unless one was configured. */
+  listeningAt(consoleUrl: string): void {
+    this.#redirectUri ??= `${consoleUrl}/login/oidc/callback`;
+  }
+
+  get redirectUri(): string {
+    if (!this.#redirectUri) throw new Error('the console is not listening yet');
+    return this.#redirectUri;
   }
 
   #discover() {
@@ -114,7 +130,7 @@ export class OidcClient {
     const url = new URL(metadata.authorization_endpoint);
     url.searchParams.set('response_type', 'code');
     url.searchParams.set('client_id', this.options.clientId);
-    url.searchParams.set('redirect_uri', this.options.redirectUri);
+    url.searchParams.set('redirect_uri', this.redirectUri);
     url.searchParams.set('scope', ['openid', ...(this.options.scopes ?? ['profile', 'email'])].join(' '));
     url.searchParams.set('state', state);
     url.searchParams.set('nonce', nonce);
@@ -140,7 +156,7 @@ export class OidcClient {
     const body = new URLSearchParams({
       grant_type: 'authorization_code',
       code,
-      redirect_uri: this.options.redirectUri,
+      redirect_uri: this.redirectUri,
       code_verifier: pending.verifier,
     });
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };

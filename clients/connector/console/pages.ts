@@ -78,7 +78,7 @@ code { font-size: .85rem; }
 .status-active, .status-accepted { color: var(--ok); font-weight: 600; }
 .status-revoked, .status-refused, .status-rejected, .status-recalled { color: var(--bad); font-weight: 600; }
 .qr { display: flex; gap: 2rem; align-items: flex-start; }
-.qr svg { width: 320px; height: 320px; background: #fff; }
+.qr svg { background: #fff; flex: none; }
 .lang a { margin-left: .4rem; }
 .muted { color: var(--muted); }
 @media print {
@@ -130,7 +130,7 @@ function page(context: PageContext, title: string, body: Markup): string {
     <head>
       <meta charset="utf-8" />
       <meta name="viewport" content="width=device-width, initial-scale=1" />
-      <meta name="referrer" content="no-referrer" />
+      <meta name="referrer" content="same-origin" />
       <title>${title} · ${t('app.title')}</title>
       <style nonce="${context.nonce}">
         ${new Markup(STYLE)}
@@ -264,7 +264,7 @@ export function patientPage(
                   ${data.devices.map(
                     (device) =>
                       html`<tr data-device="${device.deviceId}">
-                        <td><code data-volatile>${device.deviceId}</code></td>
+                        <td data-volatile><code>${device.deviceId}</code></td>
                         <td class="status-${device.status}" data-testid="device-status">
                           ${deviceStatus(device)}
                         </td>
@@ -311,7 +311,7 @@ export function patientPage(
                   ${data.records.map(
                     (record) =>
                       html`<tr data-record="${record.recordId}">
-                        <td><code data-volatile>${record.recordId}</code></td>
+                        <td data-volatile><code>${record.recordId}</code></td>
                         <td>${record.document}</td>
                         <td data-volatile>${time(record.sentAt, context.lang)}</td>
                         <td>${record.sentBy ?? ''}</td>
@@ -464,5 +464,5 @@ export function messagePage(context: PageContext, title: string, message: string
 
 /** After the identity provider's redirect: a same-site navigation, so SameSite=Strict cookies go along. */
 export function continuePage(context: PageContext): string {
-  return `<!doctype html><html lang="${context.lang}"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><meta http-equiv="refresh" content="0;url=/"><title>${escapeHtml(translate(context.lang, 'app.title'))}</title></head><body><p><a href="/">${escapeHtml(translate(context.lang, 'login.submit'))}</a></p></body></html>`;
+  return `<!doctype html><html lang="${context.lang}"><head><meta charset="utf-8"><meta name="referrer" content="same-origin"><meta http-equiv="refresh" content="0;url=/"><title>${escapeHtml(translate(context.lang, 'app.title'))}</title></head><body><p><a href="/">${escapeHtml(translate(context.lang, 'login.submit'))}</a></p></body></html>`;
 }

@@ -8,7 +8,7 @@
 //   checked when the browser sends them; sign-in has its own pre-session token;
 // - sign-in: scrypt hashes, a decoy hash for unknown accounts, failures limited per account and
 //   per client address;
-// - the pages: a nonce-based CSP without 'unsafe-inline', no framing, no referrer, no caching
+// - the pages: a nonce-based CSP without 'unsafe-inline', no framing, no referrer beyond the console, no caching
 //   (every page shows patient data or a QR secret), and a Host check against DNS rebinding;
 // - roles: the front desk works with patients, ICT administrators manage staff accounts and
 //   see no patient;
@@ -210,9 +210,16 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
         });
         return;
       }
+      if (url.pathname === '/favicon.ico') {
+        response.writeHead(404).end();
+        return;
+      }
       if (url.pathname === '/login' && method === 'GET') {
         if (session) return redirect(response, '/');
-        const loginToken = randomToken();
+        // The browser's token is kept while it lives: a second tab (or the favicon's redirect
+        // here) must not invalidate the form already on screen.
+        const held = cookies.get(loginCookie);
+        const loginToken = held && /^[A-Za-z0-9_-]{43}$/.test(held) ? held : randomToken();
         response.setHeader('set-cookie', cookie(loginCookie, loginToken, { secure, maxAgeSeconds: 1800 }));
         const failure = url.searchParams.get('oidc');
         const error = url.searchParams.has('expired')
@@ -536,6 +543,7 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
     ]);
   }
   const url = `${secure ? 'https' : 'http'}://${shownHost}:${port}`;
+  oidc?.listeningAt(url);
   logger.info('listening', { url, tls: secure, oidc: oidc !== undefined });
   return {
     url,
@@ -576,7 +584,8 @@ function setSecurityHeaders(response: ServerResponse, nonce: string, secure: boo
   );
   response.setHeader('x-content-type-options', 'nosniff');
   response.setHeader('x-frame-options', 'DENY');
-  response.setHeader('referrer-policy', 'no-referrer');
+  // same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` with the console's own forms.
+  response.setHeader('referrer-policy', 'same-origin');
   response.setHeader('cross-origin-opener-policy', 'same-origin');
   response.setHeader('cross-origin-resource-policy', 'same-origin');
   response.setHeader('permissions-policy', 'camera=(), microphone=(), geolocation=()');

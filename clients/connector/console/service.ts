@@ -107,10 +107,15 @@ export class ConsoleService {
         now: new Date(),
       });
       // The same encoding as clients/lib/qr.ts: byte mode, error correction M, a quiet zone of 4.
-      const qrSvg = await QRCode.toString(
-        [{ data: Buffer.from(invitation.qrText, 'latin1'), mode: 'byte' }],
-        { type: 'svg', errorCorrectionLevel: 'M', margin: 4 },
-      );
+      // Six whole screen pixels per module: fractional ones blur the edges a phone camera reads.
+      const segments = [{ data: Buffer.from(invitation.qrText, 'latin1'), mode: 'byte' as const }];
+      const modules = QRCode.create(segments, { errorCorrectionLevel: 'M' }).modules.size;
+      const qrSvg = await QRCode.toString(segments, {
+        type: 'svg',
+        errorCorrectionLevel: 'M',
+        margin: 4,
+        width: (modules + 8) * 6,
+      });
       return {
         invitationId: invitation.invitationId,
         expiresAt: invitation.expiresAt,
