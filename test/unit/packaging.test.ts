@@ -158,6 +158,29 @@ describe('the systemd units', () => {
   });
 });
 
+describe('the account and folders the units expect', () => {
+  const conf = (name: string) =>
+    readFileSync(join(ROOT, 'packaging/systemd', name), 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+      .map((line) => line.split(/\s+/));
+
+  it('are made by the sysusers and tmpfiles files shipped beside them', () => {
+    const users = conf('cb-connector.sysusers.conf');
+    expect(users).toContainEqual(expect.arrayContaining(['u', 'cb-connector']));
+    expect(users).toContainEqual(['m', 'cb-connector', 'cb-drop']);
+    const folders = conf('cb-connector.tmpfiles.conf');
+    const watch = service('cb-connector.service');
+    const drop = one(watch, 'ExecStart')!.split(/\s+/).at(-1)!;
+    // The drop folder: the connector owns it, the EHR export writes as a member of cb-drop.
+    expect(folders).toContainEqual(['d', drop, '2770', 'cb-connector', 'cb-drop', '-']);
+    expect(folders).toContainEqual(['d', `${drop}/inbox`, '2770', 'cb-connector', 'cb-drop', '-']);
+    // The settings folder: root writes, the service reads.
+    const settings = dirname(watch.get('EnvironmentFile')![0]!);
+    expect(folders).toContainEqual(['d', settings, '0750', 'root', 'cb-connector', '-']);
+  });
+});
+
 const systemdAnalyze = (() => {
   try {
     execFileSync('systemd-analyze', ['--version'], { stdio: 'ignore' });
@@ -204,6 +227,31 @@ describe.runIf(systemdAnalyze)('systemd-analyze (installed here)', () => {
     const misspelt = await analyze(['verify', './misspelt.service']);
     expect(misspelt.output).toContain("Unknown key 'ProtectSystm'");
   });
+
+  // tmpfiles gives the folders their owners, which only root may do.
+  it.runIf(process.getuid?.() === 0)(
+    'systemd-sysusers and systemd-tmpfiles make the account and the folders (in a scratch root, as root)',
+    async () => {
+      const root = join(dir, 'root');
+      await mkdir(join(root, 'etc'), { recursive: true });
+      await run('systemd-sysusers', [
+        `--root=${root}`,
+        join(ROOT, 'packaging/systemd/cb-connector.sysusers.conf'),
+      ]);
+      const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
+      expect(passwd).toMatch(/^cb-connector:x:\d+:\d+:Clinic Bridge connector:[^:]+:\/usr\/sbin\/nologin$/m);
+      expect(readFileSync(join(root, 'etc/group'), 'utf8')).toMatch(/^cb-drop:x:\d+:cb-connector$/m);
+      await run('systemd-tmpfiles', [
+        `--root=${root}`,
+        '--create',
+        join(ROOT, 'packaging/systemd/cb-connector.tmpfiles.conf'),
+      ]);
+      const drop = statSync(join(root, 'srv/clinic-bridge/drop/inbox'));
+      expect(drop.isDirectory()).toBe(true);
+      expect(drop.mode & 0o7777).toBe(0o2770);
+      expect(statSync(join(root, 'etc/clinic-bridge')).mode & 0o777).toBe(0o750);
+    },
+  );
 
   it('rates both units’ exposure at most 2.0 of 10 (offline security review)', async () => {
     for (const name of UNITS) {
