@@ -3,15 +3,24 @@
 // CSRF token or from another origin is refused, a session survives only its idle time, wrong
 // passwords are rate limited, the pages carry a nonce CSP and no-store, the Host header is
 // checked, /healthz answers without a session, and a non-loopback bind without TLS is refused.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addStaff, serveConsole, type RunningConsole } from '../../clients/connector/console/index.ts';
+import {
+  addStaff,
+  removeStaff,
+  serveConsole,
+  type RunningConsole,
+} from '../../clients/connector/console/index.ts';
 import { AttemptLimiter, SessionStore, sameToken } from '../../clients/connector/console/session.ts';
 
 const PASSWORD = 'front desk passphrase';
+const run = promisify(execFile);
 
 describe('session store and limiter', () => {
   it('expires a session after its idle time and at its maximum age, and never by a look-alike id', () => {
@@ -195,6 +204,14 @@ describe('console over HTTP', () => {
     expect(await (await get('/staff', desk.cookie)).text()).toContain('bert');
   });
 
+  it('ends the session of an account removed while signed in (even by another process)', async () => {
+    await addStaff(home, { id: 'temp.desk', role: 'front-desk', password: PASSWORD });
+    const { cookie } = await signIn('temp.desk');
+    expect((await get('/', cookie)).status).toBe(200);
+    await removeStaff(home, 'temp.desk'); // as `cb-connector staff remove` would, from outside
+    expect((await get('/', cookie)).headers.get('location')).toBe('/login?expired');
+  });
+
   it('signs out for good, and refuses a foreign Host header (DNS rebinding)', async () => {
     const { cookie } = await signIn('ingrid');
     const csrf = await csrfOf(cookie, '/staff');
@@ -224,6 +241,58 @@ describe('console over HTTP', () => {
       method: expect.any(String),
       status: expect.any(Number),
     });
+  });
+
+  it('serves HTTPS with Secure __Host- cookies and HSTS, also beyond loopback', async () => {
+    const cert = join(home, 'cert.pem');
+    const key = join(home, 'key.pem');
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    const tls = { cert: await readFile(cert), key: await readFile(key) };
+    const secure = await serveConsole({
+      home,
+      host: '0.0.0.0',
+      port: 0,
+      tls,
+      environment: { env: {}, source: undefined },
+      log: () => undefined,
+    });
+    try {
+      expect(secure.url).toMatch(/^https:\/\/0\.0\.0\.0:\d+$/);
+      const port = new URL(secure.url).port;
+      const answer = await new Promise<IncomingMessage>((resolve, reject) =>
+        httpsRequest(`https://127.0.0.1:${port}/login`, { ca: tls.cert }, (response) => {
+          response.resume();
+          resolve(response);
+        })
+          .on('error', reject)
+          .end(),
+      );
+      expect(answer.statusCode).toBe(200);
+      expect(answer.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+      const login = answer.headers['set-cookie']!.find((line) => line.startsWith('__Host-cb_login='))!;
+      expect(login).toContain('; Secure');
+      expect(login).toContain('Path=/');
+    } finally {
+      await secure.close();
+    }
   });
 
   it('refuses to bind beyond this machine without TLS, with a stable code', async () => {

@@ -14,3 +14,4 @@ export {
 export { bsnScheme, patternScheme, type PatientNumberScheme } from './patient-number.ts';
 export type { OidcOptions } from './oidc.ts';
 export { ConsoleError, type ConsoleErrorCode } from './errors.ts';
+export { addConsoleCommands } from './commands.ts';

@@ -167,7 +167,16 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
     const method = request.method ?? 'GET';
     const cookies = parseCookies(request.headers.cookie);
     const sessionId = cookies.get(sessionCookie);
-    const session = sessions.get(sessionId);
+    let session = sessions.get(sessionId);
+    if (session) {
+      // The store is the authority on every request: an account removed or given another role
+      // (here, or with `cb-connector staff` beside the running console) loses its session.
+      const member = await staff.get(session.staffId).catch(() => undefined);
+      if (member?.role !== session.role) {
+        sessions.destroy(sessionId);
+        session = undefined;
+      }
+    }
     const chosen = url.searchParams.get('lang');
     if (method === 'GET' && isLanguage(chosen)) {
       if (session) session.lang = chosen;
