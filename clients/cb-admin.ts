@@ -35,7 +35,7 @@ interface Globals {
 }
 
 interface JsonOption extends Globals {
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 
 const program = createProgram(
@@ -89,6 +89,7 @@ interface RegisterOptions extends JsonOption {
 onRun<RegisterOptions>(
   program
     .command('register-hospital')
+    .summary('Register a hospital’s public key; prints its connector configuration')
     .description(
       'Register (or re-register) a hospital’s public key (base64url, from `cb-connector keys`). Its uploads go under hospitals/ID/ in the ingest bucket. Prints the configuration to hand to the hospital’s connector (`cb-connector configure --from FILE` reads the --json form or the --out file).',
     )
@@ -97,7 +98,7 @@ onRun<RegisterOptions>(
     .option('--expires-days <days>', 'the registration expires after this many days', '365')
     .option('--api-base <url>', 'the functions’ base URL (default: FUNCTIONS_BASE_URL)')
     .option('--out <file>', 'also write the configuration as JSON to this owner-only file')
-    .option('--json', 'print the configuration as JSON', false),
+    .option('--json', 'print the configuration as JSON'),
   async (options) => {
     if (!options.id || !options.publicKey)
       throw new UsageError('register-hospital needs --id and --public-key');
@@ -135,7 +136,7 @@ onRun<JsonOption>(
   program
     .command('list-hospitals')
     .description('Hospitals with status, key fingerprints and expiry (no secrets).')
-    .option('--json', 'print {hospitals: [{hospitalId, status, expiresAt, keys}]}', false),
+    .option('--json', 'print {hospitals: [{hospitalId, status, expiresAt, keys}]}'),
   async (options) =>
     withFirestore(options, [], async (firestore) => {
       const hospitals = await listHospitals(firestore);
@@ -187,6 +188,7 @@ interface RetentionOptions extends JsonOption {
 onRun<RetentionOptions>(
   program
     .command('retention')
+    .summary('Show or change a hospital’s retention policy (audited)')
     .description(
       'Show the hospital’s retention policy, or change settings within their bounds (each change is written to the audit trail with --operator).',
     )
@@ -198,7 +200,7 @@ onRun<RetentionOptions>(
       [],
     )
     .option('--operator <name>', 'who changes it (required with --set)')
-    .option('--json', 'print {policy: {name: {value, min, max, was?}}}', false),
+    .option('--json', 'print {policy: {name: {value, min, max, was?}}}'),
   async (options) => {
     if (!options.id) throw new UsageError('retention needs --id');
     const hospitalId = options.id;
@@ -242,7 +244,7 @@ onRun<JsonOption>(
   program
     .command('function-keys')
     .description('Each function’s published public key (receipts verify with them).')
-    .option('--json', 'print [{functionName, publicKey}]', false),
+    .option('--json', 'print [{functionName, publicKey}]'),
   async (options) =>
     withFirestore(options, [], async (firestore) => {
       const keys = await publishedFunctionKeys(firestore);
@@ -263,11 +265,12 @@ interface ProvisionOptions extends JsonOption {
 onRun<ProvisionOptions>(
   program
     .command('provision-function-keys')
+    .summary('Create each function’s signing key that is missing (create-only)')
     .description(
       'Create the Themis key pair of every function that has none (or of --function NAME), wrapped by that function’s own KMS key, and say per function whether it was created or already present. Create-only: an existing key is never replaced, so running it again is safe. Needs Encrypt on the function keys and Firestore write (a key custodian: docs/OPERATIONS.md, step 8).',
     )
     .option('--function <name>', 'one function only')
-    .option('--json', 'print [{functionName, created, publicKey, kmsKeyVersion, createdAt}]', false),
+    .option('--json', 'print [{functionName, created, publicKey, kmsKeyVersion, createdAt}]'),
   async (options) =>
     withFirestore(options, ['KMS_EMULATOR_HOST'], async (firestore, environment, projectId) => {
       // No local principal: the caller wraps as themselves (a custodian's ADC, locally the owner).
@@ -315,11 +318,12 @@ interface RunRetentionOptions extends JsonOption {
 onRun<RunRetentionOptions>(
   program
     .command('run-retention')
+    .summary('Run retention now and print its signed deletion receipt’s counts')
     .description(
       'Run the retention function now (it also runs nightly) and print its signed deletion receipt’s counts. The same --job ID resumes a run that was cut short, or hands back its receipt.',
     )
     .option('--job <id>', 'the run’s id (default: a new one)')
-    .option('--json', 'print {jobId, complete, alreadyDone, counts}', false),
+    .option('--json', 'print {jobId, complete, alreadyDone, counts}'),
   async (options) =>
     withFirestore(options, ['FUNCTIONS_BASE_URL'], async (firestore, environment) => {
       const run = await runRetention(requireEnv(environment, 'FUNCTIONS_BASE_URL'), {
@@ -349,13 +353,14 @@ interface AuditVerifyOptions extends JsonOption {
 onRun<AuditVerifyOptions>(
   program
     .command('audit-verify')
+    .summary('Verify every audit transparency log in full')
     .description(
-      'Verify every audit transparency log (one per hospital, and "platform"; or --log ID) in full: the checkpoint’s signature, every tile recomputed from the entry bundles up to the signed root, every entry document against its leaf (edited, deleted, inserted, reordered or duplicated entries), and the hospital witness’s cosigned checkpoint consistent with the tree. Entries below a checkpoint the witness cosigned five years ago may be pruned. Pin the log key with --log-key (record it at deployment, outside the project); without it each log’s key is read from the registry (auditLogs), which is only as trustworthy as the database an attacker would have edited.',
+      'Verify every audit transparency log in full; or --log ID) in full: the checkpoint’s signature, every tile recomputed from the entry bundles up to the signed root, every entry document against its leaf (edited, deleted, inserted, reordered or duplicated entries), and the hospital witness’s cosigned checkpoint consistent with the tree. Entries below a checkpoint the witness cosigned five years ago may be pruned. Pin the log key with --log-key (record it at deployment, outside the project); without it each log’s key is read from the registry (auditLogs), which is only as trustworthy as the database an attacker would have edited.',
     )
     .option('--log <id>', 'one log only')
     .option('--log-key <key>', 'the pinned log key')
     .option('--api-base <url>', 'the functions’ base URL (default: FUNCTIONS_BASE_URL)')
-    .option('--json', 'print the report as JSON', false)
+    .option('--json', 'print the report as JSON')
     // Options of earlier versions, kept so that a script using them is told what replaced them.
     .addOption(new Option('--chain <id>').hideHelp())
     .addOption(new Option('--retention-key <key>').hideHelp()),
@@ -405,6 +410,7 @@ interface AuditMonitorOptions extends JsonOption {
 onRun<AuditMonitorOptions>(
   program
     .command('audit-monitor')
+    .summary('The outside auditor’s check, from the tlog bucket alone')
     .description(
       'The outside auditor’s check, with read access to the tlog bucket only (on Google Cloud: storage.objects.get on that bucket, the auditor’s own role; no Firestore, no entry documents, so it never sees an event). Verifies the newest checkpoint with the pinned log key, recomputes every tile that is new since the size in --state from the entry bundles, checks the tree extends the one --state remembers (then saves the new one), and compares --witnessed, a checkpoint cosigned by the hospital’s witness (its connector has it), against the bucket’s: SPLIT_VIEW if they diverge.',
     )
@@ -418,7 +424,7 @@ onRun<AuditMonitorOptions>(
     .option('--witnessed <file>', 'a checkpoint cosigned by the hospital’s witness')
     .option('--state <file>', 'what the previous run saw (updated)')
     .option('--bucket <name>', 'the tlog bucket (default: from infra/catalog.json)')
-    .option('--json', 'print the verdict as JSON', false),
+    .option('--json', 'print the verdict as JSON'),
   async (options) => {
     if (!options.apiBase || !options.hospital || !options.logKey) {
       throw new UsageError('audit-monitor needs --api-base, --hospital and --log-key');

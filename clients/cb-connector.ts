@@ -99,24 +99,25 @@ async function blobStore(options: Globals): Promise<ReturnType<typeof createBlob
 
 interface KeysOptions extends Globals {
   readonly hospital?: string;
-  readonly force: boolean;
+  readonly force?: boolean;
   readonly custody: 'file' | 'pkcs11';
   readonly module?: string;
   readonly tokenLabel?: string;
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<KeysOptions>(
   program
     .command('keys')
+    .summary('Generate the hospital’s keys (files or PKCS#11); prints the public key')
     .description(
       'Generate the hospital key pair and master secret (owner-only files in --home), or create them inside a PKCS#11 token (PIN from $CB_HSM_PIN). Prints the public key for the operator.',
     )
     .option('--hospital <id>', 'the hospital id the operator registers (required)')
-    .option('--force', 'replace existing keys', false)
+    .option('--force', 'replace existing keys')
     .option('--custody <kind>', 'file or pkcs11', oneOf(['file', 'pkcs11'] as const), 'file')
     .option('--module <path>', 'the PKCS#11 module (with --custody pkcs11)')
     .option('--token-label <label>', 'the token (with --custody pkcs11)')
-    .option('--json', 'print {hospitalId, publicKey, custody}', false),
+    .option('--json', 'print {hospitalId, publicKey, custody}'),
   async (options) => {
     if (!options.hospital) throw new UsageError('keys needs --hospital ID');
     let placement: KeyPlacement = { custody: 'file' };
@@ -127,7 +128,9 @@ onRun<KeysOptions>(
       placement = { custody: 'pkcs11', module: options.module, tokenLabel: options.tokenLabel };
     }
     const home = connectorHome(options);
-    const publicKey = (await home.createKeys(options.hospital, options.force, placement)).toBase64Url();
+    const publicKey = (
+      await home.createKeys(options.hospital, options.force === true, placement)
+    ).toBase64Url();
     console.error(
       `Keys ${placement.custody === 'file' ? `written to ${home.dir}` : 'created in the token'}. Give the operator this public key:`,
     );
@@ -139,14 +142,15 @@ onRun<KeysOptions>(
 
 interface ConfigureOptions extends Globals {
   readonly from?: string;
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<ConfigureOptions>(
   program
     .command('configure')
+    .summary('Store the configuration from `cb-admin register-hospital`')
     .description('Store the configuration from `cb-admin register-hospital --json` (or its --out file).')
     .option('--from <file>', 'the onboarding file (required)')
-    .option('--json', 'print {hospitalId, apiBase}', false),
+    .option('--json', 'print {hospitalId, apiBase}'),
   async (options) => {
     if (!options.from) {
       throw new UsageError('configure needs --from FILE (from `cb-admin register-hospital --json`)');
@@ -180,11 +184,12 @@ interface InviteOptions extends Globals {
   readonly out?: string;
   readonly expiresMinutes: string;
   readonly attempts: string;
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<InviteOptions>(
   program
     .command('invite')
+    .summary('Invite a patient: a QR code (PNG, and on a terminal)')
     .description(
       'Invite a patient. The QR code carries a secret: it is written as an owner-only PNG (default <home>/invite.png) and drawn only on a terminal, never into a pipe or a log.',
     )
@@ -192,7 +197,7 @@ onRun<InviteOptions>(
     .option('--out <file>', 'where to write the QR code PNG (owner-only; delete it once scanned)')
     .option('--expires-minutes <minutes>', 'how long the invitation is valid', '60')
     .option('--attempts <n>', 'wrong tries before the invitation locks', '3')
-    .option('--json', 'print {invitationId, expiresAt, qrPng} (and draw no QR code)', false),
+    .option('--json', 'print {invitationId, expiresAt, qrPng} (and draw no QR code)'),
   async (options, [patientNumber]) =>
     withConnector(options, async (connector) => {
       const invitation = await invitePatient(connector, {
@@ -218,16 +223,17 @@ onRun<InviteOptions>(
 
 interface DevicesOptions extends Globals {
   readonly patient?: string;
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<DevicesOptions>(
   program
     .command('devices')
+    .summary('The patient’s devices, each verified or refused by this connector')
     .description(
       'The patient’s paired devices, each with whether this connector accepts it (certificate and binding proof) or why not. Exit 3 if any is refused.',
     )
     .option('--patient <number>', 'the patient number (required)')
-    .option('--json', 'print {devices: [{deviceId, verified, pairedAt | code}]}', false),
+    .option('--json', 'print {devices: [{deviceId, verified, pairedAt | code}]}'),
   async (options) => {
     if (!options.patient) throw new UsageError('devices needs --patient NUMBER');
     const patientNumber = options.patient;
@@ -258,16 +264,17 @@ onRun<DevicesOptions>(
 );
 
 interface RevokeOptions extends Globals {
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<RevokeOptions>(
   program
     .command('revoke')
+    .summary('Revoke a patient’s device')
     .description(
       'Revoke a patient’s device: this connector never encrypts for it again, whatever the cloud later says, and the cloud refuses it.',
     )
     .argument('<device-id>', 'from `devices` (after --, as it may begin with -)')
-    .option('--json', 'print {deviceId, revokedAt?, cloud: "revoked" | "not-listed"}', false),
+    .option('--json', 'print {deviceId, revokedAt?, cloud: "revoked" | "not-listed"}'),
   async (options, [deviceId]) => {
     if (!deviceIdSchema.safeParse(deviceId).success) {
       throw new UsageError('revoke takes one DEVICE_ID (see `devices`)');
@@ -306,28 +313,29 @@ interface SendOptions extends Globals {
   readonly title?: string;
   readonly mediaType?: string;
   readonly expiresDays: string;
-  readonly wait: boolean;
+  readonly wait?: boolean;
   readonly timeout: number;
-  readonly progress: boolean;
-  readonly json: boolean;
-  readonly quiet: boolean;
+  readonly progress?: boolean;
+  readonly json?: boolean;
+  readonly quiet?: boolean;
 }
 
 /** The options `send` and `resend` share. */
 function sendOptions(command: Command): Command {
   return command
     .option('--expires-days <days>', 'the record expires after this many days', '90')
-    .option('--wait', 'wait for ingest’s signed receipt of each upload', false)
+    .option('--wait', 'wait for ingest’s signed receipt of each upload')
     .option('--timeout <seconds>', 'how long --wait waits per upload', wholeNumber(0, 86_400), 60)
-    .option('--progress', 'rate and time left on stderr (on by default on a terminal)', false)
-    .option('--json', 'print {sent: [{file, uploadId, recordId, devices, skipped, status?}]}', false)
-    .option('-q, --quiet', 'print only each record id (what `recall` takes), one per line', false);
+    .option('--progress', 'rate and time left on stderr (on by default on a terminal)')
+    .option('--json', 'print {sent: [{file, uploadId, recordId, devices, skipped, status?}]}')
+    .option('-q, --quiet', 'print only each record id (what `recall` takes), one per line');
 }
 
 onRun<SendOptions>(
   sendOptions(
     program
       .command('send')
+      .summary('Encrypt each file for the patient’s verified devices and upload it')
       .description(
         'Encrypt each file for the patient’s verified devices and upload it. Prints per file the upload id, the record id (what `recall` takes) and, with --wait, the receipt.',
       )
@@ -350,6 +358,7 @@ onRun<SendOptions>(
   sendOptions(
     program
       .command('resend')
+      .summary('Send everything sent to a patient again, to its current devices')
       .description(
         'Send every file sent to that patient again, to its current devices (new uploads, new keys; e.g. after a new phone).',
       )
@@ -433,20 +442,21 @@ async function send(
 
 interface ReceiptsOptions extends Globals {
   readonly upload?: string;
-  readonly wait: boolean;
+  readonly wait?: boolean;
   readonly timeout: number;
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<ReceiptsOptions>(
   program
     .command('receipts')
+    .summary('Ingest’s signed receipts, with each record id')
     .description(
-      'Check ingest’s signed receipts for what was sent (or for one upload): upload id, state, record id (what `recall` takes), file. Exit 3 if any was rejected or forged.',
+      'Ingest’s signed receipts, with each record id: upload id, state, record id (what `recall` takes), file. Exit 3 if any was rejected or forged.',
     )
     .option('--upload <id>', 'one upload only')
-    .option('--wait', 'with --upload: wait for its receipt', false)
+    .option('--wait', 'with --upload: wait for its receipt')
     .option('--timeout <seconds>', 'how long --wait waits', wholeNumber(0, 86_400), 60)
-    .option('--json', 'print {uploads: [{uploadId, recordId, status, errorCode?, file, forged}]}', false),
+    .option('--json', 'print {uploads: [{uploadId, recordId, status, errorCode?, file, forged}]}'),
   async (options) =>
     withConnector(options, async (connector) => {
       const store = await blobStore(options);
@@ -501,16 +511,17 @@ onRun<ReceiptsOptions>(
 );
 
 interface RecallOptions extends Globals {
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<RecallOptions>(
   program
     .command('recall')
+    .summary('Take back a record this hospital sent')
     .description(
       'Take back a record this hospital sent: its container and metadata are deleted, and the signed receipt is checked and printed. A device that already downloaded it keeps its copy.',
     )
     .argument('<record-id>', 'from `send`, `receipts` or `watch` (after --, as it may begin with -)')
-    .option('--json', 'print {recordId, finishedAt, receiptVerified}', false),
+    .option('--json', 'print {recordId, finishedAt, receiptVerified}'),
   async (options, [recordId]) => {
     if (!recordIdSchema.safeParse(recordId).success) {
       throw new UsageError('recall takes one RECORD_ID (see `receipts`)');
@@ -542,16 +553,17 @@ onRun<RecallOptions>(
 // ---- Staff, the drop folder, the audit log ----
 
 interface OperatorRefOptions extends Globals {
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<OperatorRefOptions>(
   program
     .command('operator-ref')
+    .summary('The pseudonym the cloud’s audit trail knows a member of staff by')
     .description(
       'The pseudonym under which a member of staff’s actions reach the cloud’s audit trail (default: the acting one; see --operator).',
     )
     .argument('[staff-id]', 'a member of staff as the hospital knows them')
-    .option('--json', 'print {operatorRef}', false),
+    .option('--json', 'print {operatorRef}'),
   async (options, [staffId]) =>
     withConnector(options, async (connector) => {
       const operatorRef =
@@ -565,7 +577,7 @@ onRun<OperatorRefOptions>(
 );
 
 interface WatchOptions extends Globals {
-  readonly once: boolean;
+  readonly once?: boolean;
   readonly class: ContentClass;
   readonly expiresDays: string;
   readonly timeout: number;
@@ -573,11 +585,12 @@ interface WatchOptions extends Globals {
 onRun<WatchOptions>(
   program
     .command('watch')
+    .summary('Send files dropped into DIR/inbox/<patient number>/')
     .description(
       'Send files dropped into DIR/inbox/<patient number>/; they move to DIR/done/ when accepted, DIR/failed/ (+ .reason.txt) if not. Each pass also runs one witness round (failures are logged).',
     )
     .argument('<dir>', 'the drop folder')
-    .option('--once', 'send what is there, wait (up to --timeout) for the receipts, and stop', false)
+    .option('--once', 'send what is there, wait (up to --timeout) for the receipts, and stop')
     .option('--class <class>', CONTENT_CLASSES.join(', '), oneOf(CONTENT_CLASSES), 'document')
     .option('--expires-days <days>', 'records expire after this many days', '90')
     .option('--timeout <seconds>', 'how long --once waits for receipts', wholeNumber(0, 86_400), 60),
@@ -619,15 +632,16 @@ onRun<WatchOptions>(
 );
 
 interface WitnessOptions extends Globals {
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<WitnessOptions>(
   program
     .command('witness')
+    .summary('Witness the hospital’s audit log')
     .description(
       'Witness the hospital’s audit log: check the platform’s newest checkpoint extends the one cosigned before, then cosign it. Refuses (LOG_INCONSISTENT, LOG_ROLLBACK, …) and keeps its state if it does not.',
     )
-    .option('--json', 'print {size, cosigned}', false),
+    .option('--json', 'print {size, cosigned}'),
   async (options) =>
     withConnector(options, async (connector) => {
       const round = await witnessOnce(connector);

@@ -55,8 +55,8 @@ function deviceHome(options: Globals): DeviceHome {
 
 interface PairOptions extends Globals {
   readonly platform: 'ios' | 'android' | 'other';
-  readonly json: boolean;
-  readonly quiet: boolean;
+  readonly json?: boolean;
+  readonly quiet?: boolean;
 }
 onRun<PairOptions>(
   program
@@ -69,8 +69,8 @@ onRun<PairOptions>(
       oneOf(['ios', 'android', 'other'] as const),
       'other',
     )
-    .option('--json', 'print {hospitalId, apiHost, deviceId, expiresAt}', false)
-    .option('-q, --quiet', 'print only the new device id (what `revoke` takes)', false),
+    .option('--json', 'print {hospitalId, apiHost, deviceId, expiresAt}')
+    .option('-q, --quiet', 'print only the new device id (what `revoke` takes)'),
   async (options, [png]) => {
     if (options.json && options.quiet) throw new UsageError('--json and --quiet exclude each other');
     const paired = await pairFromQr(deviceHome(options), await readQrPng(png!), {
@@ -92,17 +92,18 @@ onRun<PairOptions>(
 interface SyncOptions extends Globals {
   readonly wait?: number;
   readonly out?: string;
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<SyncOptions>(
   program
     .command('sync')
+    .summary('Download, verify, decrypt and acknowledge every new record')
     .description(
       'Download, verify, decrypt and acknowledge every new record. First checks the hospital’s audit log: its newest checkpoint must be cosigned by the hospital’s witness and extend the one seen before (else AUDIT_LOG_INCONSISTENT, AUDIT_LOG_UNWITNESSED, … and no sync).',
     )
     .option('--wait <seconds>', 'first wait up to this long for a push (0..3600)', wholeNumber(0, 3600))
     .option('--out <dir>', 'where records are written (default: <home>/records)')
-    .option('--json', 'print {push, records: [{recordId, outcome, file | errorCode}]}', false),
+    .option('--json', 'print {push, records: [{recordId, outcome, file | errorCode}]}'),
   async (options) => {
     const home = deviceHome(options);
     let enrolment = await home.open(options.hospital);
@@ -145,13 +146,13 @@ onRun<SyncOptions>(
 );
 
 interface JsonOption extends Globals {
-  readonly json: boolean;
+  readonly json?: boolean;
 }
 onRun<JsonOption>(
   program
     .command('devices')
     .description('The patient’s devices at this hospital.')
-    .option('--json', 'print {devices: [{deviceId, platform, pairedAt, current}]}', false),
+    .option('--json', 'print {devices: [{deviceId, platform, pairedAt, current}]}'),
   async (options) => {
     const enrolment = await deviceHome(options).open(options.hospital);
     const { devices } = await enrolment.api.call(
@@ -171,15 +172,15 @@ onRun<JsonOption>(
 );
 
 interface RevokeOptions extends JsonOption {
-  readonly self: boolean;
+  readonly self?: boolean;
 }
 onRun<RevokeOptions>(
   program
     .command('revoke')
     .description('Revoke a lost device of the same patient (or this one, with --self).')
     .argument('[device-id]', 'from `devices` (after --, as it may begin with -)')
-    .option('--self', 'revoke this device', false)
-    .option('--json', 'print {deviceId, revokedAt}', false),
+    .option('--self', 'revoke this device')
+    .option('--json', 'print {deviceId, revokedAt}'),
   async (options, [deviceId]) => {
     if ((deviceId === undefined) === !options.self)
       throw new UsageError('revoke takes one DEVICE_ID, or --self');
@@ -223,11 +224,12 @@ interface AccessLogOptions extends JsonOption {
 onRun<AccessLogOptions>(
   program
     .command('access-log')
+    .summary('Who did what with this patient’s records (NEN 7513), each entry proven')
     .description(
       'Who did what with this patient’s records and devices (NEN 7513), newest first, each entry checked against the cosigned audit log: verified (proven included) or pending (not sequenced and cosigned yet).',
     )
     .option('--limit <n>', `how many entries, 1..${MAX_PAGE_SIZE}`, '50')
-    .option('--json', 'print {treeSize, entries: [{…, index?, verified}]}', false),
+    .option('--json', 'print {treeSize, entries: [{…, index?, verified}]}'),
   async (options) => {
     // The service's own query schema decides, so the CLI never passes what the service refuses.
     const limit = accessLogQuerySchema.shape.pageSize.safeParse(options.limit);
@@ -266,16 +268,17 @@ onRun<AccessLogOptions>(
 );
 
 interface EraseOptions extends JsonOption {
-  readonly yes: boolean;
+  readonly yes?: boolean;
 }
 onRun<EraseOptions>(
   program
     .command('erase')
+    .summary('Erase everything about this patient at this hospital')
     .description(
       'Erase everything about this patient at this hospital: records, devices (this one too) and invitations. Prints the signed receipt’s counts, saves the receipt and forgets the enrolment.',
     )
-    .option('--yes', 'confirm: this cannot be undone', false)
-    .option('--json', 'print {hospitalId, counts, receipt}', false),
+    .option('--yes', 'confirm: this cannot be undone')
+    .option('--json', 'print {hospitalId, counts, receipt}'),
   async (options) => {
     if (!options.yes) throw new UsageError('erase cannot be undone: add --yes to confirm');
     const home = deviceHome(options);

@@ -1,13 +1,20 @@
-// Progress of a large send on stderr (stdout stays for results): the stage, how far, the rate and
+// Progress of a large send or download on stderr (stdout stays for results): the stage, how far, the rate and
 // the time left. On a terminal one line redraws in place, at most ten times a second; into a
 // pipe or a log file it writes a plain line every tenth of the way, so a log is readable and short.
 
-export type ProgressStage = 'seal' | 'upload';
+export type ProgressStage = 'seal' | 'upload' | 'download';
 
 /** Files smaller than this finish before a bar would say anything useful. */
 export const PROGRESS_MIN_BYTES = 4 * 1024 * 1024;
 
 const MiB = 1024 * 1024;
+
+// One width, so that successive lines of a send line up.
+const STAGE_LABELS: Record<ProgressStage, string> = {
+  seal: 'encrypting ',
+  upload: 'uploading  ',
+  download: 'downloading',
+};
 
 /** `m:ss` (or `h:mm:ss`) for a number of seconds. */
 export function formatDuration(seconds: number): string {
@@ -39,7 +46,7 @@ export function formatProgress(progress: {
     : rate > 0 && elapsedMs >= 500
       ? `ETA ${formatDuration((total - done) / rate)}`
       : 'ETA --:--';
-  const stage = progress.stage === 'seal' ? 'encrypting' : 'uploading ';
+  const stage = STAGE_LABELS[progress.stage];
   const bar = progress.bar === false ? '' : ` [${'#'.repeat(Math.floor(percent / 4)).padEnd(25)}]`;
   return `${stage}${bar} ${String(percent).padStart(3)}% of ${(total / MiB).toFixed(0)} MiB, ${(rate / MiB).toFixed(1)} MiB/s, ${eta}`;
 }
@@ -49,7 +56,7 @@ export interface ProgressTarget {
   readonly isTTY?: boolean;
 }
 
-/** The onProgress callback sendFile takes; does nothing unless `enabled`. */
+/** The onProgress callback sendFile takes (and a download may); does nothing unless `enabled`. */
 export function progressBar(
   enabled: boolean,
   target: ProgressTarget = process.stderr,

@@ -102,7 +102,8 @@ describe('network failures', () => {
       const outcome = await run(process.execPath, [admin, command, '--env', envFile]).catch(
         (error: unknown) => error as { code: number; stderr: string },
       );
-      expect(Date.now() - started - startUp, command).toBeLessThan(5000);
+      // Twice the start-up absorbs a busy machine's jitter; the hang this replaced was 45 s.
+      expect(Date.now() - started - 2 * startUp, command).toBeLessThan(5000);
       expect(outcome).toMatchObject({ code: 1 });
       const { stderr } = outcome as { stderr: string };
       expect(stderr).toMatch(

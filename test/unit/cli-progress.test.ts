@@ -18,14 +18,17 @@ function recorder(isTTY: boolean) {
 describe('send progress', () => {
   it('says how far, how fast and how long is left', () => {
     expect(formatProgress({ stage: 'upload', done: 50 * MiB, total: 200 * MiB, elapsedMs: 5000 })).toBe(
-      'uploading  [######                   ]  25% of 200 MiB, 10.0 MiB/s, ETA 0:15',
+      'uploading   [######                   ]  25% of 200 MiB, 10.0 MiB/s, ETA 0:15',
     );
     expect(
       formatProgress({ stage: 'seal', done: 200 * MiB, total: 200 * MiB, elapsedMs: 65_000, bar: false }),
-    ).toBe('encrypting 100% of 200 MiB, 3.1 MiB/s, done in 1:05');
+    ).toBe('encrypting  100% of 200 MiB, 3.1 MiB/s, done in 1:05');
     // Too early to say: a first chunk's rate is no estimate.
     expect(formatProgress({ stage: 'seal', done: MiB, total: 200 * MiB, elapsedMs: 100 })).toContain(
       'ETA --:--',
+    );
+    expect(formatProgress({ stage: 'download', done: 0, total: 8 * MiB, elapsedMs: 0, bar: false })).toBe(
+      'downloading   0% of 8 MiB, 0.0 MiB/s, ETA --:--',
     );
     expect(formatDuration(3725)).toBe('1:02:05');
     expect(formatDuration(59.6)).toBe('1:00');
@@ -56,7 +59,7 @@ describe('send progress', () => {
     }
     expect(piped.writes).toHaveLength(11); // 0%, 10%, … 100%
     expect(piped.writes.every((line) => !line.includes('\r') && line.endsWith('\n'))).toBe(true);
-    expect(piped.writes[5]).toMatch(/^encrypting {2}50% of 100 MiB, \d+\.\d MiB\/s, ETA 0:\d\d\n$/);
+    expect(piped.writes[5]).toMatch(/^encrypting {3}50% of 100 MiB, \d+\.\d MiB\/s, ETA 0:\d\d\n$/);
 
     const small = recorder(true);
     progressBar(true, small.target)('upload', 1, PROGRESS_MIN_BYTES - 1);
