@@ -1,0 +1,333 @@
+// Holding the OpenAPI document (shared/core/protocol/openapi.ts) to the functions:
+// - the routes each API function serves, read from its source (functions/<name>/function.ts),
+//   against the contract table, both ways;
+// - any answer a function gave, against the document: its status must be one the operation
+//   lists, its content type the one listed, and its body valid for the listed schema;
+// - the published copy (docs/openapi.json), formatted as prettier formats it.
+// The JSON Schema check is a small validator for the keywords z.toJSONSchema emits. It fails
+// closed: a keyword it does not know throws, so a document that grows a construct it cannot
+// check stops the test instead of passing it.
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as prettier from 'prettier';
+import ts from 'typescript';
+import { API_CONTRACT, type ApiEndpoint } from '../../shared/core/protocol/api-contract.ts';
+import { loadCatalog, type Catalog } from '../../shared/runtime/catalog.ts';
+import type { JsonSchema, OpenApiDocument } from '../../shared/core/protocol/openapi.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const OPENAPI_FILE = join(REPO_ROOT, 'docs', 'openapi.json');
+
+/** The document as published: JSON, formatted by the repository's prettier settings. */
+export async function openApiText(document: OpenApiDocument): Promise<string> {
+  const config = (await prettier.resolveConfig(OPENAPI_FILE)) ?? {};
+  return prettier.format(JSON.stringify(document), { ...config, filepath: OPENAPI_FILE });
+}
+
+// ---- Routes, as the functions declare them ----
+
+export interface DeclaredRoute {
+  readonly method: string;
+  readonly path: string;
+}
+
+/**
+ * The routes in a function's source: every object literal with string-literal `method` and
+ * `path` inside a `routes: [...]` array (the createApiFunction options). A route whose method or
+ * path is not a literal cannot be checked, so it is an error.
+ */
+export function routesInSource(source: string, fileName = 'function.ts'): DeclaredRoute[] {
+  const file = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, true);
+  const routes: DeclaredRoute[] = [];
+  const literal = (object: ts.ObjectLiteralExpression, name: string): string => {
+    const property = object.properties.find(
+      (p): p is ts.PropertyAssignment => ts.isPropertyAssignment(p) && p.name.getText(file) === name,
+    );
+    if (!property || !ts.isStringLiteralLike(property.initializer)) {
+      throw new Error(
+        `${fileName}: a route's ${name} is not a string literal (${object.getText(file).slice(0, 80)})`,
+      );
+    }
+    return property.initializer.text;
+  };
+  const visit = (node: ts.Node): void => {
+    if (
+      ts.isPropertyAssignment(node) &&
+      node.name.getText(file) === 'routes' &&
+      ts.isArrayLiteralExpression(node.initializer)
+    ) {
+      for (const element of node.initializer.elements) {
+        if (!ts.isObjectLiteralExpression(element))
+          throw new Error(
+            `${fileName}: a route is not an object literal (${element.getText(file).slice(0, 80)})`,
+          );
+        routes.push({ method: literal(element, 'method'), path: literal(element, 'path') });
+      }
+      return;
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(file);
+  return routes;
+}
+
+/**
+ * Functions with an HTTP trigger (infra/catalog.json) that phones and connectors do not call,
+ * and why: the contract must cover every other HTTP function.
+ */
+export const NOT_CLIENT_APIS: Readonly<Record<string, string>> = {
+  health: "the operators' readiness probe (GET, no body); not part of the protocol",
+};
+
+/**
+ * The routes of every HTTP-triggered function in functions/ (scheduled and event functions are
+ * called by Cloud Scheduler and Eventarc, never by a phone or a connector), except NOT_CLIENT_APIS.
+ */
+export async function apiFunctionRoutes(
+  functionsDir = join(REPO_ROOT, 'functions'),
+  catalog: Catalog = loadCatalog(),
+): Promise<Map<string, DeclaredRoute[]>> {
+  const found = new Map<string, DeclaredRoute[]>();
+  for (const entry of (await readdir(functionsDir, { withFileTypes: true })).sort((a, b) =>
+    a.name.localeCompare(b.name),
+  )) {
+    if (!entry.isDirectory() || Object.hasOwn(NOT_CLIENT_APIS, entry.name)) continue;
+    const file = join(functionsDir, entry.name, 'function.ts');
+    const source = await readFile(file, 'utf8').catch(() => undefined);
+    if (source === undefined) continue;
+    const trigger = catalog.functions[entry.name]?.trigger.type;
+    if (trigger === undefined) throw new Error(`${entry.name} has no entry in infra/catalog.json`);
+    if (trigger !== 'http') continue;
+    if (!source.includes('createApiFunction('))
+      throw new Error(`${file} is an HTTP function that does not route through createApiFunction`);
+    found.set(entry.name, routesInSource(source, file));
+  }
+  return found;
+}
+
+/** What differs between a function's routes and the contract's entries for it (empty: none). */
+export function routeDrift(
+  functionName: string,
+  routes: readonly DeclaredRoute[],
+  contract: readonly ApiEndpoint[] = API_CONTRACT,
+): string[] {
+  const key = (method: string, path: string) => `${method} /${functionName}${path}`;
+  const served = routes.map((route) => key(route.method, route.path));
+  const documented = contract
+    .filter((endpoint) => endpoint.function === functionName)
+    .map((endpoint) => key(endpoint.method, endpoint.route));
+  return [
+    ...served
+      .filter((route) => !documented.includes(route))
+      .map((route) => `served but not documented: ${route}`),
+    ...documented
+      .filter((route) => !served.includes(route))
+      .map((route) => `documented but not served: ${route}`),
+    ...served.filter((route, i) => served.indexOf(route) !== i).map((route) => `served twice: ${route}`),
+  ];
+}
+
+// ---- JSON Schema (the subset z.toJSONSchema emits), failing closed ----
+
+const ANNOTATIONS = new Set(['description', 'title', 'examples', 'example', 'default', 'contentMediaType']);
+
+function resolve(root: unknown, ref: string): JsonSchema {
+  if (!ref.startsWith('#/')) throw new Error(`only local $ref is supported: ${ref}`);
+  let node: unknown = root;
+  for (const part of ref.slice(2).split('/')) {
+    node = (node as Record<string, unknown> | undefined)?.[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  if (node === undefined) throw new Error(`unresolved $ref ${ref}`);
+  return node as JsonSchema;
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  return typeof value;
+}
+
+/** Where `value` breaks `schema` (empty: valid). `root` resolves $refs. */
+export function schemaErrors(
+  schema: JsonSchema | boolean,
+  value: unknown,
+  root: unknown,
+  at = '$',
+): string[] {
+  if (schema === true) return [];
+  if (schema === false) return [`${at}: nothing is allowed here`];
+  const errors: string[] = [];
+  const fail = (message: string) => errors.push(`${at}: ${message}`);
+  const object = value as Record<string, unknown>;
+  for (const [keyword, argument] of Object.entries(schema)) {
+    if (ANNOTATIONS.has(keyword) || keyword.startsWith('x-')) continue;
+    switch (keyword) {
+      case '$ref':
+        errors.push(...schemaErrors(resolve(root, argument as string), value, root, at));
+        break;
+      case 'type': {
+        const types = Array.isArray(argument) ? (argument as string[]) : [argument as string];
+        const actual = typeOf(value);
+        if (!types.includes(actual) && !(actual === 'integer' && types.includes('number')))
+          fail(`is ${actual}, not ${types.join('|')}`);
+        break;
+      }
+      case 'const':
+        if (JSON.stringify(value) !== JSON.stringify(argument)) fail(`is not ${JSON.stringify(argument)}`);
+        break;
+      case 'enum':
+        if (!(argument as unknown[]).some((option) => JSON.stringify(option) === JSON.stringify(value)))
+          fail(`is not one of ${JSON.stringify(argument)}`);
+        break;
+      case 'pattern':
+        if (typeof value === 'string' && !new RegExp(argument as string).test(value))
+          fail(`does not match ${String(argument)}`);
+        break;
+      case 'minLength':
+        if (typeof value === 'string' && [...value].length < (argument as number))
+          fail(`is shorter than ${argument}`);
+        break;
+      case 'maxLength':
+        if (typeof value === 'string' && [...value].length > (argument as number))
+          fail(`is longer than ${argument}`);
+        break;
+      case 'minimum':
+        if (typeof value === 'number' && value < (argument as number)) fail(`is below ${argument}`);
+        break;
+      case 'maximum':
+        if (typeof value === 'number' && value > (argument as number)) fail(`is above ${argument}`);
+        break;
+      case 'exclusiveMinimum':
+        if (typeof value === 'number' && value <= (argument as number)) fail(`is not above ${argument}`);
+        break;
+      case 'exclusiveMaximum':
+        if (typeof value === 'number' && value >= (argument as number)) fail(`is not below ${argument}`);
+        break;
+      case 'minItems':
+        if (Array.isArray(value) && value.length < (argument as number))
+          fail(`has fewer than ${argument} items`);
+        break;
+      case 'maxItems':
+        if (Array.isArray(value) && value.length > (argument as number))
+          fail(`has more than ${argument} items`);
+        break;
+      case 'items':
+        if (Array.isArray(value))
+          value.forEach((item, i) =>
+            errors.push(...schemaErrors(argument as JsonSchema, item, root, `${at}[${i}]`)),
+          );
+        break;
+      case 'required':
+        if (typeOf(value) === 'object')
+          for (const name of argument as string[]) if (!Object.hasOwn(object, name)) fail(`lacks ${name}`);
+        break;
+      case 'properties':
+        if (typeOf(value) === 'object')
+          for (const [name, property] of Object.entries(argument as Record<string, JsonSchema>))
+            if (Object.hasOwn(object, name))
+              errors.push(...schemaErrors(property, object[name], root, `${at}.${name}`));
+        break;
+      case 'additionalProperties':
+        if (typeOf(value) === 'object') {
+          const known = Object.keys((schema.properties ?? {}) as object);
+          for (const name of Object.keys(object).filter((n) => !known.includes(n)))
+            errors.push(
+              ...schemaErrors(argument as JsonSchema | boolean, object[name], root, `${at}.${name}`),
+            );
+        }
+        break;
+      case 'allOf':
+        for (const part of argument as JsonSchema[]) errors.push(...schemaErrors(part, value, root, at));
+        break;
+      case 'anyOf':
+        if (!(argument as JsonSchema[]).some((part) => schemaErrors(part, value, root, at).length === 0))
+          fail('matches none of anyOf');
+        break;
+      case 'oneOf': {
+        const matches = (argument as JsonSchema[]).filter(
+          (part) => schemaErrors(part, value, root, at).length === 0,
+        );
+        if (matches.length !== 1) fail(`matches ${matches.length} of oneOf, not exactly one`);
+        break;
+      }
+      default:
+        throw new Error(`${at}: the schema uses "${keyword}", which this checker does not implement`);
+    }
+  }
+  return errors;
+}
+
+// ---- Answers against the document ----
+
+export interface ObservedAnswer {
+  readonly method: string;
+  /** The full path as called, without the query: /records/v1/records/abc/content. */
+  readonly path: string;
+  readonly status: number;
+  readonly contentType: string | null;
+  /** Parsed JSON, or undefined for no body / a byte stream. */
+  readonly body: unknown;
+  readonly headers?: Headers;
+}
+
+/** The operation of the document that answers `method path`, and its path template. */
+export function operationFor(
+  document: OpenApiDocument,
+  method: string,
+  path: string,
+): { template: string; operation: Record<string, unknown> } | undefined {
+  const segments = path.split('/').filter(Boolean);
+  for (const [template, item] of Object.entries(document.paths)) {
+    const parts = template.split('/').filter(Boolean);
+    if (parts.length !== segments.length) continue;
+    if (!parts.every((part, i) => /^\{.+\}$/.test(part) || part === segments[i])) continue;
+    const operation = item[method.toLowerCase()] as Record<string, unknown> | undefined;
+    if (operation) return { template, operation };
+  }
+  return undefined;
+}
+
+/** Where an answer departs from the document (empty: it is described). */
+export function answerProblems(document: OpenApiDocument, answer: ObservedAnswer): string[] {
+  const found = operationFor(document, answer.method, answer.path);
+  const where = `${answer.method} ${answer.path} → ${answer.status}`;
+  if (!found) return [`${where}: no operation in the document`];
+  const responses = found.operation.responses as Record<string, Record<string, unknown>>;
+  const response = responses[String(answer.status)];
+  if (!response)
+    return [`${where}: status not documented (documented: ${Object.keys(responses).join(', ')})`];
+  const problems: string[] = [];
+  for (const name of Object.keys((response.headers ?? {}) as object)) {
+    if (answer.headers && answer.headers.get(name) === null)
+      problems.push(`${where}: header ${name} missing`);
+  }
+  const content = response.content as Record<string, { schema?: JsonSchema }> | undefined;
+  if (!content) {
+    if (answer.body !== undefined) problems.push(`${where}: a body where the document has none`);
+    return problems;
+  }
+  const mediaType = (answer.contentType ?? '').split(';')[0]!.trim();
+  const entry = content[mediaType];
+  if (!entry) return [...problems, `${where}: content type ${mediaType || '(none)'} not documented`];
+  if (mediaType === 'application/json' && entry.schema) {
+    problems.push(...schemaErrors(entry.schema, answer.body, document).map((error) => `${where}: ${error}`));
+  }
+  return problems;
+}
+
+/** Reads a fetch Response into an ObservedAnswer (JSON parsed, bytes drained). */
+export async function observe(method: string, url: string, response: Response): Promise<ObservedAnswer> {
+  const contentType = response.headers.get('content-type');
+  const text = (contentType ?? '').startsWith('application/json') ? await response.text() : undefined;
+  if (text === undefined) await response.arrayBuffer();
+  return {
+    method,
+    path: new URL(url).pathname,
+    status: response.status,
+    contentType,
+    body: text === undefined || text === '' ? undefined : JSON.parse(text),
+    headers: response.headers,
+  };
+}
