@@ -124,7 +124,7 @@ describe('cb-admin audit-verify and audit-monitor', () => {
 
     const old = await bin('cb-admin', ['audit-verify', '--retention-key', 'x']);
     expect(old.code).toBe(2);
-  });
+  }, 90_000); // six runs of cb-admin, each a Node process that loads Themis
 
   it('reports an edited entry document as ENTRY_MISMATCH at its index', async () => {
     const { docs } = await local.firestore
