@@ -4,7 +4,11 @@
 // a fresh directory, the connector carries on as itself: the phone receives and decrypts the
 // next record (same hospital key, same pseudonyms, same enrolment journal), the journal still
 // knows the earlier record (its receipt settles, recall takes it back), the witness continues
-// from the checkpoint it had cosigned, and nothing sent before the backup is sent again.
+// from the checkpoint it had cosigned, and nothing sent before the backup is sent again. With
+// the keys in a PKCS#11 token (SoftHSM2), the backup holds only the token's reference, and the
+// restored home signs with the same token.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,3 +148,89 @@ describe('a connector restored from its backup carries on', { timeout: 240_000 }
     expect(recalled).toMatchObject({ recordId: first.recordId, receiptVerified: true });
   });
 });
+
+describe(
+  'a connector whose keys are in a PKCS#11 token, restored from its backup',
+  { timeout: 180_000 },
+  () => {
+    const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+    const TOKEN = 'cb-backup-e2e';
+    const PATIENT_HSM = 'CANARY-519-patient';
+    const pin = randomBytes(6).toString('hex');
+    let tokenEnv: NodeJS.ProcessEnv;
+    let onboarded: OnboardedConnector;
+
+    beforeAll(async () => {
+      onboarded = await onboardConnector({
+        hospitalId: 'st-backup-hsm',
+        keyArgs: ['--custody', 'pkcs11', '--module', MODULE, '--token-label', TOKEN],
+        env: { CB_HSM_PIN: pin },
+        async prepare(dir) {
+          await mkdir(join(dir, 'tokens'));
+          const conf = join(dir, 'softhsm2.conf');
+          await writeFile(
+            conf,
+            `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\n`,
+          );
+          tokenEnv = { SOFTHSM2_CONF: conf, CB_HSM_PIN: pin };
+          execFileSync(
+            'softhsm2-util',
+            [
+              '--init-token',
+              '--free',
+              '--label',
+              TOKEN,
+              '--pin',
+              pin,
+              '--so-pin',
+              randomBytes(6).toString('hex'),
+            ],
+            { stdio: 'ignore', env: { ...process.env, SOFTHSM2_CONF: conf } },
+          );
+          return { SOFTHSM2_CONF: conf };
+        },
+      });
+    });
+
+    afterAll(async () => {
+      await onboarded?.close();
+    });
+
+    it('holds only the token reference, and the restored home delivers with the token', async () => {
+      const { dir } = onboarded;
+      const device = (...args: string[]) =>
+        onboarded.bin('cb-device', [...args, '--home', join(dir, 'device')]);
+      const qr = join(dir, 'invite.png');
+      expect((await onboarded.connector('invite', PATIENT_HSM, '--out', qr)).code).toBe(0);
+      expect((await device('pair', qr)).code).toBe(0);
+
+      const recovery = createRecoveryKey();
+      const backupFile = join(dir, 'hsm.cbbackup');
+      const summary = await backupHome(onboarded.home, recovery.publicKey, backupFile);
+      expect(summary).toMatchObject({ custody: 'pkcs11', keysIncluded: false });
+      await rm(onboarded.home, { recursive: true, force: true });
+
+      const home = join(dir, 'restored-hsm');
+      const restored = await restoreHome(backupFile, recovery.privateText, home);
+      expect(restored.token).toEqual({ module: MODULE, tokenLabel: TOKEN });
+      const keys = await readFile(join(home, 'hospital-keys.json'), 'utf8');
+      expect(keys).not.toMatch(/privateKey|masterSecret/);
+      expect(keys).not.toContain(pin);
+
+      const letter = join(dir, 'letter.txt');
+      await writeFile(letter, 'signed in the token by the restored connector');
+      const sent = await onboarded.bin(
+        'cb-connector',
+        ['--home', home, 'send', letter, '--patient', PATIENT_HSM, '--wait', '--json'],
+        tokenEnv,
+      );
+      expect(sent.code, sent.stderr).toBe(0);
+      expect((JSON.parse(sent.stdout) as SentJson).sent[0]).toMatchObject({ status: 'accepted', devices: 1 });
+      const synced = await device('sync', '--wait', '20', '--out', join(dir, 'received'));
+      expect(synced.code, synced.stderr).toBe(0);
+      expect(await readFile(join(dir, 'received', 'letter.txt'), 'utf8')).toBe(
+        'signed in the token by the restored connector',
+      );
+    });
+  },
+);
