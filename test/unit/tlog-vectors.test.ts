@@ -64,7 +64,7 @@ interface AuditVectors {
   };
 }
 
-const FILE = new URL('../fixtures/tlog-vectors.json', import.meta.url);
+const FILE = new URL('../../vectors/transparency.json', import.meta.url);
 const vectors = JSON.parse(readFileSync(FILE, 'utf8')) as Vectors;
 const unhex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
@@ -85,7 +85,7 @@ function phoneTrust() {
   };
 }
 
-describe('test/fixtures/tlog-vectors.json', () => {
+describe('vectors/transparency.json', () => {
   it('is exactly what the generator produces (rerun it if this fails on purpose)', async () => {
     expect(vectors).toEqual(await generateTlogVectors());
   });
