@@ -5,7 +5,7 @@
 // its body parsing, error handling and CloudEvent decoding are the ones production runs.
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -123,6 +123,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       return sendJson(res, 200, { functions: hosted });
     }
     if (first === '_scheduler') return void routeScheduler(req, res, rest);
+    if (first === OPENAPI_PATH && rest.length === 0 && req.method === 'GET') return void serveOpenApi(res);
     const target = servers.get(first);
     if (!target) {
       return sendJson(res, 404, {
@@ -131,6 +132,22 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     }
     req.url = `/${rest.join('/')}${url.search}`;
     target.emit('request', req, res);
+  }
+
+  // The API document published beside the functions it describes (docs/openapi.json), naming this
+  // host as its server so that a client or an OpenAPI tool pointed here calls the local stack.
+  // Read on each request, so a regenerated document is served without a restart.
+  async function serveOpenApi(res: ServerResponse): Promise<void> {
+    let document: Record<string, unknown>;
+    try {
+      const file = join(options.functionsDir, '..', 'docs', OPENAPI_PATH);
+      document = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    } catch {
+      return sendJson(res, 404, {
+        error: { code: 'NOT_FOUND', message: 'No readable docs/openapi.json beside these functions.' },
+      });
+    }
+    sendJson(res, 200, { ...document, servers: [{ url, description: 'This local stack.' }] });
   }
 
   async function routeScheduler(req: IncomingMessage, res: ServerResponse, rest: string[]): Promise<void> {
@@ -185,6 +202,8 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     },
   };
 }
+
+const OPENAPI_PATH = 'openapi.json';
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

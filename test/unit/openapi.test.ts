@@ -30,7 +30,7 @@ const document = openApiDocument();
 
 async function validate(doc: unknown): Promise<{ valid: boolean; version: string; errors: unknown }> {
   const validator = new Validator();
-  const result = await validator.validate(structuredClone(doc) as object);
+  const result = await validator.validate(structuredClone(doc) as Record<string, unknown>);
   return { valid: result.valid, version: validator.version, errors: result.errors };
 }
 
