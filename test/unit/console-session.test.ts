@@ -15,6 +15,7 @@ import {
   addStaff,
   removeStaff,
   serveConsole,
+  setPassword,
   type RunningConsole,
 } from '../../clients/connector/console/index.ts';
 import { AttemptLimiter, SessionStore, sameToken } from '../../clients/connector/console/session.ts';
@@ -26,7 +27,7 @@ describe('session store and limiter', () => {
   it('expires a session after its idle time and at its maximum age, and never by a look-alike id', () => {
     let now = 0;
     const store = new SessionStore(() => now);
-    const { id } = store.create('anna', 'front-desk');
+    const { id } = store.create('anna', 'front-desk', 'stamp');
     now = 14 * 60_000;
     expect(store.get(id)?.staffId).toBe('anna');
     now += 14 * 60_000; // still within 15 minutes of the last use
@@ -34,7 +35,7 @@ describe('session store and limiter', () => {
     expect(store.get(`${id}x`)).toBeUndefined();
     now += 16 * 60_000;
     expect(store.get(id)).toBeUndefined();
-    const second = store.create('anna', 'front-desk');
+    const second = store.create('anna', 'front-desk', 'stamp');
     for (let i = 0; i < 40; i++) {
       now += 14 * 60_000;
       store.get(second.id);
@@ -204,12 +205,16 @@ describe('console over HTTP', () => {
     expect(await (await get('/staff', desk.cookie)).text()).toContain('bert');
   });
 
-  it('ends the session of an account removed while signed in (even by another process)', async () => {
+  it('ends the sessions of an account whose password changed or that was removed (even by another process)', async () => {
     await addStaff(home, { id: 'temp.desk', role: 'front-desk', password: PASSWORD });
     const { cookie } = await signIn('temp.desk');
     expect((await get('/', cookie)).status).toBe(200);
-    await removeStaff(home, 'temp.desk'); // as `cb-connector staff remove` would, from outside
+    await setPassword(home, 'temp.desk', `${PASSWORD} renewed`); // as `cb-connector staff password` would
     expect((await get('/', cookie)).headers.get('location')).toBe('/login?expired');
+    const again = await signIn('temp.desk', `${PASSWORD} renewed`);
+    expect((await get('/', again.cookie)).status).toBe(200);
+    await removeStaff(home, 'temp.desk'); // as `cb-connector staff remove` would, from outside
+    expect((await get('/', again.cookie)).headers.get('location')).toBe('/login?expired');
   });
 
   it('signs out for good, and refuses a foreign Host header (DNS rebinding)', async () => {

@@ -405,7 +405,12 @@ export function staffPage(context: PageContext, staff: readonly StaffMember[], o
                     ${
                       member.id === context.staff?.id
                         ? ''
-                        : html`<form class="inline" method="post" action="/staff/remove">
+                        : html`<form
+                            class="inline"
+                            method="post"
+                            action="/staff/remove"
+                            data-confirm="${t('staff.removeConfirm')}"
+                          >
                             ${csrfField(context)}
                             <input type="hidden" name="staff" value="${member.id}" />
                             <button class="danger" type="submit">${t('staff.remove')}</button>

@@ -169,10 +169,11 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
     const sessionId = cookies.get(sessionCookie);
     let session = sessions.get(sessionId);
     if (session) {
-      // The store is the authority on every request: an account removed or given another role
-      // (here, or with `cb-connector staff` beside the running console) loses its session.
+      // The store is the authority on every request: an account removed, given another role or
+      // a new password (here, or with `cb-connector staff` beside the running console) loses
+      // its session.
       const member = await staff.get(session.staffId).catch(() => undefined);
-      if (member?.role !== session.role) {
+      if (member?.stamp !== session.stamp) {
         sessions.destroy(sessionId);
         session = undefined;
       }
@@ -451,7 +452,17 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
         }
         if (url.pathname === '/staff/remove' && method === 'POST') {
           const id = form.get('staff') ?? '';
-          await staff.remove(id);
+          try {
+            await staff.remove(id);
+          } catch (error) {
+            await audit.write({
+              action: 'staff.removed',
+              outcome: errorCode(error) ?? 'FAILED',
+              subject: id.slice(0, 64),
+              ...who,
+            });
+            throw error;
+          }
           sessions.destroyFor(id);
           await audit.write({ action: 'staff.removed', outcome: 'OK', subject: id, ...who });
           session.flash = t('staff.removed', { staff: id });
@@ -497,7 +508,7 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
     client: string,
     then: () => void,
   ): Promise<void> {
-    const { id } = sessions.create(member.id, member.role);
+    const { id } = sessions.create(member.id, member.role, member.stamp);
     const operatorRef = await service.operatorRef(member.id).catch(() => undefined);
     await audit.write({
       action: 'signin',

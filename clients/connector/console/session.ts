@@ -15,6 +15,8 @@ export const SESSION_MAX_MS = 8 * 3600_000;
 export interface Session {
   readonly staffId: string;
   readonly role: Role;
+  /** The account's stamp at sign-in (staff.ts): a changed password or role ends the session. */
+  readonly stamp: string;
   readonly csrf: string;
   readonly createdAt: number;
   lastSeen: number;
@@ -50,13 +52,14 @@ export class SessionStore {
   }
 
   /** A new session (a new id every sign-in: no fixation); returns the cookie value. */
-  create(staffId: string, role: Role, lang?: Language): { id: string; session: Session } {
+  create(staffId: string, role: Role, stamp: string, lang?: Language): { id: string; session: Session } {
     this.#sweep();
     const id = randomToken();
     const now = this.#now();
     const session: Session = {
       staffId,
       role,
+      stamp,
       csrf: randomToken(),
       createdAt: now,
       lastSeen: now,

@@ -4,7 +4,7 @@
 // they can be raised later). Accounts that sign in through the hospital's identity provider
 // name their subject there instead of, or as well as, a password. Nobody gets in without an
 // account here: OIDC authenticates, this file authorises.
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -61,10 +61,20 @@ export interface StaffMember {
   readonly password: boolean;
   readonly oidcSubject?: string;
   readonly createdAt: string;
+  /**
+   * Changes whenever the role or a credential changes (a new password has a new salt): a
+   * session made under another stamp is over.
+   */
+  readonly stamp: string;
 }
 
 function publicView(account: Account): StaffMember {
+  const stamp = createHash('sha256')
+    .update(JSON.stringify([account.role, account.password?.salt ?? '', account.oidcSubject ?? '']))
+    .digest('base64url')
+    .slice(0, 22);
   return {
+    stamp,
     id: account.id,
     ...(account.name ? { name: account.name } : {}),
     role: account.role,
