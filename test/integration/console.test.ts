@@ -112,7 +112,19 @@ describe('front-desk console in a browser', { timeout: 180_000 }, () => {
 
   it('walks a member of staff through sign-in, invite, pairing, devices, recall and revoke', async () => {
     const page = await browser.context.newPage();
-    page.on('dialog', (dialog) => void dialog.accept());
+    // Revoke and recall ask first (a script that runs only under the page's CSP nonce), and the
+    // browser reports no blocked script or style.
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.accept();
+    });
+    const violations: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) {
+        violations.push(message.text());
+      }
+    });
 
     // ICT adds the front-desk account through the console.
     await signIn(page, ADMIN);
@@ -151,6 +163,12 @@ describe('front-desk console in a browser', { timeout: 180_000 }, () => {
     const qrPng = join(onboarded.dir, 'screen-qr.png');
     await page.getByTestId('qr').locator('svg').screenshot({ path: qrPng });
     await shoot(page, 'invitation', ['[data-testid=qr]']);
+    // Printed, the page is the QR code and its instructions: no navigation, no buttons.
+    await page.emulateMedia({ media: 'print' });
+    expect(await page.locator('header').isVisible()).toBe(false);
+    expect(await page.getByRole('button', { name: 'Print' }).isVisible()).toBe(false);
+    expect(await page.getByTestId('qr').isVisible()).toBe(true);
+    await page.emulateMedia({ media: 'screen' });
     const qrText = await readQrPng(qrPng);
     expect(qrText.startsWith('CB1:')).toBe(true);
     const deviceHome = new DeviceHome(join(onboarded.dir, 'device'));
@@ -202,6 +220,12 @@ describe('front-desk console in a browser', { timeout: 180_000 }, () => {
       .toContain(`Device ${paired.deviceId} is revoked.`);
     expect(await device.getByTestId('device-status').innerText()).toBe('revoked');
     await expect(device.getByRole('button', { name: 'Revoke' }).count()).resolves.toBe(0);
+
+    expect(dialogs).toEqual([
+      'Recall this record? Phones that have not downloaded it will not get it.',
+      'Revoke this device? It receives nothing more.',
+    ]);
+    expect(violations).toEqual([]);
 
     // The same screen in Dutch.
     await page.click('a[hreflang=nl]');
