@@ -777,3 +777,36 @@ describe('vectors/qr.json', () => {
     expect(file.apiBases.filter((a) => !a.acceptedInQr).length).toBeGreaterThanOrEqual(8);
   });
 });
+
+describe('docs/NATIVE.md', () => {
+  const guide = readFileSync(new URL('../../docs/NATIVE.md', import.meta.url), 'utf8');
+
+  it('names every vector file, and only files that exist', () => {
+    for (const name of VECTOR_FILES) expect(guide).toContain(`\`${name}.json\``);
+    const named = [...guide.matchAll(/`(?:vectors\/)?([a-z-]+)\.json`/g)].map((m) => m[1]);
+    for (const name of named) expect(VECTOR_FILES as readonly string[], name).toContain(name);
+  });
+
+  it('quotes only vector entries that exist (by name)', () => {
+    const names: string[] = [];
+    const walk = (value: unknown): void => {
+      if (Array.isArray(value)) value.forEach(walk);
+      else if (value !== null && typeof value === 'object') {
+        const name = (value as { name?: unknown }).name;
+        if (typeof name === 'string') names.push(name);
+        Object.values(value).forEach(walk);
+      }
+    };
+    walk(committed);
+    // Quoted phrases outside code spans are entry names (or parts of them) in the vectors.
+    const quoted = [...guide.replace(/`[^`]*`/g, '').matchAll(/"([^"]+)"/g)].map((m) =>
+      m[1]!.replace(/\s+/g, ' '),
+    );
+    expect(quoted.length).toBeGreaterThan(8);
+    for (const phrase of quoted)
+      expect(
+        names.some((name) => name.includes(phrase)),
+        phrase,
+      ).toBe(true);
+  });
+});
