@@ -7,6 +7,7 @@
 import {
   execFileSync,
   spawn,
+  spawnSync,
   type ChildProcess,
   type ChildProcessWithoutNullStreams,
 } from 'node:child_process';
@@ -206,7 +207,7 @@ describe("README's client walk-through", { timeout: 600_000 }, () => {
     expect(receipts.uploads).toContainEqual(
       expect.objectContaining({ recordId: record, status: 'accepted' }),
     );
-    expect(await readFile(join(work, 'received', 'letter.txt'), 'utf8')).toBe('Discharge letter\n');
+    expect(await readFile(join(work, '.device', 'records', 'letter.txt'), 'utf8')).toBe('Discharge letter\n');
 
     // The QR code is a secret: never drawn into a pipe, its PNG and the onboarding file owner-only.
     const invite = outcomes.find((o) => o.line.startsWith('cb-connector invite'))!;
@@ -216,11 +217,25 @@ describe("README's client walk-through", { timeout: 600_000 }, () => {
       expect(((await stat(join(work, file))).mode & 0o777).toString(8), file).toBe('600');
     }
     // Run in the repository root, none of them would be committed by `git add .`.
-    const ignored = execFileSync(
-      'git',
-      ['check-ignore', '--no-index', 'onboarding.json', '.connector/invite.png', 'invite.png', '.device/x'],
-      { cwd: ROOT, encoding: 'utf8' },
-    );
-    expect(ignored.trim().split('\n')).toHaveLength(4);
+    const secrets = [
+      'onboarding.json',
+      '.connector/invite.png',
+      'invite.png',
+      '.device/records/letter.txt',
+      '.device-2/x',
+    ];
+    const ignored = execFileSync('git', ['check-ignore', '--no-index', ...secrets], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    expect(ignored.trim().split('\n')).toEqual(secrets);
+  });
+
+  it('documents the stack’s options that it uses above (`npm start -- --help`, run as written)', () => {
+    const run = spawnSync('bash', ['-c', 'npm start -- --help'], { cwd: ROOT, encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    const help = run.stdout + run.stderr; // main.ts prints its help on stderr: stdout is for the environment
+    expect(help).toContain('--data-dir');
+    expect(help).toContain('--port-base');
   });
 });

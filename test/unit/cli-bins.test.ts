@@ -79,4 +79,20 @@ describe('the installed bins', { timeout: 60_000 }, () => {
     const both = await installed('cb-device', ['revoke', '--self', '--', '-x']);
     expect(both.code).toBe(2);
   });
+
+  it('have every command README.md names, in its prose and in its shell blocks', async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const named = new Map<string, Set<string>>(BINS.map((name) => [name, new Set<string>()]));
+    for (const [, bin, command] of readme.matchAll(
+      /\b(cb-admin|cb-connector|cb-device)(?: --[a-z-]+ \S+)* ([a-z][a-z-]+)/g,
+    )) {
+      named.get(bin!)!.add(command!);
+    }
+    expect(named.get('cb-connector')!.size).toBeGreaterThan(5); // the walk-through was found
+    for (const [bin, commands] of named) {
+      const help = await installed(bin, ['--help']);
+      const listed = new Set([...help.stdout.matchAll(/^ {2}([a-z][a-z-]+)/gm)].map((match) => match[1]));
+      for (const command of commands) expect(listed.has(command), `${bin} ${command}`).toBe(true);
+    }
+  });
 });
