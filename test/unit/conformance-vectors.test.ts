@@ -361,7 +361,14 @@ describe('vectors/signatures.json', () => {
 
   it('holds a signed form of every kind of document, each verifying to its canonical JSON', () => {
     expect(new Set(file.valid.map((entry) => entry.kind))).toEqual(
-      new Set(['secureMessageSign', 'deviceCertificate', 'pairRequest', 'receipt', 'deletionReceipt']),
+      new Set([
+        'secureMessageSign',
+        'deviceCertificate',
+        'pairRequest',
+        'uploadManifest',
+        'receipt',
+        'deletionReceipt',
+      ]),
     );
     for (const entry of file.valid) {
       const signed = unb64(entry.signed);

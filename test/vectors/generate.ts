@@ -296,9 +296,7 @@ async function derivationsFile(ctx: Context): Promise<unknown> {
                 invitationId: check.invitationId,
                 patientRef: check.patientRef,
                 deviceId: check.deviceId,
-                devicePublicKey:
-                  ctx.keys[check.devicePublicKey === ctx.keys.device.publicKey ? 'device' : 'otherDevice']
-                    .pair.publicKey,
+                devicePublicKey: importPublicKey(check.devicePublicKey),
                 bindingProof: check.bindingProof,
               }),
             ),
@@ -412,6 +410,29 @@ function signatureDocuments(ctx: Context): DocumentVector[] {
       orphans: [],
     },
   };
+  // A manifest as a signed document only (containers.json has one inside a real container):
+  // its digest and wrapped key are fixed placeholders, so the document is deterministic.
+  const manifest: UploadManifest = {
+    type: UPLOAD_MANIFEST_TYPE,
+    uploadId: b64(counting(0x03, 16)),
+    recordId: b64(counting(0xa0, 16)),
+    hospitalId: HOSPITAL_ID,
+    patientRef: ctx.patientRef,
+    createdAt: '2026-01-05T09:30:00Z',
+    expiresAt: '2026-04-05T09:30:00Z',
+    contentClass: 'fhir',
+    chunkSize: 1_048_576,
+    chunkCount: 2,
+    plaintextLength: 1_048_600,
+    ciphertextLength: 1_048_600 + 2 * 49,
+    ciphertextSha256: b64(sha256(utf8('placeholder chunk section'))),
+    wrapKey: ctx.keys.wrap.publicKey,
+    operatorRef: ctx.operatorRef,
+    recipients: [
+      { deviceId: deviceId(ctx), wrappedKey: b64(counting(0x20, 177)) },
+      { deviceId: deviceId(ctx, 'otherDevice'), wrappedKey: b64(counting(0x40, 177)) },
+    ],
+  };
   const text = 'Clinic Bridge conformance vector: Secure Message sign';
   const doc = (
     name: string,
@@ -452,6 +473,7 @@ function signatureDocuments(ctx: Context): DocumentVector[] {
       at: pairRequest.issuedAt,
       token: TOKEN,
     }),
+    doc('upload manifest', 'uploadManifest', 'hospital', manifest, (k) => signManifest(manifest, k)),
     doc('accepted receipt', 'receipt', 'ingest', accepted, (k) => signReceipt(accepted, k)),
     doc('rejected receipt', 'receipt', 'ingest', rejected, (k) => signReceipt(rejected, k)),
     doc('erasure deletion receipt', 'deletionReceipt', 'records', erasure, (k) =>
@@ -607,6 +629,20 @@ async function signaturesFile(ctx: Context): Promise<unknown> {
       'ingest',
       'CERTIFICATE_INVALID',
       certAt,
+    ),
+    fixed(
+      'manifest verified with the pairing key',
+      'uploadManifest',
+      of('upload manifest'),
+      'pairing',
+      'MANIFEST_SIGNATURE_INVALID',
+    ),
+    fixed(
+      'manifest with a high-s signature',
+      'uploadManifest',
+      highS(of('upload manifest')),
+      'hospital',
+      'MANIFEST_SIGNATURE_INVALID',
     ),
     fixed('certificate verified as a receipt', 'receipt', certificate, 'pairing', 'DOCUMENT_TYPE_MISMATCH'),
     fixed(
