@@ -317,6 +317,96 @@ export function answerProblems(document: OpenApiDocument, answer: ObservedAnswer
   return problems;
 }
 
+export interface SentRequest {
+  readonly method: string;
+  /** As sent: path and query, e.g. /records/v1/records?pageSize=10. */
+  readonly target: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** The JSON body sent, or undefined for none. */
+  readonly body: unknown;
+}
+
+interface ParameterObject {
+  readonly name: string;
+  readonly in: string;
+  readonly required?: boolean;
+  readonly schema: JsonSchema;
+}
+
+/**
+ * Where a request departs from the document: a path parameter, query parameter, signature
+ * header or body it does not describe. A handler that answers such a request with success
+ * accepts something the document does not describe.
+ */
+export function requestProblems(document: OpenApiDocument, request: SentRequest): string[] {
+  const url = new URL(request.target, 'http://host');
+  const where = `${request.method} ${request.target}`;
+  const found = operationFor(document, request.method, url.pathname);
+  if (!found) return [`${where}: no operation in the document`];
+  const problems: string[] = [];
+  const parameters = ((found.operation.parameters ?? []) as (ParameterObject | { $ref: string })[]).map(
+    (parameter) =>
+      ('$ref' in parameter ? resolve(document, parameter.$ref) : parameter) as unknown as ParameterObject,
+  );
+  const segments = url.pathname.split('/').filter(Boolean);
+  found.template
+    .split('/')
+    .filter(Boolean)
+    .forEach((part, i) => {
+      const name = /^\{(.+)\}$/.exec(part)?.[1];
+      const parameter = parameters.find((p) => p.in === 'path' && p.name === name);
+      if (name === undefined) return;
+      if (!parameter) problems.push(`${where}: path parameter ${name} not described`);
+      else
+        problems.push(
+          ...schemaErrors(parameter.schema, decodeURIComponent(segments[i]!), document, `path.${name}`).map(
+            (error) => `${where}: ${error}`,
+          ),
+        );
+    });
+  const query = [...url.searchParams.entries()];
+  for (const [name, value] of query) {
+    const parameter = parameters.find((p) => p.in === 'query' && p.name === name);
+    if (!parameter) problems.push(`${where}: query parameter ${name} not described`);
+    else
+      problems.push(
+        ...schemaErrors(parameter.schema, value, document, `query.${name}`).map((e) => `${where}: ${e}`),
+      );
+  }
+  if (new Set(query.map(([name]) => name)).size !== query.length)
+    problems.push(`${where}: a repeated query parameter`);
+  const headers = new Map(
+    Object.entries(request.headers).map(([name, value]) => [name.toLowerCase(), value]),
+  );
+  for (const parameter of parameters) {
+    if (parameter.in === 'query' && parameter.required && !url.searchParams.has(parameter.name))
+      problems.push(`${where}: required query parameter ${parameter.name} missing`);
+    if (parameter.in !== 'header') continue;
+    const value = headers.get(parameter.name.toLowerCase());
+    if (value === undefined) {
+      if (parameter.required) problems.push(`${where}: header ${parameter.name} missing`);
+    } else {
+      problems.push(
+        ...schemaErrors(parameter.schema, value, document, `header.${parameter.name}`).map(
+          (e) => `${where}: ${e}`,
+        ),
+      );
+    }
+  }
+  const requestBody = found.operation.requestBody as
+    { required?: boolean; content: Record<string, { schema: JsonSchema }> } | undefined;
+  if (!requestBody) {
+    if (request.body !== undefined) problems.push(`${where}: a body where the document has none`);
+  } else if (request.body === undefined) {
+    if (requestBody.required) problems.push(`${where}: the required body is missing`);
+  } else {
+    const schema = requestBody.content['application/json']?.schema;
+    if (!schema) problems.push(`${where}: no JSON body described`);
+    else problems.push(...schemaErrors(schema, request.body, document, 'body').map((e) => `${where}: ${e}`));
+  }
+  return problems;
+}
+
 /** Reads a fetch Response into an ObservedAnswer (JSON parsed, bytes drained). */
 export async function observe(method: string, url: string, response: Response): Promise<ObservedAnswer> {
   const contentType = response.headers.get('content-type');

@@ -36,6 +36,7 @@ import {
   observe,
   OPENAPI_FILE,
   operationFor,
+  requestProblems,
   type ObservedAnswer,
 } from '../helpers/openapi.ts';
 
@@ -106,6 +107,16 @@ describe('the API on the local stack, against its OpenAPI document', { timeout: 
     });
     const answer = await observe(call.method, url, response);
     expect(answerProblems(document, answer), `${call.method} ${call.target}`).toEqual([]);
+    // What the function accepted, the document must describe: a success for a request the
+    // document refuses means a handler accepts more than the document says.
+    const sentBody = call.raw ? { raw: true } : call.json;
+    const undescribed = requestProblems(document, {
+      method: call.method,
+      target: call.target,
+      headers: signature,
+      body: sentBody,
+    });
+    if (answer.status < 400) expect(undescribed, `accepted: ${call.method} ${call.target}`).toEqual([]);
     const operationId = operationFor(document, call.method, answer.path)!.operation.operationId as string;
     seen.set(operationId, (seen.get(operationId) ?? new Set()).add(answer.status));
     return { ...answer, headersSent: signature };

@@ -14,13 +14,16 @@ import {
 } from '../../shared/core/protocol/api-contract.ts';
 import { ERROR_CODES, signRequest } from '../../shared/core/protocol/index.ts';
 import { generateKeyPair } from '../../shared/core/crypto/index.ts';
+import { loadCatalog } from '../../shared/runtime/catalog.ts';
 import { openApiDocument, type OpenApiDocument } from '../../shared/core/protocol/openapi.ts';
 import {
   answerProblems,
   apiFunctionRoutes,
+  NOT_CLIENT_APIS,
   OPENAPI_FILE,
   openApiText,
   REPO_ROOT,
+  requestProblems,
   routeDrift,
   routesInSource,
   schemaErrors,
@@ -152,8 +155,14 @@ function operationOf(doc: OpenApiDocument, endpoint: ApiEndpoint): Record<string
   return doc.paths[openApiPath(endpoint)]![endpoint.method.toLowerCase()] as Record<string, unknown>;
 }
 
+const PATH_EXAMPLES: Record<string, string> = {
+  recordId: 'gIGCg4SFhoeIiYqLjI2Ojw',
+  patientRef: 'EREREREREREREREREREREQ',
+  deviceId: '56rf8cVN6JNYk--Rd2mpOWxvzkAua9hALBm3HHDM37U',
+};
+
 function concretePath(endpoint: ApiEndpoint): string {
-  return openApiPath(endpoint).replace(/\{\w+\}/g, 'gIGCg4SFhoeIiYqLjI2Ojw');
+  return openApiPath(endpoint).replace(/\{(\w+)\}/g, (_, name: string) => PATH_EXAMPLES[name]!);
 }
 
 describe('the contract against the functions’ routes', () => {
@@ -196,11 +205,78 @@ describe('the contract against the functions’ routes', () => {
     ]);
   });
 
+  it('exempts only HTTP functions phones and connectors do not call, each with a reason', () => {
+    const catalog = loadCatalog();
+    for (const [name, reason] of Object.entries(NOT_CLIENT_APIS)) {
+      expect(catalog.functions[name]?.trigger.type, name).toBe('http');
+      expect(API_CONTRACT.some((endpoint) => endpoint.function === name)).toBe(false);
+      expect(reason.length).toBeGreaterThan(10);
+    }
+  });
+
   it('refuses a route it cannot read rather than skipping it', () => {
     expect(() => routesInSource("createApiFunction({ routes: [{ method: M, path: '/v1/x' }] })")).toThrow(
       /not a string literal/,
     );
     expect(() => routesInSource('createApiFunction({ routes: [...more] })')).toThrow(/not an object literal/);
+  });
+});
+
+describe('requests against the document', () => {
+  const device = generateKeyPair();
+  const signed = (method: string, target: string, body?: unknown) =>
+    signRequest({
+      audience: 'https://api.clinic-bridge.example',
+      method,
+      target,
+      body: new TextEncoder().encode(body === undefined ? '' : JSON.stringify(body)),
+      keyId: `device:${device.publicKey.fingerprint}`,
+      privateKey: device.privateKey,
+      now: new Date(),
+    });
+
+  it('describes each endpoint’s example request', () => {
+    for (const endpoint of API_CONTRACT) {
+      const target = concretePath(endpoint);
+      const body = endpoint.body?.example;
+      const headers = endpoint.signer === 'none' ? {} : signed(endpoint.method, target, body);
+      if (endpoint.signer === 'hospital')
+        headers['CB-Key-Id'] = `hospital:st-example-zh:${device.publicKey.fingerprint}`;
+      const problems = requestProblems(document, { method: endpoint.method, target, headers, body });
+      expect(problems, endpoint.operationId).toEqual([]);
+    }
+  });
+
+  it('catches a request the document does not describe', () => {
+    const target = '/records/v1/records/gIGCg4SFhoeIiYqLjI2Ojw/ack';
+    const body = { outcome: 'stored' };
+    expect(
+      requestProblems(document, { method: 'POST', target, headers: signed('POST', target, body), body }),
+    ).toEqual([]);
+    const problems = (request: { target?: string; body?: unknown; headers?: Record<string, string> }) =>
+      requestProblems(document, {
+        method: 'POST',
+        target: request.target ?? target,
+        headers: request.headers ?? signed('POST', target, body),
+        body: 'body' in request ? request.body : body,
+      });
+    expect(problems({ body: { outcome: 'stored', note: 'x' } })).toEqual([
+      `POST ${target}: body: matches 0 of oneOf, not exactly one`,
+    ]);
+    expect(problems({ body: undefined })).toEqual([`POST ${target}: the required body is missing`]);
+    expect(problems({ target: `${target}?debug=1` })).toEqual([
+      `POST ${target}?debug=1: query parameter debug not described`,
+    ]);
+    expect(problems({ target: '/records/v1/records/not-an-id/ack' })[0]).toMatch(/path\.recordId/);
+    expect(problems({ headers: {} })).toHaveLength(4);
+    expect(
+      requestProblems(document, {
+        method: 'GET',
+        target: '/records/v1/records?pageSize=1000',
+        headers: {},
+        body: undefined,
+      }),
+    ).toContain('GET /records/v1/records?pageSize=1000: query.pageSize: does not match ^[1-9][0-9]{0,2}$');
   });
 });
 
