@@ -796,22 +796,19 @@ async function keyWrapsFile(ctx: Context): Promise<unknown> {
   const payload = keyWrapPayload(wrapKey, device, RECORD_ID, ctx.contentKey);
   const unwrapsTo = (wrapped: Uint8Array, expected: Uint8Array): boolean =>
     hex(secureMessageDecrypt(priv(ctx, 'device'), wrapKey, wrapped)) === hex(expected);
-  const randomised = async (path: (string | number)[], expected: Uint8Array): Promise<string> => {
-    const old = committedAt(committed, ...path);
-    return keepOrMake(
-      typeof old === 'string' ? old : undefined,
+  // A Secure Message wrapping of `expected` for the device: the committed one while it still
+  // decrypts to exactly `expected`, else a fresh one.
+  const randomised = async (committedValue: unknown, expected: Uint8Array): Promise<string> =>
+    keepOrMake(
+      typeof committedValue === 'string' ? committedValue : undefined,
       (text) => unwrapsTo(unb64(text), expected),
       () => b64(secureMessageEncrypt(priv(ctx, 'wrap'), device, expected)),
     );
-  };
-  const wrappedKey = await randomised(['valid', 'wrappedKey'], payload);
+  const wrappedKey = await randomised(committedAt(committed, 'valid', 'wrappedKey'), payload);
   const versionOne = keyWrapPayload(wrapKey, device, RECORD_ID, ctx.contentKey, 1);
   const otherDevicePayload = keyWrapPayload(wrapKey, pub(ctx, 'otherDevice'), RECORD_ID, ctx.contentKey);
-  const previousInvalid = (name: string) => {
-    const list = committedAt(committed, 'invalid');
-    return Array.isArray(list) ? list.findIndex((entry) => (entry as { name?: string }).name === name) : -1;
-  };
-  const at = (name: string): (string | number)[] => ['invalid', previousInvalid(name), 'wrappedKey'];
+  const at = (name: string): unknown =>
+    committedAt(committedNamed(committedAt(committed, 'invalid'), name), 'wrappedKey');
   const negative = (
     name: string,
     wrapped: string,
