@@ -72,7 +72,7 @@ form.inline { display: inline; margin: 0; }
 table { width: 100%; border-collapse: collapse; }
 th, td { text-align: left; padding: .45rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: .85rem; color: var(--muted); font-weight: 600; }
-code { font-size: .85rem; }
+code { font-size: .85rem; white-space: nowrap; }
 .flash { background: #e6f4ea; border: 1px solid #a8d5b5; color: var(--ok); padding: .6rem 1rem; border-radius: 6px; margin-bottom: 1rem; }
 .error { background: #fbeaea; border: 1px solid #e3b3b5; color: var(--bad); padding: .6rem 1rem; border-radius: 6px; margin-bottom: 1rem; }
 .status-active, .status-accepted { color: var(--ok); font-weight: 600; }
