@@ -162,7 +162,7 @@ function errorResponses(endpoint: ApiEndpoint): Record<string, unknown> {
   const responses: Record<string, unknown> = {};
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
     responses[String(status)] = {
-      description: codes.join(', '),
+      description: codes.map((code) => `${code}: ${ERROR_CODES[code].message}`).join('\n'),
       headers: { 'x-trace-id': TRACE_HEADER },
       content: {
         'application/json': {
