@@ -3,7 +3,8 @@
 // upload), ingest (the stack's functions host: parse, verify, copy with the digest check,
 // receipt) and the device (`cb-device sync`: download, verify, decrypt, write) — with MB/s per
 // stage, each stage's ratio to a plain copy of the same file measured in the same run, and the
-// peak RSS (VmHWM) of each process. The goal is a flat peak RSS whatever the file size.
+// peak RSS (VmHWM) of each process. The goal is a flat peak RSS whatever the file size; beside
+// the connector's peak stands its floor, the same bin's peak when it only loads its modules.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -96,6 +97,8 @@ async function oneSize(mib: number): Promise<Record<string, number>> {
     const copySeconds = await timed(() => copyFile(source, join(work, 'copy.bin')));
     await rm(join(work, 'copy.bin'));
 
+    // The floor under the send's peak: the same bin loading its modules and doing nothing.
+    const idle = await runClient('cb-connector', ['--help'], env);
     const sent = await runClient(
       'cb-connector',
       ['send', source, '--patient', PATIENT, '--class', 'imaging', ...connector],
@@ -123,6 +126,7 @@ async function oneSize(mib: number): Promise<Record<string, number>> {
       plainCopyMBps: copyRate,
       connectorMBps: rate(sent.seconds),
       connectorPeakRssMiB: sent.peakRssMiB,
+      connectorIdlePeakRssMiB: idle.peakRssMiB,
       ingestMBps: rate(ingestSeconds),
       stackPeakRssMiB: stackPeak,
       deviceMBps: rate(synced.seconds),
@@ -152,6 +156,7 @@ export async function benchDelivery(options: { readonly sizesMiB: readonly numbe
       [`${label}: ingest verify+copy+receipt`, r.ingestMBps!, 'MB/s'],
       [`${label}: device download+verify+decrypt`, r.deviceMBps!, 'MB/s'],
       [`${label}: connector peak RSS`, r.connectorPeakRssMiB!, 'MiB'],
+      [`${label}: connector peak RSS loading its modules only (--help)`, r.connectorIdlePeakRssMiB!, 'MiB'],
       [`${label}: stack (functions host + emulators) peak RSS`, r.stackPeakRssMiB!, 'MiB'],
       [`${label}: device peak RSS`, r.devicePeakRssMiB!, 'MiB'],
     );

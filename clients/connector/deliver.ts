@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import type { createStorage } from '../../shared/adapters/google-clients.ts';
-import type { BlobStore } from '../../shared/ports/blob-store.ts';
+import { isBlobStoreError, type BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   CONTAINER_MEDIA_TYPE,
   derivePatientRef,
@@ -28,6 +28,7 @@ import {
 import { UsageError } from '../lib/cli.ts';
 import type { Connector, JournalEntry } from './home.ts';
 import {
+  containerMd5,
   containerSource,
   createChunkFile,
   createPendingDir,
@@ -43,6 +44,7 @@ import {
   isResumableUploadError,
   uploadToSession,
   type RetryPolicy,
+  type UploadSource,
   type UploadToSessionOptions,
 } from './resumable-upload.ts';
 
@@ -142,10 +144,16 @@ export function storageSessions(storage: ReturnType<typeof createStorage>): Star
   };
 }
 
-/** The Storage client the process environment names (the bins load the stack's into it). */
-async function environmentSessions(): Promise<StartUploadSession> {
+/**
+ * The Storage client the process environment names: the bins require GCLOUD_PROJECT and load
+ * the stack's environment into the process, so every `cb-connector` send resumes. Undefined
+ * when the environment names no project (a caller in a process that holds only a BlobStore,
+ * such as a test that runs the stack in-process).
+ */
+async function environmentSessions(): Promise<StartUploadSession | undefined> {
+  const project = process.env.GCLOUD_PROJECT ?? process.env.GOOGLE_CLOUD_PROJECT;
+  if (!project) return undefined;
   const { createStorage } = await import('../../shared/adapters/google-clients.ts');
-  const project = process.env.GCLOUD_PROJECT ?? process.env.GOOGLE_CLOUD_PROJECT ?? '';
   return storageSessions(createStorage(project, process.env));
 }
 
@@ -294,6 +302,7 @@ export async function sendFile(
       contentType: CONTAINER_MEDIA_TYPE,
       size: upload.size,
       prefix: Buffer.from(prefix).toString('base64'),
+      md5: await containerMd5(dir, prefix),
       source: { file, size, mtimeMs },
       recipients: upload.manifest.recipients.map((recipient) => recipient.deviceId),
       entry: {
@@ -337,9 +346,26 @@ async function finishPending(
   let state = pending;
   try {
     const source = await containerSource(dir, state);
+    let starter: Promise<StartUploadSession | undefined> | undefined;
+    const sessions = () =>
+      (starter ??= options.upload?.startSession
+        ? Promise.resolve(options.upload.startSession)
+        : environmentSessions());
+    if (!state.sessionUri && !(await sessions())) {
+      // No way to start a session: one create-only request through the BlobStore, which a
+      // dropped connection restarts from zero (the upload stays pending until it succeeds).
+      await sendWhole(blobs, state, source, options);
+      return await settle(connector, dir, state);
+    }
     for (let session = 0; ; session++) {
       if (!state.sessionUri) {
-        const start = options.upload?.startSession ?? (await environmentSessions());
+        const start = await sessions();
+        if (!start) {
+          throw new UploadError(
+            'UPLOAD_SESSION_GONE',
+            'the upload session is gone and no new one can be started here',
+          );
+        }
         const sessionUri = await start({
           bucket: state.bucket,
           name: state.objectName,
@@ -376,6 +402,30 @@ async function finishPending(
     await release();
   }
   return settle(connector, dir, state);
+}
+
+async function sendWhole(
+  blobs: BlobStore,
+  state: PendingUpload,
+  source: UploadSource,
+  options: Pick<SendOptions, 'onProgress'>,
+): Promise<void> {
+  let sent = 0;
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const piece of source.range(0, source.size)) {
+      sent += piece.length;
+      options.onProgress?.('upload', sent, source.size);
+      yield piece;
+    }
+  }
+  try {
+    await blobs.createOnly(state.bucket, state.objectName, counted(), { contentType: state.contentType });
+  } catch (error) {
+    if (!isBlobStoreError(error, 'ALREADY_EXISTS')) throw error;
+    // Our own earlier attempt, whose answer was lost: the name holds a random upload id.
+    const info = await blobs.stat(state.bucket, state.objectName);
+    if (info?.size !== state.size) throw error;
+  }
 }
 
 /** Whether the object was made (still in the bucket, or already judged by ingest). */
@@ -425,6 +475,8 @@ export interface ResumedUploads {
   readonly finished: JournalEntry[];
   /** Sealed for a device that is no longer verified, so never sent: send these files again. */
   readonly dropped: JournalEntry[];
+  /** Still pending: the upload failed again (the code says why) or another process has it. */
+  readonly waiting: { readonly entry: JournalEntry; readonly code: string }[];
 }
 
 /**
@@ -440,13 +492,24 @@ export async function resumePendingUploads(
 ): Promise<ResumedUploads> {
   const finished: JournalEntry[] = [];
   const dropped: JournalEntry[] = [];
+  const waiting: { entry: JournalEntry; code: string }[] = [];
   for (const { dir, state } of await listPendingUploads(connector.home)) {
-    const patientRef = derivePatientRef(connector.custody.pseudonymKey, state.entry.patientNumber);
-    const devices = await checkedDevices(connector, patientRef, options.now ?? new Date());
-    const accepted = new Set(devices.accepted.map((device) => device.deviceId));
-    const outcome = await resumeOrDrop(connector, blobs, dir, state, accepted, options);
+    let outcome: JournalEntry | 'busy' | 'dropped';
+    try {
+      const patientRef = derivePatientRef(connector.custody.pseudonymKey, state.entry.patientNumber);
+      const devices = await checkedDevices(connector, patientRef, options.now ?? new Date());
+      const accepted = new Set(devices.accepted.map((device) => device.deviceId));
+      outcome = await resumeOrDrop(connector, blobs, dir, state, accepted, options);
+    } catch (error) {
+      // One upload that cannot finish now must not keep the others waiting; it stays pending.
+      const code = (error as { code?: unknown } | null)?.code;
+      if (!(error instanceof UploadError || isBlobStoreError(error) || isProtocolError(error))) throw error;
+      waiting.push({ entry: state.entry, code: typeof code === 'string' ? code : 'UNKNOWN' });
+      continue;
+    }
     if (outcome === 'dropped') dropped.push(state.entry);
-    else if (outcome !== 'busy') finished.push(outcome);
+    else if (outcome === 'busy') waiting.push({ entry: state.entry, code: 'UPLOAD_BUSY' });
+    else finished.push(outcome);
   }
-  return { finished, dropped };
+  return { finished, dropped, waiting };
 }

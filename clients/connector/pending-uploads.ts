@@ -8,6 +8,7 @@
 // session), so the folder is owner-only and the file 0600, like the hospital keys. The
 // encryption is randomised, so the container cannot be made again byte for byte: the sealed
 // bytes themselves are what survives.
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,6 +29,8 @@ export const pendingUploadSchema = z.strictObject({
   /** Container bytes: the header and signed manifest (`prefix`, base64), then chunks.bin. */
   size: z.int().positive(),
   prefix: z.string().min(1),
+  /** base64 MD5 of the whole container, which Cloud Storage checks before it creates the object. */
+  md5: z.string().regex(/^[A-Za-z0-9+/]{22}==$/),
   /** The file it was sealed from, as it was then: a send of the same file resumes this one. */
   source: z.strictObject({ file: z.string().min(1), size: z.int().min(0), mtimeMs: z.number() }),
   /** The devices it was sealed for. */
@@ -92,6 +95,15 @@ export async function createChunkFile(dir: string): Promise<ChunkFile> {
   };
 }
 
+/** The base64 MD5 of the container: `prefix`, then the chunk file. */
+export async function containerMd5(dir: string, prefix: Uint8Array): Promise<string> {
+  const hash = createHash('md5').update(prefix);
+  for await (const piece of createReadStream(chunksPath(dir), { highWaterMark: READ_BYTES })) {
+    hash.update(piece as Buffer);
+  }
+  return hash.digest('base64');
+}
+
 /** Replaces the state atomically (a crash leaves the old state or the new, never half). */
 export async function writePendingState(dir: string, state: PendingUpload): Promise<void> {
   const text = `${JSON.stringify(pendingUploadSchema.parse(state))}\n`;
@@ -149,11 +161,47 @@ export async function listPendingUploads(
   return found.sort((a, b) => a.mtimeMs - b.mtimeMs).map(({ dir, state }) => ({ dir, state }));
 }
 
+/**
+ * Removes folders of seals that never finished (no state file: the connector died while
+ * encrypting) and have not been written to for `idleMs`, so no live seal is touched. Nothing of
+ * them reached the cloud. Returns how many it removed.
+ */
+export async function sweepAbandonedSeals(
+  home: ConnectorHome,
+  idleMs: number,
+  now = Date.now(),
+): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(uploadsDir(home));
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const dir = join(uploadsDir(home), name);
+    if (await readPendingState(dir)) continue;
+    const written = await stat(chunksPath(dir)).then(
+      (info) => info.mtimeMs,
+      () => undefined,
+    );
+    const touched = written ?? (await stat(dir)).mtimeMs;
+    if (now - touched < idleMs) continue;
+    await removePending(dir);
+    removed++;
+  }
+  return removed;
+}
+
 export async function removePending(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** The container: the prefix from the state, then the chunk file, any byte range of it. */
+/**
+ * The container: the prefix from the state, then the chunk file, any byte range of it. Reads go
+ * through one buffer that each piece reuses (the uploader is done with a piece before it asks
+ * for the next), so a 1 GiB upload makes no garbage for the collector to fall behind on.
+ */
 export async function containerSource(dir: string, state: PendingUpload): Promise<UploadSource> {
   const prefix = Buffer.from(state.prefix, 'base64');
   const path = chunksPath(dir);
@@ -161,19 +209,26 @@ export async function containerSource(dir: string, state: PendingUpload): Promis
   if (prefix.length + chunks !== state.size) {
     throw new Error(`the sealed upload ${state.uploadId} is incomplete on disk`);
   }
+  const buffer = Buffer.allocUnsafeSlow(READ_BYTES);
   return {
     size: state.size,
+    md5: state.md5,
     async *range(start, end) {
       if (start < prefix.length) yield prefix.subarray(start, Math.min(end, prefix.length));
-      const from = Math.max(start, prefix.length) - prefix.length;
-      const to = end - prefix.length; // exclusive
-      if (to <= from) return;
-      for await (const piece of createReadStream(path, {
-        start: from,
-        end: to - 1,
-        highWaterMark: READ_BYTES,
-      })) {
-        yield piece as Buffer;
+      let position = Math.max(start, prefix.length) - prefix.length;
+      const stop = end - prefix.length; // exclusive
+      if (stop <= position) return;
+      const handle = await open(path, 'r');
+      try {
+        while (position < stop) {
+          const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_BYTES, stop - position), position);
+          if (bytesRead === 0)
+            throw new Error(`the sealed upload ${state.uploadId} is shorter on disk than it was`);
+          position += bytesRead;
+          yield buffer.subarray(0, bytesRead);
+        }
+      } finally {
+        await handle.close();
       }
     },
   };

@@ -9,8 +9,6 @@
 import { once } from 'node:events';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 
 /** Non-final chunks must be multiples of this (Cloud Storage's rule). */
 export const UPLOAD_GRANULE = 256 * 1024;
@@ -100,9 +98,18 @@ export function redactSession(uri: string): string {
   }
 }
 
-/** The bytes being uploaded: `range(start, end)` yields exactly bytes [start, end). */
+/**
+ * The bytes being uploaded: `range(start, end)` yields exactly bytes [start, end). A yielded
+ * piece may be overwritten once the next one is asked for: the uploader has sent it by then.
+ */
 export interface UploadSource {
   readonly size: number;
+  /**
+   * The base64 MD5 of all the bytes, sent with the request that completes the object: Cloud
+   * Storage then refuses to create an object whose bytes (however many resumes they took to
+   * assemble) differ from the ones the connector sealed.
+   */
+  readonly md5?: string;
   range(start: number, end: number): AsyncIterable<Uint8Array>;
 }
 
@@ -169,7 +176,10 @@ export async function uploadToSession(options: UploadToSessionOptions): Promise<
 
   const exchange = async (range: string, start: number, end: number): Promise<Answer> => {
     const body = end > start ? source.range(start, end) : undefined;
-    const answer = await send(url, agent, range, end - start, body, policy.idleTimeoutMs);
+    // Only the request that can complete the object carries the digest; a status query may too.
+    const hash =
+      source.md5 !== undefined && (end === total || end === start) ? `md5=${source.md5}` : undefined;
+    const answer = await send(url, agent, range, end - start, body, hash, policy.idleTimeoutMs);
     return interpret(answer, sessionUri, total);
   };
 
@@ -239,6 +249,7 @@ async function send(
   contentRange: string,
   length: number,
   body: AsyncIterable<Uint8Array> | undefined,
+  googHash: string | undefined,
   idleTimeoutMs: number,
 ): Promise<RawAnswer> {
   const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
@@ -249,6 +260,7 @@ async function send(
       'content-range': contentRange,
       'content-length': String(length),
       ...(length > 0 ? { 'content-type': 'application/octet-stream' } : {}),
+      ...(googHash !== undefined ? { 'x-goog-hash': googHash } : {}),
     },
   });
   request.once('timeout', () =>
@@ -259,12 +271,36 @@ async function send(
     request.once('error', reject);
   });
   response.catch(() => {}); // observed below; never an unhandled rejection
+  // Rejects when the request fails while the body is being written.
+  const broken = new Promise<never>((_, reject) => {
+    request.once('error', reject);
+    request.once('close', () => reject(Object.assign(new Error('closed early'), { code: 'ECONNRESET' })));
+  });
+  broken.catch(() => {});
   try {
     if (body) {
-      await pipeline(Readable.from(readingSource(body), { objectMode: false }), request);
-    } else {
-      request.end();
+      let pieces;
+      try {
+        pieces = body[Symbol.asyncIterator]();
+      } catch (error) {
+        throw new SourceFailure('the upload source failed', { cause: error });
+      }
+      for (;;) {
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await pieces.next();
+        } catch (error) {
+          throw new SourceFailure('the upload source failed', { cause: error });
+        }
+        if (next.done) break;
+        // Wait until the socket has taken the piece: the source reuses its buffer.
+        const written = new Promise<void>((resolve, reject) =>
+          request.write(next.value, (error) => (error ? reject(error) : resolve())),
+        );
+        await Promise.race([written, broken]);
+      }
     }
+    request.end();
     const res = await response;
     const text = await readAnswer(res, idleTimeoutMs);
     const range = res.headers.range;
@@ -273,14 +309,6 @@ async function send(
     request.destroy();
     if (error instanceof SourceFailure) throw error.cause;
     throw new TransientFailure(networkReason(error));
-  }
-}
-
-async function* readingSource(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  try {
-    yield* body;
-  } catch (error) {
-    throw new SourceFailure('the upload source failed', { cause: error });
   }
 }
 

@@ -39,7 +39,7 @@ export class FaultProxy {
   #downstreamBytes = 0;
   #cutsDone = 0;
   #hold: { at: number; reached: () => void } | undefined;
-  #held: Socket[] = [];
+  #held: { client: Socket; upstream: Socket; rest: Buffer }[] = [];
   port = 0;
 
   private constructor(options: FaultProxyOptions) {
@@ -82,7 +82,8 @@ export class FaultProxy {
 
   /**
    * Stops forwarding once `bytes` more have gone upstream, and resolves then. The held
-   * connections stay open, silent, until release() or their client dies.
+   * connection stays open and silent until release(), which forwards what the client had
+   * already sent (as its kernel would after it died) and then its end.
    */
   holdAfter(bytes: number): Promise<void> {
     return new Promise((resolve) => {
@@ -92,7 +93,10 @@ export class FaultProxy {
 
   release(): void {
     this.#hold = undefined;
-    for (const socket of this.#held.splice(0)) socket.resume();
+    for (const { client, upstream, rest } of this.#held.splice(0)) {
+      if (!upstream.destroyed) this.#forwardUp(client, upstream, rest);
+      client.resume();
+    }
   }
 
   async close(): Promise<void> {
@@ -121,12 +125,14 @@ export class FaultProxy {
       if (cutting) return;
       const hold = this.#hold;
       if (hold && this.#upstreamBytes + data.length >= hold.at) {
-        this.#forwardUp(client, upstream, data.subarray(0, hold.at - this.#upstreamBytes));
+        const keep = hold.at - this.#upstreamBytes;
+        this.#forwardUp(client, upstream, data.subarray(0, keep));
         client.pause();
-        this.#held.push(client);
+        // TCP never loses bytes from the middle of a stream: the rest goes on release.
+        this.#held.push({ client, upstream, rest: data.subarray(keep) });
         this.#hold = undefined;
         hold.reached();
-        return; // the rest of this piece is never sent: the client dies while held
+        return;
       }
       const next = this.#cutPoints[0];
       if (next !== undefined && this.#upstreamBytes + data.length > next) {
@@ -155,7 +161,7 @@ export class FaultProxy {
     if (!upstream.write(piece)) {
       client.pause();
       upstream.once('drain', () => {
-        if (!this.#held.includes(client) && !client.destroyed) client.resume();
+        if (!this.#held.some((held) => held.client === client) && !client.destroyed) client.resume();
       });
     }
   }

@@ -6,12 +6,18 @@
 // resumes the session it persisted instead of sending the file again.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnClient } from '../../clients/lib/cli.ts';
+import { storageSessions } from '../../clients/connector/deliver.ts';
+import { recoverDropFolder } from '../../clients/connector/drop-recovery.ts';
 import { ConnectorHome } from '../../clients/connector/home.ts';
 import { readPendingState } from '../../clients/connector/pending-uploads.ts';
+import { uploadToSession } from '../../clients/connector/resumable-upload.ts';
+import { watchOnce } from '../../clients/connector/watch.ts';
+import { createStorage } from '../../shared/adapters/google-clients.ts';
+import { stackBlobStore } from '../helpers/delivery-fixture.ts';
 import { binRunner, type BinOutcome } from '../helpers/bins.ts';
 import { FaultProxy } from '../helpers/fault-proxy.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
@@ -186,5 +192,103 @@ describe('resumable uploads through a faulty link', { timeout: 600_000 }, () => 
     await readFile(join(onboarded.home, 'journal.jsonl'), 'utf8').then((text) =>
       expect(text).not.toContain('upload_id'),
     );
+  });
+
+  it('a drop folder survives a crash mid-file: the sealed upload resumes, the unsealed file is requeued, each arrives once', async () => {
+    const drop = join(dir, 'drop');
+    const sending = join(drop, 'sending', PATIENT);
+    await mkdir(sending, { recursive: true });
+    // As watch.ts leaves them when the connector dies: one file half uploaded, one not sealed yet.
+    const letter = join(sending, 'letter.bin');
+    const letterDigest = await writeRandomFile(letter, 16);
+    await writeFile(join(sending, 'note.txt'), 'not sealed before the crash\n');
+    const link = await proxy();
+    const held = link.holdAfter(6 * MIB);
+    const child = spawnClient(
+      'cb-connector',
+      ['send', letter, '--patient', PATIENT, '--home', onboarded.home],
+      {
+        ...process.env,
+        CB_STACK_ENV: await envThrough(link, 'drop'),
+      },
+    );
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    await held;
+    child.kill('SIGKILL');
+    await exited;
+    link.release();
+
+    const { env } = onboarded.stack;
+    // The watch loop's own sends find Cloud Storage where the bins do: in the process environment.
+    const saved = { host: process.env.STORAGE_EMULATOR_HOST, project: process.env.GCLOUD_PROJECT };
+    process.env.STORAGE_EMULATOR_HOST = env.STORAGE_EMULATOR_HOST;
+    process.env.GCLOUD_PROJECT = env.GCLOUD_PROJECT;
+    const connector = await new ConnectorHome(onboarded.home).open('drop-recovery-test');
+    try {
+      const blobs = stackBlobStore(onboarded.stack);
+      const lines: string[] = [];
+      const log = (line: string) => lines.push(line);
+      const recovery = await recoverDropFolder(connector, blobs, {
+        dir: drop,
+        log,
+        upload: { startSession: storageSessions(createStorage(env.GCLOUD_PROJECT!, env)) },
+      });
+      expect(recovery).toEqual({ resumed: 1, pending: 0, requeued: 1 });
+      expect(await readdir(join(drop, 'inbox', PATIENT))).toEqual(['note.txt']);
+      expect(await readdir(join(onboarded.home, 'uploads'))).toEqual([]);
+
+      const options = { dir: drop, contentClass: 'document' as const, expiresDays: 30, settleMs: 0, log };
+      let pass = await watchOnce(connector, blobs, options);
+      expect(pass.sent).toBe(1); // note.txt; letter.bin went up in the recovery
+      for (let i = 0; i < 120 && pass.waiting > 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        pass = await watchOnce(connector, blobs, options);
+      }
+      expect(pass.waiting).toBe(0);
+      expect((await readdir(join(drop, 'done', PATIENT))).sort(), lines.join('\n')).toEqual([
+        'letter.bin',
+        'note.txt',
+      ]);
+      const journal = await connector.home.journal();
+      expect(journal.filter((entry) => entry.file.endsWith(`${sep}letter.bin`))).toHaveLength(1);
+      expect(journal.filter((entry) => entry.file.endsWith(`${sep}note.txt`))).toHaveLength(1);
+    } finally {
+      connector.custody.close();
+      process.env.STORAGE_EMULATOR_HOST = saved.host;
+      process.env.GCLOUD_PROJECT = saved.project;
+      if (saved.host === undefined) delete process.env.STORAGE_EMULATOR_HOST;
+      if (saved.project === undefined) delete process.env.GCLOUD_PROJECT;
+    }
+    const synced = await sync(join(dir, 'received-drop'));
+    expect(synced.stdout).toContain('2 new record(s)');
+    expect(await sha256File(join(dir, 'received-drop', 'letter.bin'))).toBe(letterDigest);
+  });
+
+  it('Cloud Storage refuses to create an object whose bytes differ from the digest the connector sealed', async () => {
+    const { env } = onboarded.stack;
+    const storage = createStorage(env.GCLOUD_PROJECT!, env);
+    const name = `hospitals/${HOSPITAL}/uploads/digest-check.cbr`;
+    const bytes = randomBytes(3 * 256 * 1024 + 17);
+    const sessionUri = await storageSessions(storage)({
+      bucket: env.INGEST_BUCKET!,
+      name,
+      size: bytes.length,
+      contentType: 'application/octet-stream',
+    });
+    const source = (md5: string) => ({
+      size: bytes.length,
+      md5,
+      async *range(start: number, end: number) {
+        yield bytes.subarray(start, end);
+      },
+    });
+    const wrong = createHash('md5').update('other bytes').digest('base64');
+    const refused = await uploadToSession({
+      sessionUri,
+      source: source(wrong),
+      chunkBytes: 256 * 1024,
+    }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'UPLOAD_REFUSED', status: 400 });
+    expect(await stackBlobStore(onboarded.stack).stat(env.INGEST_BUCKET!, name)).toBeUndefined();
   });
 });
