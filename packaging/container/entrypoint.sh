@@ -19,8 +19,10 @@ APP="${CB_APP_DIR:-/opt/clinic-bridge}"
 NODE_FLAGS=(--max-semi-space-size=2 --max-old-space-size=96)
 PORT="${CB_CONSOLE_PORT:-8480}"
 
+# Run in the background (`connector … &`): the subshell becomes node itself, so $! is node's
+# pid and a TERM sent to it reaches the connector, not a shell that would leave node running.
 connector() {
-  node "${NODE_FLAGS[@]}" "$APP/clients/cb-connector.ts" "$@"
+  exec node "${NODE_FLAGS[@]}" "$APP/clients/cb-connector.ts" "$@"
 }
 
 run() {

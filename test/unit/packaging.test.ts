@@ -435,3 +435,95 @@ describe('the image’s file set, assembled as the final stage copies it', { tim
     expect(await probe(port)).toBe(1);
   });
 });
+
+describe('the entry point’s `run`: the drop folder and the console as one unit', { timeout: 60_000 }, () => {
+  let app: string;
+  const pidOf = (role: string) => Number(readFileSync(join(app, `${role}.pid`), 'utf8'));
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  beforeAll(async () => {
+    // A stand-in cb-connector: records its pid, then `watch` runs until stopped and `console`
+    // exits with $FAKE_CONSOLE_EXIT after a moment (or also runs until stopped).
+    app = await mkdtemp(join(tmpdir(), 'cb-entry-'));
+    await mkdir(join(app, 'clients'));
+    await writeFile(
+      join(app, 'clients', 'cb-connector.ts'),
+      [
+        "import { writeFileSync } from 'node:fs';",
+        'const role = process.argv[2] ?? "none";',
+        'writeFileSync(`${process.env.FAKE_DIR}/${role}.pid`, String(process.pid));',
+        'const exit = process.env.FAKE_CONSOLE_EXIT;',
+        'if (role === "console" && exit) setTimeout(() => process.exit(Number(exit)), 1500);',
+        'else setInterval(() => undefined, 1000);',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  afterAll(async () => {
+    // Should a check fail, leave no stand-in running.
+    for (const role of ['watch', 'console']) {
+      if (existsSync(join(app, `${role}.pid`)) && alive(pidOf(role))) process.kill(pidOf(role));
+    }
+    await rm(app, { recursive: true, force: true });
+  });
+
+  const start = (extra: NodeJS.ProcessEnv) => {
+    const child = execFile(join(ROOT, 'packaging/container/entrypoint.sh'), ['run'], {
+      env: {
+        ...process.env,
+        PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`,
+        CB_APP_DIR: app,
+        CB_DROP_DIR: join(app, 'drop'),
+        FAKE_DIR: app,
+        ...extra,
+      },
+    });
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))),
+    );
+    return { child, exited };
+  };
+
+  const bothStarted = async () => {
+    for (
+      let i = 0;
+      i < 100 && !(existsSync(join(app, 'watch.pid')) && existsSync(join(app, 'console.pid')));
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
+  it('when the console stops, stops the watch and exits with the console’s status', async () => {
+    await rm(join(app, 'watch.pid'), { force: true });
+    await rm(join(app, 'console.pid'), { force: true });
+    const { exited } = start({ FAKE_CONSOLE_EXIT: '7' });
+    await bothStarted();
+    const watch = pidOf('watch');
+    expect(alive(watch)).toBe(true);
+    expect(await exited).toBe(7);
+    expect(alive(watch)).toBe(false);
+    expect(existsSync(join(app, 'drop', 'inbox'))).toBe(true);
+  });
+
+  it('on TERM (docker stop) stops both and exits', async () => {
+    await rm(join(app, 'watch.pid'), { force: true });
+    await rm(join(app, 'console.pid'), { force: true });
+    const { child, exited } = start({ FAKE_CONSOLE_EXIT: '' });
+    await bothStarted();
+    const [watch, console] = [pidOf('watch'), pidOf('console')];
+    child.kill('SIGTERM');
+    expect(await exited).not.toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(alive(watch)).toBe(false);
+    expect(alive(console)).toBe(false);
+  });
+});
