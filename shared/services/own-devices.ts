@@ -1,7 +1,6 @@
 // A paired device's view of its patient's devices at its hospital (invariants 6, 9, 10;
 // docs/PROTOCOL.md §9.2, §10.5): list them, revoke one (a lost phone, or itself), and replace its own
 // push token. A device of another patient or hospital is NOT_FOUND, like one that does not exist.
-import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
 import {
   deviceIdSchema,
@@ -15,10 +14,9 @@ import type { Clock } from '../ports/clock.ts';
 import type { Notifier } from '../ports/notifier.ts';
 import type { DeviceStore } from '../ports/pairing-store.ts';
 import { deviceEvent, type DeviceCaller } from './device-caller.ts';
+import { emptyBodySchema } from '../core/protocol/api-contract.ts';
 import { sendPushHints } from './push-hints.ts';
 import type { SignedCall } from './signed-call.ts';
-
-const emptyBodySchema = z.strictObject({});
 
 export interface OwnDevicesServiceOptions {
   readonly caller: DeviceCaller;
