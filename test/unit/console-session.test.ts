@@ -217,6 +217,25 @@ describe('console over HTTP', () => {
     expect((await get('/', again.cookie)).headers.get('location')).toBe('/login?expired');
   });
 
+  it('switches language back to the same page, never to another host', async () => {
+    const switched = await get('/login?lang=nl');
+    expect(switched.status).toBe(303);
+    expect(switched.headers.get('location')).toBe('/login');
+    expect(cookiesOf(switched).join()).toContain('cb_lang=nl');
+    expect(await (await get('/login', 'cb_lang=nl')).text()).toContain('Medewerkersaccount');
+    // Sent as is (fetch would normalise the path first): the dot segment makes the path `//evil.example/`.
+    const { port } = new URL(running.url);
+    const location = await new Promise<string | undefined>((resolve, reject) =>
+      request({ host: '127.0.0.1', port, path: '/a/..//evil.example/?lang=nl' }, (answer) => {
+        answer.resume();
+        resolve(answer.headers.location);
+      })
+        .on('error', reject)
+        .end(),
+    );
+    expect(location).toBe('/');
+  });
+
   it('signs out for good, and refuses a foreign Host header (DNS rebinding)', async () => {
     const { cookie } = await signIn('ingrid');
     const csrf = await csrfOf(cookie, '/staff');

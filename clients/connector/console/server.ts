@@ -77,6 +77,8 @@ export interface RunningConsole {
 
 export const DEFAULT_CONSOLE_PORT = 8480;
 const MAX_FORM_BYTES = 16 * 1024;
+/** The pages a language switch may return to. */
+const PAGES = new Set(['/', '/login', '/patient', '/staff']);
 
 function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
@@ -182,7 +184,9 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
     if (method === 'GET' && isLanguage(chosen)) {
       if (session) session.lang = chosen;
       response.setHeader('set-cookie', cookie('cb_lang', chosen, { secure, maxAgeSeconds: 365 * 86400 }));
-      redirect(response, url.pathname);
+      // Back to the same page, but only to a page of the console's own: a path like
+      // `/a/..//evil.example` normalises to `//evil.example`, which a browser reads as another host.
+      redirect(response, PAGES.has(url.pathname) ? url.pathname : '/');
       return;
     }
     const lang: Language =
