@@ -1,5 +1,5 @@
 // What every client bin shares: one way to fail (a message and an exit code, never a stack
-// trace for an expected error), and one main() wrapper that maps errors to exit codes.
+// trace for an expected error). cli-program.ts parses the command line and applies it.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isProtocolError } from '../../shared/core/protocol/error-codes.ts';
@@ -94,16 +94,4 @@ export function describeFailure(error: unknown): { message: string; exitCode: nu
     }
   }
   return { message: (error as Error | null)?.message ?? String(error), exitCode: EXIT.FAILURE };
-}
-
-/** Runs a bin's main, printing `name: message` on failure and setting the exit code. */
-export async function runMain(name: string, main: () => Promise<number | void>): Promise<void> {
-  try {
-    process.exitCode = (await main()) ?? EXIT.OK;
-  } catch (error) {
-    const { message, exitCode } = describeFailure(error);
-    process.stderr.write(`${name}: ${message}\n`);
-    if (process.env.CB_DEBUG) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
-    process.exitCode = exitCode;
-  }
 }
