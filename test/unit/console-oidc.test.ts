@@ -126,6 +126,16 @@ describe('console OIDC client', () => {
     ).rejects.toMatchObject({ code: 'OIDC_PROVIDER_ERROR' });
   });
 
+  it('reports an unreachable provider as the provider’s error', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const oidc = new OidcClient({ issuer: `http://127.0.0.1:${port}`, clientId: 'c' });
+    oidc.listeningAt('http://127.0.0.1:1');
+    await expect(oidc.start()).rejects.toMatchObject({ code: 'OIDC_PROVIDER_ERROR' });
+  });
+
   it('refuses an issuer or callback in the clear beyond this machine', () => {
     expect(() => new OidcClient({ issuer: 'http://idp.hospital.example', clientId: 'c' })).toThrow(
       expect.objectContaining({ code: 'CONSOLE_OIDC_CONFIG' }),

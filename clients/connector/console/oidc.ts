@@ -102,9 +102,12 @@ export class OidcClient {
   #discover() {
     this.#discovery ??= (async () => {
       const url = `${this.options.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-      const response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(10_000) });
-      if (!response.ok) throw new OidcSignInError('OIDC_PROVIDER_ERROR');
-      const metadata = discoverySchema.safeParse(await response.json());
+      // An unreachable or garbled provider is the provider's error, not the console's.
+      const response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(10_000) }).catch(
+        () => undefined,
+      );
+      if (!response?.ok) throw new OidcSignInError('OIDC_PROVIDER_ERROR');
+      const metadata = discoverySchema.safeParse(await response.json().catch(() => undefined));
       // The issuer must be the one configured (OpenID Connect Discovery §4.3).
       if (!metadata.success || metadata.data.issuer !== this.options.issuer) {
         throw new OidcSignInError('OIDC_PROVIDER_ERROR');

@@ -290,7 +290,15 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
         return signIn(response, member, 'password', client, () => redirect(response, '/'));
       }
       if (url.pathname === '/login/oidc' && method === 'GET' && oidc) {
-        const { url: target, state } = await oidc.start();
+        let started: { url: string; state: string };
+        try {
+          started = await oidc.start();
+        } catch (error) {
+          if (!(error instanceof OidcSignInError)) throw error;
+          logger.warn('oidc provider unavailable', { requestId, code: error.code });
+          return redirect(response, `/login?oidc=${error.code}`);
+        }
+        const { url: target, state } = started;
         // Lax, not Strict: the provider's redirect back is a cross-site navigation.
         response.setHeader(
           'set-cookie',
@@ -522,7 +530,7 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
       ...(operatorRef ? { operatorRef } : {}),
       client,
     });
-    response.setHeader('set-cookie', [
+    addCookies(response, [
       cookie(sessionCookie, id, { secure }),
       cookie(loginCookie, '', { secure, maxAgeSeconds: 0 }),
     ]);
@@ -616,6 +624,13 @@ function setSecurityHeaders(response: ServerResponse, nonce: string, secure: boo
   // Pages show patient data and QR codes (pairing secrets): never kept by the browser or a proxy.
   response.setHeader('cache-control', 'no-store');
   if (secure) response.setHeader('strict-transport-security', 'max-age=31536000');
+}
+
+/** Adds Set-Cookie lines to those already set on this response. */
+function addCookies(response: ServerResponse, lines: readonly string[]): void {
+  const before = response.getHeader('set-cookie');
+  const kept = before === undefined ? [] : Array.isArray(before) ? before : [String(before)];
+  response.setHeader('set-cookie', [...kept, ...lines]);
 }
 
 function redirect(response: ServerResponse, location: string): void {
