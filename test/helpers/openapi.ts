@@ -10,6 +10,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import * as prettier from 'prettier';
 import ts from 'typescript';
 import { API_CONTRACT, type ApiEndpoint } from '../../shared/core/protocol/api-contract.ts';
@@ -128,10 +129,26 @@ export function routeDrift(
   ];
 }
 
-// ---- JSON Schema (the subset z.toJSONSchema emits), failing closed ----
+// ---- JSON Schema: Ajv, in the 2020-12 dialect OpenAPI 3.1 uses ----
 
-const ANNOTATIONS = new Set(['description', 'title', 'examples', 'example', 'default', 'contentMediaType']);
+// One validator per document: the document is registered whole, so a schema's local $refs
+// ("#/components/schemas/…") resolve against it. Strict mode is off only for OpenAPI's own
+// annotation keywords (example, contentMediaType) that JSON Schema does not define.
+const validators = new WeakMap<object, Ajv2020>();
+const DOCUMENT_ID = 'urn:clinic-bridge:openapi';
 
+function validatorFor(root: unknown): Ajv2020 {
+  const key = (root ?? {}) as object;
+  let ajv = validators.get(key);
+  if (!ajv) {
+    ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: false });
+    ajv.addSchema({ ...(key as Record<string, unknown>), $id: DOCUMENT_ID });
+    validators.set(key, ajv);
+  }
+  return ajv;
+}
+
+/** The object a local $ref ("#/components/parameters/X") names in `root`. */
 function resolve(root: unknown, ref: string): JsonSchema {
   if (!ref.startsWith('#/')) throw new Error(`only local $ref is supported: ${ref}`);
   let node: unknown = root;
@@ -142,121 +159,32 @@ function resolve(root: unknown, ref: string): JsonSchema {
   return node as JsonSchema;
 }
 
-function typeOf(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'array';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
-  return typeof value;
-}
-
-/** Where `value` breaks `schema` (empty: valid). `root` resolves $refs. */
+/**
+ * Where `value` breaks `schema` (empty: valid), each as "<at>.<path>: <message>". `root`, the
+ * whole document, resolves $refs.
+ */
 export function schemaErrors(
   schema: JsonSchema | boolean,
   value: unknown,
   root: unknown,
   at = '$',
 ): string[] {
-  if (schema === true) return [];
-  if (schema === false) return [`${at}: nothing is allowed here`];
-  const errors: string[] = [];
-  const fail = (message: string) => errors.push(`${at}: ${message}`);
-  const object = value as Record<string, unknown>;
-  for (const [keyword, argument] of Object.entries(schema)) {
-    if (ANNOTATIONS.has(keyword) || keyword.startsWith('x-')) continue;
-    switch (keyword) {
-      case '$ref':
-        errors.push(...schemaErrors(resolve(root, argument as string), value, root, at));
-        break;
-      case 'type': {
-        const types = Array.isArray(argument) ? (argument as string[]) : [argument as string];
-        const actual = typeOf(value);
-        if (!types.includes(actual) && !(actual === 'integer' && types.includes('number')))
-          fail(`is ${actual}, not ${types.join('|')}`);
-        break;
-      }
-      case 'const':
-        if (JSON.stringify(value) !== JSON.stringify(argument)) fail(`is not ${JSON.stringify(argument)}`);
-        break;
-      case 'enum':
-        if (!(argument as unknown[]).some((option) => JSON.stringify(option) === JSON.stringify(value)))
-          fail(`is not one of ${JSON.stringify(argument)}`);
-        break;
-      case 'pattern':
-        if (typeof value === 'string' && !new RegExp(argument as string).test(value))
-          fail(`does not match ${String(argument)}`);
-        break;
-      case 'minLength':
-        if (typeof value === 'string' && [...value].length < (argument as number))
-          fail(`is shorter than ${argument}`);
-        break;
-      case 'maxLength':
-        if (typeof value === 'string' && [...value].length > (argument as number))
-          fail(`is longer than ${argument}`);
-        break;
-      case 'minimum':
-        if (typeof value === 'number' && value < (argument as number)) fail(`is below ${argument}`);
-        break;
-      case 'maximum':
-        if (typeof value === 'number' && value > (argument as number)) fail(`is above ${argument}`);
-        break;
-      case 'exclusiveMinimum':
-        if (typeof value === 'number' && value <= (argument as number)) fail(`is not above ${argument}`);
-        break;
-      case 'exclusiveMaximum':
-        if (typeof value === 'number' && value >= (argument as number)) fail(`is not below ${argument}`);
-        break;
-      case 'minItems':
-        if (Array.isArray(value) && value.length < (argument as number))
-          fail(`has fewer than ${argument} items`);
-        break;
-      case 'maxItems':
-        if (Array.isArray(value) && value.length > (argument as number))
-          fail(`has more than ${argument} items`);
-        break;
-      case 'items':
-        if (Array.isArray(value))
-          value.forEach((item, i) =>
-            errors.push(...schemaErrors(argument as JsonSchema, item, root, `${at}[${i}]`)),
-          );
-        break;
-      case 'required':
-        if (typeOf(value) === 'object')
-          for (const name of argument as string[]) if (!Object.hasOwn(object, name)) fail(`lacks ${name}`);
-        break;
-      case 'properties':
-        if (typeOf(value) === 'object')
-          for (const [name, property] of Object.entries(argument as Record<string, JsonSchema>))
-            if (Object.hasOwn(object, name))
-              errors.push(...schemaErrors(property, object[name], root, `${at}.${name}`));
-        break;
-      case 'additionalProperties':
-        if (typeOf(value) === 'object') {
-          const known = Object.keys((schema.properties ?? {}) as object);
-          for (const name of Object.keys(object).filter((n) => !known.includes(n)))
-            errors.push(
-              ...schemaErrors(argument as JsonSchema | boolean, object[name], root, `${at}.${name}`),
-            );
-        }
-        break;
-      case 'allOf':
-        for (const part of argument as JsonSchema[]) errors.push(...schemaErrors(part, value, root, at));
-        break;
-      case 'anyOf':
-        if (!(argument as JsonSchema[]).some((part) => schemaErrors(part, value, root, at).length === 0))
-          fail('matches none of anyOf');
-        break;
-      case 'oneOf': {
-        const matches = (argument as JsonSchema[]).filter(
-          (part) => schemaErrors(part, value, root, at).length === 0,
-        );
-        if (matches.length !== 1) fail(`matches ${matches.length} of oneOf, not exactly one`);
-        break;
-      }
-      default:
-        throw new Error(`${at}: the schema uses "${keyword}", which this checker does not implement`);
-    }
-  }
-  return errors;
+  const ajv = validatorFor(root);
+  // A schema taken out of the document still refers into it: point its local refs there.
+  const anchored =
+    typeof schema === 'boolean'
+      ? schema
+      : (JSON.parse(JSON.stringify(schema).replaceAll('"$ref":"#/', `"$ref":"${DOCUMENT_ID}#/`)) as object);
+  const validate = ajv.compile(anchored);
+  if (validate(value)) return [];
+  // Ajv reports a oneOf's every branch; its own verdict on the oneOf says enough on its own.
+  const errors = validate.errors ?? [];
+  const top = errors.filter((error) => error.keyword === 'oneOf' || error.keyword === 'anyOf');
+  return (top.length > 0 ? top : errors).map((error) => {
+    const extra = (error.params as { additionalProperty?: string }).additionalProperty;
+    const path = `${at}${error.instancePath.replaceAll('/', '.')}${extra ? `.${extra}` : ''}`;
+    return `${path}: ${extra ? 'is not allowed' : error.message}`;
+  });
 }
 
 // ---- Answers against the document ----
