@@ -213,7 +213,19 @@ describe("README's client walk-through", { timeout: 600_000 }, () => {
     const invite = outcomes.find((o) => o.line.startsWith('cb-connector invite'))!;
     expect(invite.stdout).not.toMatch(/[█▀▄]/);
     expect(invite.stderr).toContain('drawn only on a terminal');
-    for (const file of ['.connector/invite.png', '.connector/invite-2.png', 'onboarding.json']) {
+    // On a terminal (a pseudo-terminal from util-linux `script`) it is drawn.
+    const onTerminal = await shell!.run(
+      "script -qec 'cb-connector invite 123456789 --out .connector/invite-3.png' /dev/null",
+      60_000,
+    );
+    expect(onTerminal.code, onTerminal.stderr).toBe(0);
+    expect(onTerminal.stdout).toMatch(/[█▀▄]{20}/);
+    for (const file of [
+      '.connector/invite.png',
+      '.connector/invite-2.png',
+      '.connector/invite-3.png',
+      'onboarding.json',
+    ]) {
       expect(((await stat(join(work, file))).mode & 0o777).toString(8), file).toBe('600');
     }
     // Run in the repository root, none of them would be committed by `git add .`.
