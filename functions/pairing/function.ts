@@ -14,11 +14,21 @@ import { createPairingService, type PairingService } from '../../shared/services
 import { createTransparency } from '../../shared/services/transparency.ts';
 import { createWitnessApi, type WitnessApi } from '../../shared/services/audit-log-api.ts';
 import { createRecallService, type RecallService } from '../../shared/services/recall.ts';
+import {
+  createDeliveryStatusService,
+  type DeliveryStatusService,
+} from '../../shared/services/delivery-status.ts';
+
+/** What the pairing function serves: pairing itself, and a hospital's view of what it sent. */
+interface PairingServices {
+  readonly service: PairingService;
+  readonly recall: RecallService;
+  readonly delivery: DeliveryStatusService;
+  readonly witness: WitnessApi;
+}
 
 export function pairingHandler(
-  service: PairingService,
-  recall: RecallService,
-  witness: WitnessApi,
+  { service, recall, delivery, witness }: PairingServices,
   logger: Logger,
   audience: string,
 ): HttpFunction {
@@ -69,6 +79,14 @@ export function pairingHandler(
         handle: async (r) => ({ status: 200, body: await witness.cosign(signedCall(r)) }),
       },
       {
+        method: 'GET',
+        path: '/v1/records/:recordId/delivery',
+        handle: async (r) => ({
+          status: 200,
+          body: await delivery.status(signedCall(r), r.params.recordId ?? ''),
+        }),
+      },
+      {
         method: 'POST',
         path: '/v1/records/:recordId/recall',
         handle: async (r) => ({
@@ -80,10 +98,7 @@ export function pairingHandler(
   });
 }
 
-function compose(context: RuntimeContext): {
-  service: PairingService;
-  recall: RecallService;
-  witness: WitnessApi;
+function compose(context: RuntimeContext): PairingServices & {
   logger: Logger;
   audience: string;
   warm: () => Promise<unknown>;
@@ -98,9 +113,11 @@ function compose(context: RuntimeContext): {
     notifier,
     audit: kit.audit,
   });
+  const records = createFirestoreRecordStore(kit.firestore);
+  const delivery = createDeliveryStatusService({ stores, records, clock: kit.clock });
   const recall = createRecallService({
     stores,
-    records: createFirestoreRecordStore(kit.firestore),
+    records,
     purge: createFirestorePurgeStore(kit.firestore),
     blobs: kit.blobs,
     recordsBucket: kit.bucket('records'),
@@ -122,15 +139,23 @@ function compose(context: RuntimeContext): {
     clock: kit.clock,
     transparency: transparency,
   });
-  return { service, recall, witness, logger: kit.logger, audience: kit.audience, warm: () => kit.keyPair() };
+  return {
+    service,
+    recall,
+    delivery,
+    witness,
+    logger: kit.logger,
+    audience: kit.audience,
+    warm: () => kit.keyPair(),
+  };
 }
 
 export const definition: FunctionDefinition = {
   name: 'pairing',
   signature: 'http',
   async build(context): Promise<HttpFunction> {
-    const { service, recall, witness, logger, audience, warm } = compose(context);
+    const { logger, audience, warm, ...services } = compose(context);
     await warm(); // one KMS Decrypt per instance, at cold start
-    return pairingHandler(service, recall, witness, logger, audience);
+    return pairingHandler(services, logger, audience);
   },
 };

@@ -218,7 +218,7 @@ describe('the API on the local stack, against its OpenAPI document', { timeout: 
     expect(codeOf(unknown)).toBe('INVITATION_INVALID');
   });
 
-  it('pairing: a patient’s devices, revocation and recall', async () => {
+  it('pairing: a patient’s devices, revocation, delivery status and recall', async () => {
     const devices = await send({
       method: 'GET',
       target: `/pairing/v1/patients/${alice.patientRef}/devices`,
@@ -261,6 +261,14 @@ describe('the API on the local stack, against its OpenAPI document', { timeout: 
       recipients: [alice],
       file: new Uint8Array(randomBytes(100)),
     });
+    // Before the recall, the hospital asks what became of it: sealed for Alice, not yet acknowledged.
+    const delivery = (id: string) =>
+      send({ method: 'GET', target: `/pairing/v1/records/${id}/delivery`, as: hospitalCaller() });
+    const status = await delivery(doomed.sealed.manifest.recordId);
+    expect(status.status).toBe(200);
+    expect(status.body).toMatchObject({ recipients: [{ deviceId: alice.deviceId }] });
+    expect(codeOf(await delivery(newRandomId()))).toBe('NOT_FOUND');
+    expect(codeOf(await delivery('not-an-id'))).toBe('INVALID_REQUEST');
     const recall = (id: string) =>
       send({
         method: 'POST',
@@ -269,6 +277,7 @@ describe('the API on the local stack, against its OpenAPI document', { timeout: 
         as: hospitalCaller(),
       });
     expect((await recall(doomed.sealed.manifest.recordId)).status).toBe(200);
+    expect(codeOf(await delivery(doomed.sealed.manifest.recordId))).toBe('NOT_FOUND');
     expect(codeOf(await recall(newRandomId()))).toBe('NOT_FOUND');
     expect(
       codeOf(

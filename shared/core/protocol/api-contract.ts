@@ -26,6 +26,7 @@ import {
   pairBodySchema,
   pairResponseSchema,
   patientDevicesResponseSchema,
+  deliveryStatusResponseSchema,
   pushTokenBodySchema,
   recordListResponseSchema,
   revokeResponseSchema,
@@ -275,6 +276,37 @@ export const API_CONTRACT: readonly ApiEndpoint[] = [
     params: { deviceId: deviceIdSchema },
     body: hospitalActionBody,
     success: { kind: 'json', status: 200, body: revokeResponse },
+    errors: ['NOT_FOUND'],
+  },
+  {
+    operationId: 'deliveryStatus',
+    function: 'pairing',
+    method: 'GET',
+    route: '/v1/records/:recordId/delivery',
+    summary: 'What became of a record the hospital sent (connector)',
+    description:
+      'Each recipient device and, once it acknowledged the record, whether it stored it or failed with its code. ' +
+      "NOT_FOUND once the record is gone (recalled, erased, expired), and for an unknown id or another hospital's record.",
+    signer: 'hospital',
+    params: { recordId: recordIdSchema },
+    success: {
+      kind: 'json',
+      status: 200,
+      body: {
+        name: 'DeliveryStatusResponse',
+        schema: deliveryStatusResponseSchema,
+        example: {
+          recordId: EXAMPLE.recordId,
+          acceptedAt: '2026-01-05T10:00:02Z',
+          recipients: [
+            {
+              deviceId: EXAMPLE.deviceId,
+              acknowledged: { outcome: 'stored', at: '2026-01-05T10:03:15Z' },
+            },
+          ],
+        },
+      },
+    },
     errors: ['NOT_FOUND'],
   },
   {

@@ -122,6 +122,33 @@ export const revokeResponseSchema = z.strictObject({
   revokedAt: timestampSchema,
 });
 
+/**
+ * A hospital's view of one record it sent: each recipient device and whether it acknowledged
+ * the record (stored, or failed with its code). Answers NOT_FOUND once the record is gone
+ * (recalled, erased, expired) and for another hospital's record.
+ */
+export const deliveryStatusResponseSchema = z.strictObject({
+  recordId: recordIdSchema,
+  acceptedAt: timestampSchema,
+  recipients: z
+    .array(
+      z.strictObject({
+        deviceId: deviceIdSchema,
+        acknowledged: z
+          .strictObject({
+            outcome: z.enum(['stored', 'failed']),
+            errorCode: z
+              .string()
+              .regex(/^[A-Z][A-Z0-9_]{1,63}$/)
+              .optional(),
+            at: timestampSchema,
+          })
+          .optional(),
+      }),
+    )
+    .max(64),
+});
+
 // ---- Records ----
 
 export const recordSummarySchema = z.strictObject({
