@@ -10,7 +10,8 @@
 // A pending upload sealed for a device that is no longer verified is dropped unsent, and its
 // file goes back to inbox/ too, to be sealed for the devices there are now. One whose upload
 // fails again stays pending in sending/. Safe to call before every pass of a single watcher
-// (between passes nothing is half sealed); two watchers on one folder are not supported.
+// (between passes nothing is half sealed); two watchers on one folder are not supported. Its log
+// lines name uploads by id only: a patient number or a file name never reaches them.
 import { mkdir, readdir, rename } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
@@ -41,7 +42,7 @@ export async function recoverDropFolder(
     ...(options.upload ? { upload: options.upload } : {}),
   });
   for (const entry of finished) {
-    options.log(`resumed ${entry.patientNumber}/${entry.uploadId} after a restart`);
+    options.log(`resumed upload ${entry.uploadId} after a restart`);
   }
   // Still pending: stays in sending/, and the next recovery (or a send of it) resumes it.
   const stillPending = new Set(waiting.map(({ entry }) => resolve(entry.file)));
@@ -59,7 +60,7 @@ export async function recoverDropFolder(
     await mkdir(dirname(back), { recursive: true });
     await rename(path, back);
     requeued++;
-    options.log(`requeued ${tail}: it was not sent before the restart`);
+    options.log('requeued a file that was not sent before the restart');
   }
   return { resumed: finished.length, pending: waiting.length, requeued };
 }

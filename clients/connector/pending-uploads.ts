@@ -98,8 +98,16 @@ export async function createChunkFile(dir: string): Promise<ChunkFile> {
 /** The base64 MD5 of the container: `prefix`, then the chunk file. */
 export async function containerMd5(dir: string, prefix: Uint8Array): Promise<string> {
   const hash = createHash('md5').update(prefix);
-  for await (const piece of createReadStream(chunksPath(dir), { highWaterMark: READ_BYTES })) {
-    hash.update(piece as Buffer);
+  const buffer = Buffer.allocUnsafeSlow(READ_BYTES);
+  const handle = await open(chunksPath(dir), 'r');
+  try {
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
   }
   return hash.digest('base64');
 }
