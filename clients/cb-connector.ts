@@ -29,7 +29,9 @@ import {
 import { invitePatient } from './connector/invite.ts';
 import { progressBar } from './connector/progress.ts';
 import { refreshJournal, waitForReceipt } from './connector/receipts.ts';
-import { watchOnce } from './connector/watch.ts';
+import { registerBackupCommands } from './connector/backup-commands.ts';
+import { addConsoleCommands } from './connector/console/index.ts';
+import { watchOnce, type WatchEvent } from './connector/watch.ts';
 import { witnessOnce } from './connector/witness.ts';
 import { ApiError } from './lib/api-client.ts';
 import { describeFailure, EXIT, UsageError } from './lib/cli.ts';
@@ -602,7 +604,10 @@ onRun<WatchOptions>(
         contentClass: options.class,
         expiresDays: Number(options.expiresDays),
         settleMs: options.once ? 0 : 1000,
-        log: (line: string) => console.log(line),
+        // One JSON line per event on stdout, for journald and the hospital's monitoring: ids and
+        // codes only, never a patient number or a file name.
+        log: (event: WatchEvent | { readonly event: string; readonly [field: string]: unknown }) =>
+          console.log(JSON.stringify({ time: new Date().toISOString(), ...event })),
       };
       if (options.once) {
         // Send what is there, then wait (up to --timeout) for every receipt.
@@ -622,9 +627,10 @@ onRun<WatchOptions>(
         // The witness rides along; a refusal or an unreachable service must not stop delivery.
         await witnessOnce(connector).then(
           (round) => {
-            if (round.cosigned) watchOptions.log(`witness cosigned the audit log at ${round.size} entries`);
+            if (round.cosigned) watchOptions.log({ event: 'witness-cosigned', size: round.size });
           },
-          (error: unknown) => watchOptions.log(`witness: ${describeFailure(error).message}`),
+          (error: unknown) =>
+            watchOptions.log({ event: 'witness-failed', message: describeFailure(error).message }),
         );
         await new Promise((resolve) => setTimeout(resolve, 2000));
       }
@@ -656,5 +662,8 @@ onRun<WitnessOptions>(
       return EXIT.OK;
     }),
 );
+
+addConsoleCommands(program, (options) => connectorHome(options as Globals).dir);
+registerBackupCommands(program, (options) => connectorHome(options as Globals).dir);
 
 await runBin(program);

@@ -3,7 +3,9 @@
 // decides, then to DIR/done/ when the receipt says accepted, or to DIR/failed/ with a
 // <file>.reason.txt holding the error code (rejected by ingest, or refused by the connector,
 // e.g. no verified device). Work survives a restart: the journal and the folders are the state.
-import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
+// What it reports names uploads and records by their ids only: a patient number or a file name
+// (which may carry a patient's name) never reaches a log line.
+import { access, mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import { isProtocolError } from '../../shared/core/protocol/index.ts';
@@ -12,13 +14,26 @@ import { sendFile } from './deliver.ts';
 import type { Connector } from './home.ts';
 import { receiptFor } from './receipts.ts';
 
+/** What one pass did to one file, for the hospital's monitoring: ids and codes, nothing else. */
+export interface WatchEvent {
+  /**
+   * sent: uploaded, waiting for ingest; delivered / rejected: ingest's receipt; failed: refused
+   * before sending; missing: the journal waits on a file no longer in sending/ (settled from the
+   * receipt alone, e.g. after a restore from a backup older than the folders).
+   */
+  readonly event: 'sent' | 'failed' | 'delivered' | 'rejected' | 'missing';
+  readonly uploadId?: string;
+  readonly recordId?: string;
+  readonly code?: string;
+}
+
 export interface WatchOptions {
   readonly dir: string;
   readonly contentClass: 'document' | 'fhir' | 'imaging' | 'other';
   readonly expiresDays: number;
   /** A file counts as complete when its size is unchanged for this long. */
   readonly settleMs: number;
-  readonly log: (line: string) => void;
+  readonly log: (event: WatchEvent) => void;
 }
 
 export interface WatchPass {
@@ -83,13 +98,13 @@ export async function watchOnce(
         now: new Date(),
       });
       sent++;
-      options.log(`sent ${patientNumber}/${name} as upload ${entry.uploadId}`);
+      options.log({ event: 'sent', uploadId: entry.uploadId, recordId: entry.recordId });
     } catch (error) {
       const code = isProtocolError(error) || error instanceof ApiError ? error.code : undefined;
       if (code === undefined) throw error;
       await fail(staged, join(options.dir, 'failed', patientNumber, name), code);
       failed++;
-      options.log(`failed ${patientNumber}/${name}: ${code}`);
+      options.log({ event: 'failed', code });
     }
   }
 
@@ -101,18 +116,36 @@ export async function watchOnce(
       waiting++;
       continue;
     }
+    const ids = { uploadId: entry.uploadId, recordId: entry.recordId };
     const tail = relative(sending, entry.file);
+    const present = await access(entry.file).then(
+      () => true,
+      () => false,
+    );
+    if (!present) {
+      // The receipt still settles the journal; there is no file left to move.
+      const code = status.state === 'accepted' ? undefined : status.errorCode;
+      await connector.home.record(
+        code === undefined
+          ? { ...entry, status: 'accepted' }
+          : { ...entry, status: 'rejected', errorCode: code },
+      );
+      options.log({ event: 'missing', ...ids, ...(code === undefined ? {} : { code }) });
+      if (code === undefined) done++;
+      else failed++;
+      continue;
+    }
     if (status.state === 'accepted') {
       const final = await moveTo(entry.file, join(options.dir, 'done', tail));
       await connector.home.record({ ...entry, file: final, status: 'accepted' });
       done++;
-      options.log(`delivered ${tail}`);
+      options.log({ event: 'delivered', ...ids });
     } else {
       const final = join(options.dir, 'failed', tail);
       await fail(entry.file, final, status.errorCode);
       await connector.home.record({ ...entry, file: final, status: 'rejected', errorCode: status.errorCode });
       failed++;
-      options.log(`rejected ${tail}: ${status.errorCode}`);
+      options.log({ event: 'rejected', ...ids, code: status.errorCode });
     }
   }
   return { sent, done, failed, waiting };

@@ -6,7 +6,7 @@
 // one certified with the pairing function's own key but without a binding proof from the
 // hospital's master secret, are never given a wrapped key. And the drop folder settles files.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -224,6 +224,30 @@ describe('clients end to end', { timeout: 120_000 }, () => {
       'UNKNOWN_PATIENT\n',
     );
     expect(await readdir(join(drop, 'inbox', PATIENT))).toEqual([]);
+    // What it reports is for the hospital's monitoring: one JSON event per line, with the ids
+    // recall needs and the refusal's code, and never a patient number or a file name.
+    const events = watched.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { event: string; recordId?: string; code?: string });
+    expect(events.map((e) => e.event).sort()).toEqual(['delivered', 'failed', 'sent']);
+    expect(events.find((e) => e.event === 'delivered')?.recordId).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(events.find((e) => e.event === 'failed')?.code).toBe('UNKNOWN_PATIENT');
+    for (const secret of [PATIENT, 'never-invited', 'lab.txt', 'orphan.txt']) {
+      expect(watched.stdout).not.toContain(secret);
+    }
+
+    // A file gone from sending/ while its receipt is awaited (a home restored from a backup older
+    // than the folders): the receipt still settles the journal, and the watch goes on.
+    await writeFile(join(drop, 'inbox', PATIENT, 'gone.txt'), 'gone');
+    const started = await connector('watch', drop, '--once', '--timeout', '0');
+    expect(started.code).toBe(1); // sent, its receipt not awaited
+    await rm(join(drop, 'sending', PATIENT, 'gone.txt'));
+    const settled = await connector('watch', drop, '--once', '--timeout', '60');
+    expect(settled.code, settled.stderr).toBe(0);
+    expect(JSON.parse(settled.stdout.trim().split('\n').at(-1)!)).toMatchObject({ event: 'missing' });
+    const journal = (await readFile(join(connectorHome(), 'journal.jsonl'), 'utf8')).trim().split('\n');
+    expect(JSON.parse(journal.at(-1)!)).toMatchObject({ status: 'accepted' });
   });
 
   it('changes a retention policy within bounds, audited with the operator, and refuses the rest', async () => {

@@ -55,9 +55,14 @@ const inRepo = (installed: string) => {
   return join(ROOT, installed.slice(INSTALL_DIR.length + 1));
 };
 
-/** The connector's subcommands, as clients/cb-connector.ts declares them. */
+/** The connector's subcommands, as clients/cb-connector.ts and the modules it registers declare them. */
 function declaredCommands(): Set<string> {
-  const source = readFileSync(join(ROOT, 'clients/cb-connector.ts'), 'utf8');
+  const files = [
+    'clients/cb-connector.ts',
+    'clients/connector/console/commands.ts',
+    'clients/connector/backup-commands.ts',
+  ];
+  const source = files.map((file) => readFileSync(join(ROOT, file), 'utf8')).join('\n');
   return new Set([...source.matchAll(/\.command\('([a-z-]+)'\)/g)].map((match) => match[1]!));
 }
 
@@ -135,8 +140,8 @@ describe('the systemd units', () => {
     };
     expect(command('cb-connector.service')).toEqual(['watch', '/srv/clinic-bridge/drop']);
     expect(declaredCommands()).toContain('watch');
-    // `console` is wired into the bin by the console's own change; until then its contract is
-    // docs/CONSOLE.md, which this unit must agree with (command, default loopback port).
+    expect(declaredCommands()).toContain('console');
+    // The unit agrees with docs/CONSOLE.md (command, default loopback port).
     expect(command('cb-connector-console.service')).toEqual([
       'console',
       '--port',
