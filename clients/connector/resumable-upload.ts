@@ -191,6 +191,10 @@ export async function uploadToSession(options: UploadToSessionOptions): Promise<
       try {
         if (committed === undefined) {
           answer = await exchange(`bytes */${total}`, 0, 0);
+        } else if (committed === total) {
+          // Every byte is there but the object is not: the empty final request completes it.
+          answer = await exchange(`bytes */${total}`, total, total);
+          if (answer.kind === 'partial') throw new TransientFailure('all bytes committed, no object yet');
         } else {
           const end = Math.min(committed + chunkBytes, total);
           answer = await exchange(`bytes ${committed}-${end - 1}/${total}`, committed, end);

@@ -99,3 +99,51 @@ describe('bounded retries against a failing session', () => {
     slept.forEach((ms, i) => expect(ms).toBeLessThan(Math.min(40, 10 * 2 ** i)));
   });
 });
+
+describe('a session that already holds every byte', () => {
+  it('is completed by one empty request that carries the digest, with nothing sent again', async () => {
+    const total = 512 * 1024;
+    const seen: { range: string | undefined; hash: string | undefined; bytes: number }[] = [];
+    let reads = 0;
+    const server = createServer((req, res) => {
+      let bytes = 0;
+      req.on('data', (piece: Buffer) => (bytes += piece.length));
+      req.on('end', () => {
+        const range = req.headers['content-range'];
+        const hash = req.headers['x-goog-hash'];
+        seen.push({ range, hash: typeof hash === 'string' ? hash : undefined, bytes });
+        // Like a session whose last answer was lost: all bytes persisted, no object made yet.
+        if (seen.length === 1) {
+          res.writeHead(308, { range: `bytes=0-${total - 1}` });
+          res.end();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ bucket: 'ingest', name: 'x.cbr', generation: '7', size: String(total) }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const object = await uploadToSession({
+        sessionUri: `http://127.0.0.1:${port}/upload?upload_id=s1`,
+        source: {
+          size: total,
+          md5: 'AAAAAAAAAAAAAAAAAAAAAA==',
+          async *range(start, end) {
+            reads++;
+            yield new Uint8Array(end - start);
+          },
+        },
+      });
+      expect(object).toEqual({ bucket: 'ingest', name: 'x.cbr', generation: '7', size: total });
+      expect(reads).toBe(0); // nothing read, nothing sent again
+      expect(seen).toEqual([
+        { range: `bytes */${total}`, hash: 'md5=AAAAAAAAAAAAAAAAAAAAAA==', bytes: 0 },
+        { range: `bytes */${total}`, hash: 'md5=AAAAAAAAAAAAAAAAAAAAAA==', bytes: 0 },
+      ]);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
