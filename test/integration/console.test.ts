@@ -25,6 +25,7 @@ import { ConnectorHome } from '../../clients/connector/home.ts';
 import { waitForReceipt } from '../../clients/connector/receipts.ts';
 import { DeviceHome } from '../../clients/device/home.ts';
 import { pairFromQr } from '../../clients/device/pair.ts';
+import { syncRecords } from '../../clients/device/sync.ts';
 import { loadClientEnvironment, type ClientEnvironment } from '../../clients/lib/environment.ts';
 import { readQrPng } from '../../clients/lib/qr.ts';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
@@ -221,6 +222,12 @@ describe('front-desk console in a browser', { timeout: 180_000 }, () => {
     await page.reload();
     const record = page.locator(`[data-record="${recordId}"]`);
     expect(await record.getByTestId('record-status').innerText()).toBe('delivered to the phone service');
+    expect(await record.getByTestId('record-acknowledged').innerText()).toBe('stored on 0 of 1 phone(s)');
+    // The phone syncs (download, verify, decrypt, acknowledge): the desk sees it stored.
+    const synced = await syncRecords(deviceHome, await deviceHome.open(), join(onboarded.dir, 'received'));
+    expect(synced.map((result) => result.recordId)).toEqual([recordId]);
+    await page.reload();
+    expect(await record.getByTestId('record-acknowledged').innerText()).toBe('stored on 1 of 1 phone(s)');
     expect(await record.innerText()).toContain('Discharge letter');
     expect(await record.innerText()).toContain(DESK.id);
     await shoot(page, 'patient');

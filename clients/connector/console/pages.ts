@@ -231,6 +231,12 @@ export function patientPage(
     record.status === 'rejected'
       ? t('records.status.rejected', { code: record.code ?? '' })
       : t(`records.status.${record.status}`);
+  const acknowledgement = (record: RecordRow) => {
+    const ack = record.acknowledged;
+    if (!ack) return '';
+    const stored = t('records.acknowledged', { stored: String(ack.stored), of: String(ack.of) });
+    return ack.failed > 0 ? `${stored}; ${t('records.ackFailed', { failed: String(ack.failed) })}` : stored;
+  };
   return page(
     context,
     t('patient.title', { number: patientNumber }),
@@ -304,6 +310,7 @@ export function patientPage(
                     <th>${t('records.sentAt')}</th>
                     <th>${t('records.sentBy')}</th>
                     <th>${t('records.status')}</th>
+                    <th>${t('records.acknowledgedColumn')}</th>
                     <th></th>
                   </tr>
                 </thead>
@@ -318,6 +325,7 @@ export function patientPage(
                         <td class="status-${record.status}" data-testid="record-status">
                           ${recordStatus(record)}
                         </td>
+                        <td data-testid="record-acknowledged">${acknowledgement(record)}</td>
                         <td>
                           ${
                             record.status === 'accepted' || record.status === 'sent'

@@ -12,6 +12,7 @@ import { createStorage } from '../../../shared/adapters/google-clients.ts';
 import {
   deletionReceiptFromText,
   deletionResponseSchema,
+  deliveryStatusResponseSchema,
   derivePatientRef,
   deviceIdSchema,
   recordIdSchema,
@@ -42,8 +43,11 @@ export interface RecordRow {
   readonly document: string;
   readonly sentAt: string;
   readonly sentBy?: string;
-  readonly status: 'sent' | 'accepted' | 'rejected' | 'recalled';
+  /** gone: accepted once, but the cloud no longer holds it (recalled elsewhere, erased or expired). */
+  readonly status: 'sent' | 'accepted' | 'rejected' | 'recalled' | 'gone';
   readonly code?: string;
+  /** For an accepted record: how many of its devices stored it, and how many could not open it. */
+  readonly acknowledged?: { readonly stored: number; readonly failed: number; readonly of: number };
 }
 
 export interface ShownInvitation {
@@ -157,9 +161,9 @@ export class ConsoleService {
         .map((line) => line.recordId),
     );
     const journal = await refreshJournal(connector, this.#blobStore());
-    return journal
+    const rows = journal
       .filter(({ entry }) => entry.patientNumber === patientNumber)
-      .map(({ entry, forged }) => ({
+      .map(({ entry, forged }): RecordRow => ({
         recordId: entry.recordId,
         uploadId: entry.uploadId,
         document: entry.title ?? basename(entry.file),
@@ -169,6 +173,32 @@ export class ConsoleService {
         ...(forged ? { code: 'RECEIPT_FORGED' } : entry.errorCode ? { code: entry.errorCode } : {}),
       }))
       .sort((a, b) => b.sentAt.localeCompare(a.sentAt));
+    return Promise.all(
+      rows.map(async (row) =>
+        row.status === 'accepted' ? { ...row, ...(await this.#delivery(connector, row)) } : row,
+      ),
+    );
+  }
+
+  /** What the cloud says the record's devices did with it (the hospital-signed delivery status). */
+  async #delivery(connector: Connector, row: RecordRow): Promise<Partial<RecordRow>> {
+    try {
+      const { recipients } = await connector.api.call(
+        { method: 'GET', target: `/pairing/v1/records/${row.recordId}/delivery` },
+        deliveryStatusResponseSchema,
+      );
+      const outcomes = recipients.map((recipient) => recipient.acknowledged?.outcome);
+      return {
+        acknowledged: {
+          stored: outcomes.filter((outcome) => outcome === 'stored').length,
+          failed: outcomes.filter((outcome) => outcome === 'failed').length,
+          of: recipients.length,
+        },
+      };
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'NOT_FOUND') return { status: 'gone' };
+      throw error;
+    }
   }
 
   /** The patient's devices and what was sent to them. */
