@@ -19,6 +19,7 @@ import { followAuditLog, verifiedAccessLog } from './device/audit-log.ts';
 import { DeviceHome } from './device/home.ts';
 import { pairFromQr } from './device/pair.ts';
 import { syncRecords, waitForPush } from './device/sync.ts';
+import { progressBar } from './connector/progress.ts';
 import { withTransientRetries } from './lib/api-client.ts';
 import { EXIT, UsageError } from './lib/cli.ts';
 import { createProgram, onRun, oneOf, printJson, runBin, wholeNumber } from './lib/cli-program.ts';
@@ -93,6 +94,7 @@ interface SyncOptions extends Globals {
   readonly wait?: number;
   readonly out?: string;
   readonly json?: boolean;
+  readonly progress?: boolean;
 }
 onRun<SyncOptions>(
   program
@@ -103,6 +105,7 @@ onRun<SyncOptions>(
     )
     .option('--wait <seconds>', 'first wait up to this long for a push (0..3600)', wholeNumber(0, 3600))
     .option('--out <dir>', 'where records are written (default: <home>/records)')
+    .option('--progress', 'rate and time left of each download on stderr (on by default on a terminal)')
     .option('--json', 'print {push, records: [{recordId, outcome, file | errorCode}]}'),
   async (options) => {
     const home = deviceHome(options);
@@ -121,7 +124,9 @@ onRun<SyncOptions>(
     // The audit log first: a platform caught rewriting it is not trusted with a sync either.
     await followAuditLog(home, enrolment);
     const out = options.out ?? `${home.dir}/records`;
-    const results = await syncRecords(home, enrolment, out);
+    const results = await syncRecords(home, enrolment, out, {
+      onProgress: progressBar(options.progress === true || process.stderr.isTTY === true),
+    });
     if (options.json) {
       printJson({
         ...(push !== undefined ? { push } : {}),

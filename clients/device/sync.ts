@@ -84,14 +84,35 @@ export interface SyncedRecord {
   readonly errorCode?: string;
 }
 
-async function fetchOne(enrolment: Enrolment, recordId: string, outDir: string): Promise<SyncedRecord> {
+/** Reports bytes received of the announced total as they pass (the download's progress). */
+async function* counted(
+  source: AsyncIterable<Uint8Array>,
+  total: number,
+  onProgress: ((stage: 'download', done: number, total: number) => void) | undefined,
+): AsyncGenerator<Uint8Array> {
+  let done = 0;
+  for await (const piece of source) {
+    done += piece.length;
+    onProgress?.('download', done, total);
+    yield piece;
+  }
+}
+
+async function fetchOne(
+  enrolment: Enrolment,
+  recordId: string,
+  outDir: string,
+  options: SyncOptions,
+): Promise<SyncedRecord> {
   const temp = join(outDir, `.${recordId}.partial`);
   try {
     const response = await enrolment.api.raw({
       method: 'GET',
       target: `/records/v1/records/${recordId}/content`,
     });
-    const opened = await openRecord(untilCut(responseBytes(response)), {
+    const total = Number(response.headers.get('content-length') ?? 0);
+    const bytes = counted(responseBytes(response), total, options.onProgress);
+    const opened = await openRecord(untilCut(bytes), {
       device: enrolment.keys,
       hospitalPublicKey: enrolment.hospitalKey,
       hospitalId: enrolment.data.hospitalId,
@@ -136,11 +157,17 @@ async function* untilCut(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
   }
 }
 
+export interface SyncOptions {
+  /** Called with bytes received of each record's container as it downloads. */
+  readonly onProgress?: (stage: 'download', done: number, total: number) => void;
+}
+
 /** Downloads, verifies, decrypts and acknowledges every record not stored yet. */
 export async function syncRecords(
   home: DeviceHome,
   enrolment: Enrolment,
   outDir: string,
+  options: SyncOptions = {},
 ): Promise<SyncedRecord[]> {
   await mkdir(outDir, { recursive: true, mode: 0o700 });
   const stored = new Set(enrolment.data.stored);
@@ -160,7 +187,7 @@ export async function syncRecords(
 
   const results: SyncedRecord[] = [];
   for (const recordId of pending) {
-    const result = await fetchOne(enrolment, recordId, outDir);
+    const result = await fetchOne(enrolment, recordId, outDir, options);
     await enrolment.api.call(
       {
         method: 'POST',

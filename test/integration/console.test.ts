@@ -224,8 +224,14 @@ describe('front-desk console in a browser', { timeout: 180_000 }, () => {
     expect(await record.getByTestId('record-status').innerText()).toBe('delivered to the phone service');
     expect(await record.getByTestId('record-acknowledged').innerText()).toBe('stored on 0 of 1 phone(s)');
     // The phone syncs (download, verify, decrypt, acknowledge): the desk sees it stored.
-    const synced = await syncRecords(deviceHome, await deviceHome.open(), join(onboarded.dir, 'received'));
+    const progress: [number, number][] = [];
+    const synced = await syncRecords(deviceHome, await deviceHome.open(), join(onboarded.dir, 'received'), {
+      onProgress: (_stage, done, total) => progress.push([done, total]),
+    });
     expect(synced.map((result) => result.recordId)).toEqual([recordId]);
+    // The download reported its progress up to the container's announced size.
+    expect(progress.at(-1)![0]).toBe(progress.at(-1)![1]);
+    expect(progress.at(-1)![1]).toBeGreaterThan(2000);
     await page.reload();
     expect(await record.getByTestId('record-acknowledged').innerText()).toBe('stored on 1 of 1 phone(s)');
     expect(await record.innerText()).toContain('Discharge letter');
