@@ -41,14 +41,14 @@ async function step(title: string, body: () => Promise<string>): Promise<boolean
   }
 }
 
-/** Runs a client as a newcomer would (`npm run cb-… -- args`), showing the command and its output. */
+/** Runs a client as README's walk-through does (`cb-… args`, the bin itself), showing the command and its output. */
 async function client(
   name: ClientName,
   args: string[],
   env: NodeJS.ProcessEnv,
   show: { quiet?: boolean; passStderr?: boolean } = {},
 ): Promise<string> {
-  console.log(`  $ npm run ${name} -- ${args.map((a) => (a.includes(' ') ? `"${a}"` : a)).join(' ')}`);
+  console.log(`  $ ${name} ${args.map((a) => (a.includes(' ') ? `"${a}"` : a)).join(' ')}`);
   return new Promise((resolve, reject) => {
     const child = spawnClient(name, args, env);
     let stdout = '';
@@ -197,10 +197,13 @@ async function main(): Promise<number> {
     const qr = join(work, 'invitation.png');
     const invited =
       onboarded &&
-      (await step('The hospital invites the patient: a QR code, as PNG and on screen', async () => {
-        await client('cb-connector', ['invite', PATIENT_NUMBER, '--out', qr, ...connectorHome], env);
-        return 'only a keyed pseudonym of the patient number left the hospital';
-      }));
+      (await step(
+        'The hospital invites the patient: a QR code, as a PNG (drawn on screen only on a terminal)',
+        async () => {
+          await client('cb-connector', ['invite', PATIENT_NUMBER, '--out', qr, ...connectorHome], env);
+          return 'only a keyed pseudonym of the patient number left the hospital';
+        },
+      ));
     const paired =
       invited &&
       (await step('The patient’s phone scans the PNG and pairs', async () => {
