@@ -31,6 +31,7 @@ import { progressBar } from './connector/progress.ts';
 import { refreshJournal, waitForReceipt } from './connector/receipts.ts';
 import { registerBackupCommands } from './connector/backup-commands.ts';
 import { addConsoleCommands } from './connector/console/index.ts';
+import { recoverDropFolder } from './connector/drop-recovery.ts';
 import { watchOnce, type WatchEvent } from './connector/watch.ts';
 import { witnessOnce } from './connector/witness.ts';
 import { ApiError } from './lib/api-client.ts';
@@ -609,20 +610,30 @@ onRun<WatchOptions>(
         log: (event: WatchEvent | { readonly event: string; readonly [field: string]: unknown }) =>
           console.log(JSON.stringify({ time: new Date().toISOString(), ...event })),
       };
+      // After a crash: finish uploads that were under way, and put back what was never sealed.
+      const recover = () =>
+        recoverDropFolder(connector, store, {
+          dir: dir!,
+          log: (message) => watchOptions.log({ event: 'recovery', message }),
+        });
+      await recover();
       if (options.once) {
         // Send what is there, then wait (up to --timeout) for every receipt.
         const deadline = Date.now() + options.timeout * 1000;
         let pass = await watchOnce(connector, store, watchOptions);
         let failed = pass.failed;
+        const interrupted = pass.interrupted;
         while (pass.waiting > 0 && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, 500));
           pass = await watchOnce(connector, store, watchOptions);
           failed += pass.failed;
         }
-        return failed > 0 ? EXIT.REFUSED : pass.waiting > 0 ? EXIT.FAILURE : EXIT.OK;
+        if (failed > 0) return EXIT.REFUSED;
+        return pass.waiting > 0 || interrupted > 0 ? EXIT.FAILURE : EXIT.OK;
       }
       console.error(`Watching ${dir}/inbox/<patient number>/ (Ctrl-C to stop).`);
       for (;;) {
+        await recover();
         await watchOnce(connector, store, watchOptions);
         // The witness rides along; a refusal or an unreachable service must not stop delivery.
         await witnessOnce(connector).then(

@@ -10,7 +10,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import type { BlobStore } from '../../shared/ports/blob-store.ts';
 import { isProtocolError } from '../../shared/core/protocol/index.ts';
 import { ApiError } from '../lib/api-client.ts';
-import { sendFile } from './deliver.ts';
+import { sendFile, UploadError } from './deliver.ts';
 import type { Connector } from './home.ts';
 import { receiptFor } from './receipts.ts';
 
@@ -18,10 +18,10 @@ import { receiptFor } from './receipts.ts';
 export interface WatchEvent {
   /**
    * sent: uploaded, waiting for ingest; delivered / rejected: ingest's receipt; failed: refused
-   * before sending; missing: the journal waits on a file no longer in sending/ (settled from the
+   * before sending; interrupted: the upload gave up for now and resumes on the next pass; missing: the journal waits on a file no longer in sending/ (settled from the
    * receipt alone, e.g. after a restore from a backup older than the folders).
    */
-  readonly event: 'sent' | 'failed' | 'delivered' | 'rejected' | 'missing';
+  readonly event: 'sent' | 'failed' | 'interrupted' | 'delivered' | 'rejected' | 'missing';
   readonly uploadId?: string;
   readonly recordId?: string;
   readonly code?: string;
@@ -42,6 +42,8 @@ export interface WatchPass {
   readonly failed: number;
   /** Uploads still waiting for a receipt. */
   readonly waiting: number;
+  /** Uploads that gave up for now (the service unreachable, say): resumed by the next pass. */
+  readonly interrupted: number;
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -82,6 +84,7 @@ export async function watchOnce(
   let sent = 0;
   let done = 0;
   let failed = 0;
+  let interrupted = 0;
 
   for (const path of await filesUnder(inbox)) {
     const parts = relative(inbox, path).split(sep);
@@ -100,6 +103,13 @@ export async function watchOnce(
       sent++;
       options.log({ event: 'sent', uploadId: entry.uploadId, recordId: entry.recordId });
     } catch (error) {
+      if (error instanceof UploadError) {
+        // Sealed and journalled as pending in the connector's home: the file stays in sending/
+        // and the next pass's recovery resumes the upload where it stopped.
+        options.log({ event: 'interrupted', code: error.code });
+        interrupted++;
+        continue;
+      }
       const code = isProtocolError(error) || error instanceof ApiError ? error.code : undefined;
       if (code === undefined) throw error;
       await fail(staged, join(options.dir, 'failed', patientNumber, name), code);
@@ -148,7 +158,7 @@ export async function watchOnce(
       options.log({ event: 'rejected', ...ids, code: status.errorCode });
     }
   }
-  return { sent, done, failed, waiting };
+  return { sent, done, failed, waiting, interrupted };
 }
 
 async function fail(from: string, to: string, code: string): Promise<void> {
