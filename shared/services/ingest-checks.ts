@@ -43,9 +43,21 @@ export type UploadChecks = (target: UploadTarget) => {
   verify(container: UploadContainer): Promise<CheckedUpload>;
 };
 
-/** Awaits both, and reports the first one's failure before the second's (stable error codes). */
-async function bothInOrder<A, B>(first: Promise<A>, second: Promise<B>): Promise<[A, B]> {
-  const [a, b] = await Promise.allSettled([first, second]);
+/** A call's outcome as a promise, even when it throws before returning one. */
+function started<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * Starts both, awaits both, and reports the first one's failure before the second's (stable
+ * error codes). Both are always awaited: neither can end as an unhandled rejection.
+ */
+async function bothInOrder<A, B>(first: () => Promise<A>, second: () => Promise<B>): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled([started(first), started(second)]);
   if (a.status === 'rejected') throw a.reason;
   if (b.status === 'rejected') throw b.reason;
   return [a.value, b.value];
@@ -95,8 +107,8 @@ export function createUploadChecks(options: UploadChecksOptions): UploadChecks {
         const manifest = verifiedManifest(container, await keys);
         checkManifestContext(manifest, { hospitalId, uploadId, now: clock.now() });
         const [recipients, existing] = await bothInOrder(
-          recipientDevices(manifest),
-          options.records.get(manifest.recordId),
+          () => recipientDevices(manifest),
+          () => options.records.get(manifest.recordId),
         );
         if (existing && existing.uploadId !== uploadId) throw new ProtocolError('RECORD_EXISTS');
         return { manifest, recipients };
