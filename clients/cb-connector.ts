@@ -9,14 +9,11 @@ import { createBlobStore } from '../shared/adapters/blob-store.ts';
 import { createStorage } from '../shared/adapters/google-clients.ts';
 import {
   contentClassSchema,
-  deletionResponseSchema,
   deriveOperatorRef,
   derivePatientRef,
   deviceIdSchema,
   revokeResponseSchema,
-  deletionReceiptFromText,
   recordIdSchema,
-  verifyDeletionReceipt,
 } from '../shared/core/protocol/index.ts';
 import { checkedDevices, sendFile } from './connector/deliver.ts';
 import {
@@ -28,6 +25,7 @@ import {
 } from './connector/home.ts';
 import { invitePatient } from './connector/invite.ts';
 import { progressBar } from './connector/progress.ts';
+import { recallRecord } from './connector/recall.ts';
 import { refreshJournal, waitForReceipt } from './connector/receipts.ts';
 import { registerBackupCommands } from './connector/backup-commands.ts';
 import { addConsoleCommands } from './connector/console/index.ts';
@@ -530,24 +528,9 @@ onRun<RecallOptions>(
       throw new UsageError('recall takes one RECORD_ID (see `receipts`)');
     }
     return withConnector(options, async (connector) => {
-      const { receipt } = await connector.api.call(
-        {
-          method: 'POST',
-          target: `/pairing/v1/records/${recordId}/recall`,
-          json: { operatorRef: connector.operator.operatorRef },
-        },
-        deletionResponseSchema,
-      );
-      const verified = verifyDeletionReceipt(deletionReceiptFromText(receipt), connector.pairingKey);
-      if (verified.reason !== 'recall' || !verified.deleted.records.includes(recordId!)) {
-        throw new Error('the recall receipt does not name this record');
-      }
-      if (options.json) printJson({ recordId, finishedAt: verified.finishedAt, receiptVerified: true });
-      else {
-        console.log(
-          `Recalled ${recordId} at ${verified.finishedAt} (receipt verified with the pairing key).`,
-        );
-      }
+      const { finishedAt } = await recallRecord(connector, recordId!);
+      if (options.json) printJson({ recordId, finishedAt, receiptVerified: true });
+      else console.log(`Recalled ${recordId} at ${finishedAt} (receipt verified with the pairing key).`);
       return EXIT.OK;
     });
   },

@@ -89,7 +89,8 @@ export const journalEntrySchema = z.strictObject({
   sentAt: z.string(),
   /** Who sent it, as the hospital knows them (its pseudonym went into the manifest). */
   staffId: z.string().min(1).max(128).optional(),
-  status: z.enum(['sent', 'accepted', 'rejected']),
+  /** recalled: taken back after it was accepted (clients/connector/recall.ts). */
+  status: z.enum(['sent', 'accepted', 'rejected', 'recalled']),
   errorCode: z.string().optional(),
 });
 export type JournalEntry = z.output<typeof journalEntrySchema>;

@@ -284,6 +284,11 @@ describe('clients end to end', { timeout: 120_000 }, () => {
     expect(recall.code, recall.stderr).toBe(0);
     expect(recall.stdout).toContain(`Recalled ${recalled}`);
     expect((await bin('cb-connector', recallArgs)).code).toBe(0); // the same receipt again
+    // The journal says so: `receipts` (and the console) show the record as recalled.
+    const listed = await bin('cb-connector', ['receipts', '--json', '--home', connectorHome()]);
+    const uploads = (JSON.parse(listed.stdout) as { uploads: { recordId: string; status: string }[] })
+      .uploads;
+    expect(uploads.find((upload) => upload.recordId === recalled)?.status).toBe('recalled');
 
     const log = await device('access-log', '--limit', '100');
     expect(log.code).toBe(0);

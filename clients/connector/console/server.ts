@@ -120,7 +120,7 @@ export async function serveConsole(options: ConsoleOptions): Promise<RunningCons
   const staff = new StaffStore(home.dir);
   const audit = new ConsoleAudit(home.dir);
   const logger = jsonLogger(options.log);
-  const service = new ConsoleService(home, audit, options.environment ?? loadClientEnvironment(), {
+  const service = new ConsoleService(home, options.environment ?? loadClientEnvironment(), {
     expiresMinutes: options.invite?.expiresMinutes ?? 60,
     attempts: options.invite?.attempts ?? 3,
   });

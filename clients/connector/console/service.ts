@@ -10,14 +10,11 @@ import QRCode from 'qrcode';
 import { createBlobStore } from '../../../shared/adapters/blob-store.ts';
 import { createStorage } from '../../../shared/adapters/google-clients.ts';
 import {
-  deletionReceiptFromText,
-  deletionResponseSchema,
   deliveryStatusResponseSchema,
   derivePatientRef,
   deviceIdSchema,
   recordIdSchema,
   revokeResponseSchema,
-  verifyDeletionReceipt,
 } from '../../../shared/core/protocol/index.ts';
 import type { BlobStore } from '../../../shared/ports/blob-store.ts';
 import { ApiError } from '../../lib/api-client.ts';
@@ -25,8 +22,8 @@ import { requireEnv, type ClientEnvironment } from '../../lib/environment.ts';
 import { checkedDevices } from '../deliver.ts';
 import type { Connector, ConnectorHome } from '../home.ts';
 import { invitePatient } from '../invite.ts';
+import { recallRecord, RecallReceiptMismatch } from '../recall.ts';
 import { refreshJournal } from '../receipts.ts';
-import type { ConsoleAudit } from './audit.ts';
 import { ConsoleError } from './errors.ts';
 
 export interface DeviceRow {
@@ -43,7 +40,7 @@ export interface RecordRow {
   readonly document: string;
   readonly sentAt: string;
   readonly sentBy?: string;
-  /** gone: accepted once, but the cloud no longer holds it (recalled elsewhere, erased or expired). */
+  /** gone: accepted once, but the cloud no longer holds it (erased by the patient, or expired). */
   readonly status: 'sent' | 'accepted' | 'rejected' | 'recalled' | 'gone';
   readonly code?: string;
   /** For an accepted record: how many of its devices stored it, and how many could not open it. */
@@ -64,19 +61,12 @@ export interface InviteSettings {
 
 export class ConsoleService {
   readonly #home: ConnectorHome;
-  readonly #audit: ConsoleAudit;
   readonly #environment: ClientEnvironment;
   readonly #invite: InviteSettings;
   #blobs: BlobStore | undefined;
 
-  constructor(
-    home: ConnectorHome,
-    audit: ConsoleAudit,
-    environment: ClientEnvironment,
-    invite: InviteSettings,
-  ) {
+  constructor(home: ConnectorHome, environment: ClientEnvironment, invite: InviteSettings) {
     this.#home = home;
-    this.#audit = audit;
     this.#environment = environment;
     this.#invite = invite;
   }
@@ -155,11 +145,7 @@ export class ConsoleService {
   }
 
   async #records(connector: Connector, patientNumber: string): Promise<RecordRow[]> {
-    const recalled = new Set(
-      (await this.#audit.read())
-        .filter((line) => line.action === 'record.recalled' && line.outcome === 'OK')
-        .map((line) => line.recordId),
-    );
+    // The journal says "recalled" whoever recalled it, from here or with `cb-connector recall`.
     const journal = await refreshJournal(connector, this.#blobStore());
     const rows = journal
       .filter(({ entry }) => entry.patientNumber === patientNumber)
@@ -169,7 +155,7 @@ export class ConsoleService {
         document: entry.title ?? basename(entry.file),
         sentAt: entry.sentAt,
         ...(entry.staffId ? { sentBy: entry.staffId } : {}),
-        status: recalled.has(entry.recordId) ? ('recalled' as const) : entry.status,
+        status: entry.status,
         ...(forged ? { code: 'RECEIPT_FORGED' } : entry.errorCode ? { code: entry.errorCode } : {}),
       }))
       .sort((a, b) => b.sentAt.localeCompare(a.sentAt));
@@ -243,17 +229,11 @@ export class ConsoleService {
       if (!sent.some((entry) => entry.recordId === recordId && entry.patientNumber === patientNumber)) {
         throw new ConsoleError('RECORD_NOT_THIS_PATIENTS', 'that record was not sent to this patient');
       }
-      const { receipt } = await connector.api.call(
-        {
-          method: 'POST',
-          target: `/pairing/v1/records/${recordId}/recall`,
-          json: { operatorRef: connector.operator.operatorRef },
-        },
-        deletionResponseSchema,
-      );
-      const verified = verifyDeletionReceipt(deletionReceiptFromText(receipt), connector.pairingKey);
-      if (verified.reason !== 'recall' || !verified.deleted.records.includes(recordId)) {
-        throw new ConsoleError('RECALL_RECEIPT_MISMATCH', 'the recall receipt does not name this record');
+      try {
+        await recallRecord(connector, recordId);
+      } catch (error) {
+        if (error instanceof RecallReceiptMismatch) throw new ConsoleError(error.code, error.message);
+        throw error;
       }
       return { operatorRef: connector.operator.operatorRef };
     });
