@@ -6,7 +6,7 @@ import { chmod, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { createBlobStore } from '../shared/adapters/blob-store.ts';
-import { createStorage } from '../shared/adapters/google-clients.ts';
+import { createStorage } from '../shared/adapters/storage-client.ts';
 import {
   contentClassSchema,
   deriveOperatorRef,

@@ -9,7 +9,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
-import type { createStorage } from '../../shared/adapters/google-clients.ts';
+import type { createStorage } from '../../shared/adapters/storage-client.ts';
 import { isBlobStoreError, type BlobStore } from '../../shared/ports/blob-store.ts';
 import {
   CONTAINER_MEDIA_TYPE,
@@ -153,7 +153,7 @@ export function storageSessions(storage: ReturnType<typeof createStorage>): Star
 async function environmentSessions(): Promise<StartUploadSession | undefined> {
   const project = process.env.GCLOUD_PROJECT ?? process.env.GOOGLE_CLOUD_PROJECT;
   if (!project) return undefined;
-  const { createStorage } = await import('../../shared/adapters/google-clients.ts');
+  const { createStorage } = await import('../../shared/adapters/storage-client.ts');
   return storageSessions(createStorage(project, process.env));
 }
 

@@ -3,7 +3,6 @@
 // stack only the endpoints differ, taken from the *_EMULATOR_HOST variables it prints.
 import { Firestore } from '@google-cloud/firestore';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
-import { Storage } from '@google-cloud/storage';
 import type { Metadata } from '@grpc/grpc-js';
 import { grpc } from 'google-gax';
 import { LOCAL_PRINCIPAL_HEADER } from '../emulation.ts';
@@ -16,11 +15,9 @@ export function createFirestore(projectId: string, env: Env): Firestore {
   return new Firestore({ projectId, ...(emulator ? { host: emulator, ssl: false } : {}) });
 }
 
-export function createStorage(projectId: string, env: Env): Storage {
-  const emulator = env.STORAGE_EMULATOR_HOST;
-  // A custom apiEndpoint skips authentication unless asked, which is what an emulator wants.
-  return new Storage({ projectId, ...(emulator ? { apiEndpoint: emulator } : {}) });
-}
+// Storage has a module of its own, so that the connector, which needs only Storage, does not load
+// the Firestore and KMS clients with it (about 20 MiB of its resident memory).
+export { createStorage } from './storage-client.ts';
 
 /**
  * Against the local emulator, `localPrincipal` names the caller on every call (the

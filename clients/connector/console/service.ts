@@ -8,7 +8,7 @@
 import { basename } from 'node:path';
 import QRCode from 'qrcode';
 import { createBlobStore } from '../../../shared/adapters/blob-store.ts';
-import { createStorage } from '../../../shared/adapters/google-clients.ts';
+import { createStorage } from '../../../shared/adapters/storage-client.ts';
 import {
   deliveryStatusResponseSchema,
   derivePatientRef,
