@@ -5,8 +5,6 @@
 // stage, each stage's ratio to a plain copy of the same file measured in the same run, and the
 // peak RSS (VmHWM) of each process. The goal is a flat peak RSS whatever the file size; beside
 // the connector's peak stands its floor, the same bin's peak when it only loads its modules.
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +17,7 @@ import { spawnClient, type ClientName } from '../clients/lib/cli.ts';
 import { STACK_ENV_FILE } from '../shared/emulation.ts';
 import { receiptObjectName } from '../shared/core/protocol/index.ts';
 import { isMain, mbPerSecond, peakRssMiB, table, timed, writeResults } from './stats.ts';
+import { sha256File, writeRandomFile } from '../test/helpers/random-files.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PATIENT = 'bench-patient-1';
@@ -46,24 +45,6 @@ async function runClient(name: ClientName, args: string[], env: NodeJS.ProcessEn
   clearInterval(sampler);
   if (code !== 0) throw new Error(`${name} ${args[0]} exited with ${code}: ${stderr}`);
   return { seconds: (performance.now() - started) / 1000, peakRssMiB: peak, stdout };
-}
-
-async function writeRandomFile(path: string, mib: number): Promise<string> {
-  const hash = createHash('sha256');
-  const out = createWriteStream(path);
-  for (let i = 0; i < mib; i++) {
-    const piece = randomBytes(1024 * 1024);
-    hash.update(piece);
-    if (!out.write(piece)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-  }
-  await new Promise<void>((resolve) => out.end(() => resolve()));
-  return hash.digest('hex');
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 async function oneSize(mib: number): Promise<Record<string, number>> {

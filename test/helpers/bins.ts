@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
 import type { StackEnv } from './delivery-fixture.ts';
 
 const run = promisify(execFile);
@@ -15,6 +16,12 @@ export interface BinOutcome {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
+}
+
+/** The JSON a `--json` command printed, after checking it succeeded (its stderr says why not). */
+export function jsonOutput<T>(outcome: BinOutcome): T {
+  expect(outcome.code, outcome.stderr).toBe(0);
+  return JSON.parse(outcome.stdout) as T;
 }
 
 /** Writes the stack's environment where the bins read it; returns the file's path. */

@@ -7,7 +7,6 @@
 // from the checkpoint it had cosigned, and nothing sent before the backup is sent again. With
 // the keys in a PKCS#11 token (SoftHSM2), the backup holds only the token's reference, and the
 // restored home signs with the same token.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,7 +18,8 @@ import {
   writeRecoveryKeyFile,
 } from '../../clients/connector/recovery-key.ts';
 import { runSequencer } from '../helpers/audit-logs.ts';
-import type { BinOutcome } from '../helpers/bins.ts';
+import { jsonOutput } from '../helpers/bins.ts';
+import { initSoftHsmTokens, SOFTHSM_MODULE } from '../helpers/softhsm.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 
 const HOSPITAL = 'st-backup-zh';
@@ -44,10 +44,6 @@ describe('a connector restored from its backup carries on', { timeout: 240_000 }
   const original = (...args: string[]) => onboarded.connector(...args);
   const restored = (...args: string[]) => onboarded.bin('cb-connector', ['--home', restoredHome(), ...args]);
   const device = (...args: string[]) => onboarded.bin('cb-device', [...args, '--home', deviceHome()]);
-  const json = <T>(outcome: BinOutcome): T => {
-    expect(outcome.code, outcome.stderr).toBe(0);
-    return JSON.parse(outcome.stdout) as T;
-  };
 
   beforeAll(async () => {
     onboarded = await onboardConnector({ hospitalId: HOSPITAL });
@@ -66,15 +62,16 @@ describe('a connector restored from its backup carries on', { timeout: 240_000 }
     expect(paired.code, paired.stderr).toBe(0);
     const firstFile = join(dir, 'before-backup.txt');
     await writeFile(firstFile, 'discharge letter, sent before the backup');
-    const first = json<SentJson>(await original('send', firstFile, '--patient', PATIENT, '--wait', '--json'))
-      .sent[0]!;
+    const first = jsonOutput<SentJson>(
+      await original('send', firstFile, '--patient', PATIENT, '--wait', '--json'),
+    ).sent[0]!;
     expect(first).toMatchObject({ status: 'accepted', devices: 1 });
     const received = join(dir, 'received');
     const firstSync = await device('sync', '--wait', '20', '--out', received);
     expect(firstSync.code, firstSync.stderr).toBe(0);
     expect(firstSync.stdout).toContain('1 new record(s)');
     await runSequencer(onboarded.stack);
-    const witnessed = json<WitnessJson>(await original('witness', '--json'));
+    const witnessed = jsonOutput<WitnessJson>(await original('witness', '--json'));
     expect(witnessed.cosigned).toBe(true);
 
     // The backup, encrypted to a recovery key whose private half is kept apart.
@@ -108,7 +105,7 @@ describe('a connector restored from its backup carries on', { timeout: 240_000 }
     }
 
     // The restored journal still knows the earlier record, settled, under its own upload id.
-    const before = json<ReceiptsJson>(await restored('receipts', '--json'));
+    const before = jsonOutput<ReceiptsJson>(await restored('receipts', '--json'));
     expect(before.uploads).toEqual([
       expect.objectContaining({ uploadId: first.uploadId, recordId: first.recordId, status: 'accepted' }),
     ]);
@@ -116,7 +113,7 @@ describe('a connector restored from its backup carries on', { timeout: 240_000 }
     // A new record from the restored home: the phone (paired with the original) accepts it.
     const secondFile = join(dir, 'after-restore.txt');
     await writeFile(secondFile, 'lab results, sent from the restored connector');
-    const second = json<SentJson>(
+    const second = jsonOutput<SentJson>(
       await restored('send', secondFile, '--patient', PATIENT, '--wait', '--json'),
     ).sent[0]!;
     expect(second).toMatchObject({ status: 'accepted', devices: 1 });
@@ -124,7 +121,7 @@ describe('a connector restored from its backup carries on', { timeout: 240_000 }
 
     // The witness continues from the checkpoint it had cosigned (a rollback would be refused).
     await runSequencer(onboarded.stack);
-    const continued = json<WitnessJson>(await restored('witness', '--json'));
+    const continued = jsonOutput<WitnessJson>(await restored('witness', '--json'));
     expect(continued.cosigned).toBe(true);
     expect(continued.size).toBeGreaterThan(witnessed.size);
 
@@ -135,14 +132,14 @@ describe('a connector restored from its backup carries on', { timeout: 240_000 }
     expect(await readFile(join(received, 'after-restore.txt'), 'utf8')).toBe(
       'lab results, sent from the restored connector',
     );
-    const after = json<ReceiptsJson>(await restored('receipts', '--json'));
+    const after = jsonOutput<ReceiptsJson>(await restored('receipts', '--json'));
     expect(after.uploads.map((upload) => upload.uploadId).sort()).toEqual(
       [first.uploadId, second.uploadId].sort(),
     );
     expect(after.uploads.every((upload) => upload.status === 'accepted' && !upload.forged)).toBe(true);
 
     // And it can take back the record sent before the backup.
-    const recalled = json<{ recordId: string; receiptVerified: boolean }>(
+    const recalled = jsonOutput<{ recordId: string; receiptVerified: boolean }>(
       await restored('recall', '--json', '--', first.recordId),
     );
     expect(recalled).toMatchObject({ recordId: first.recordId, receiptVerified: true });
@@ -153,7 +150,7 @@ describe(
   'a connector whose keys are in a PKCS#11 token, restored from its backup',
   { timeout: 180_000 },
   () => {
-    const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+    const MODULE = SOFTHSM_MODULE;
     const TOKEN = 'cb-backup-e2e';
     const PATIENT_HSM = 'CANARY-519-patient';
     const pin = randomBytes(6).toString('hex');
@@ -166,27 +163,8 @@ describe(
         keyArgs: ['--custody', 'pkcs11', '--module', MODULE, '--token-label', TOKEN],
         env: { CB_HSM_PIN: pin },
         async prepare(dir) {
-          await mkdir(join(dir, 'tokens'));
-          const conf = join(dir, 'softhsm2.conf');
-          await writeFile(
-            conf,
-            `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\n`,
-          );
+          const conf = await initSoftHsmTokens(dir, [TOKEN], pin);
           tokenEnv = { SOFTHSM2_CONF: conf, CB_HSM_PIN: pin };
-          execFileSync(
-            'softhsm2-util',
-            [
-              '--init-token',
-              '--free',
-              '--label',
-              TOKEN,
-              '--pin',
-              pin,
-              '--so-pin',
-              randomBytes(6).toString('hex'),
-            ],
-            { stdio: 'ignore', env: { ...process.env, SOFTHSM2_CONF: conf } },
-          );
           return { SOFTHSM2_CONF: conf };
         },
       });

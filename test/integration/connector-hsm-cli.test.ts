@@ -2,16 +2,15 @@
 // .ci/run installs) is set up with `cb-connector keys --custody pkcs11`, invites a patient, and
 // sends a record the reference device decrypts: every signature and every HMAC came from the
 // token, and the connector's home holds no key material at all.
-import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
+import { initSoftHsmTokens, SOFTHSM_MODULE as MODULE } from '../helpers/softhsm.ts';
 
 const HOSPITAL = 'st-hsm-zh';
 const PATIENT = 'hsm-patient-1';
-const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 const TOKEN = 'cb-connector-e2e';
 
 describe('C3 a connector with its keys in a PKCS#11 token', { timeout: 120_000 }, () => {
@@ -26,24 +25,8 @@ describe('C3 a connector with its keys in a PKCS#11 token', { timeout: 120_000 }
       keyArgs: ['--custody', 'pkcs11', '--module', MODULE, '--token-label', TOKEN],
       env: { CB_HSM_PIN: pin },
       async prepare(dir) {
-        await mkdir(join(dir, 'tokens'));
-        const conf = join(dir, 'softhsm2.conf');
-        await writeFile(conf, `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\n`);
+        const conf = await initSoftHsmTokens(dir, [TOKEN], pin);
         tokenEnv = { SOFTHSM2_CONF: conf, CB_HSM_PIN: pin };
-        execFileSync(
-          'softhsm2-util',
-          [
-            '--init-token',
-            '--free',
-            '--label',
-            TOKEN,
-            '--pin',
-            pin,
-            '--so-pin',
-            randomBytes(6).toString('hex'),
-          ],
-          { stdio: 'ignore', env: { ...process.env, SOFTHSM2_CONF: conf } },
-        );
         return { SOFTHSM2_CONF: conf };
       },
     });

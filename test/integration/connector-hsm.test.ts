@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
@@ -24,14 +24,14 @@ import {
 } from '../../clients/connector/custody/pkcs11.ts';
 import { SIGNED_HEADER_LENGTH, verify, type PublicKey } from '../../shared/core/crypto/index.ts';
 import { derivePatientRef, memoryHmacKey } from '../../shared/core/protocol/index.ts';
+import { initSoftHsmTokens, SOFTHSM_MODULE } from '../helpers/softhsm.ts';
 
-const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+const MODULE = SOFTHSM_MODULE;
 const TOKEN = 'cb-test';
 const EMPTY_TOKEN = 'cb-empty';
 const P256_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 
 const pin = randomBytes(12).toString('hex');
-const soPin = randomBytes(12).toString('hex');
 const token = { modulePath: MODULE, tokenLabel: TOKEN, pin };
 
 function softHsmMissing(): string | undefined {
@@ -115,21 +115,13 @@ describe('connector key custody in a PKCS#11 token (SoftHSM2)', () => {
       );
     }
     dir = await mkdtemp(join(tmpdir(), 'cb-hsm-'));
-    await mkdir(join(dir, 'tokens'));
-    const conf = join(dir, 'softhsm2.conf');
-    await writeFile(
-      conf,
-      `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`,
-    );
     // The module reads its configuration at C_Initialize, which no test has called yet.
-    process.env.SOFTHSM2_CONF = conf;
-    for (const label of [TOKEN, EMPTY_TOKEN]) {
-      execFileSync(
-        'softhsm2-util',
-        ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', soPin],
-        { stdio: 'ignore' },
-      );
-    }
+    process.env.SOFTHSM2_CONF = await initSoftHsmTokens(
+      dir,
+      [TOKEN, EMPTY_TOKEN],
+      pin,
+      'log.level = ERROR\n',
+    );
   });
   afterAll(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });

@@ -5,7 +5,6 @@
 // device downloads, byte for byte, ingest's receipt says accepted) and a restarted connector
 // resumes the session it persisted instead of sending the file again.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,30 +20,13 @@ import { stackBlobStore } from '../helpers/delivery-fixture.ts';
 import { binRunner, type BinOutcome } from '../helpers/bins.ts';
 import { FaultProxy } from '../helpers/fault-proxy.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
+import { sha256File, writeRandomFile } from '../helpers/random-files.ts';
 
 const HOSPITAL = 'st-resumable-zh';
 const PATIENT = 'resumable-patient-1';
 const MIB = 1024 * 1024;
 /** Reproduce a failing run with CB_FAULT_SEED=<the seed it printed>. */
 const SEED = Number(process.env.CB_FAULT_SEED ?? 18);
-
-async function writeRandomFile(path: string, mib: number): Promise<string> {
-  const hash = createHash('sha256');
-  const out = createWriteStream(path);
-  for (let i = 0; i < mib; i++) {
-    const piece = randomBytes(MIB);
-    hash.update(piece);
-    if (!out.write(piece)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-  }
-  await new Promise<void>((resolve) => out.end(() => resolve()));
-  return hash.digest('hex');
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 describe('resumable uploads through a faulty link', { timeout: 600_000 }, () => {
   let onboarded: OnboardedConnector;

@@ -7,7 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BinOutcome } from '../helpers/bins.ts';
+import { jsonOutput } from '../helpers/bins.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 import { runSequencer } from '../helpers/audit-logs.ts';
 
@@ -27,10 +27,6 @@ describe('the connector witnesses, the device verifies', { timeout: 180_000 }, (
   const device = (...args: string[]) => onboarded.bin('cb-device', [...args, '--home', deviceHome()]);
   const witnessState = () => join(onboarded.home, 'witness.json');
   const deviceState = () => join(deviceHome(), 'audit-log', `${HOSPITAL}.json`);
-  const json = <T>(outcome: BinOutcome): T => {
-    expect(outcome.code, outcome.stderr).toBe(0);
-    return JSON.parse(outcome.stdout) as T;
-  };
 
   beforeAll(async () => {
     onboarded = await onboardConnector({ hospitalId: HOSPITAL });
@@ -52,7 +48,7 @@ describe('the connector witnesses, the device verifies', { timeout: 180_000 }, (
     expect(enrolment.witnessKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
 
     // Nothing cosigned yet: the device may sync (it has no checkpoint to defend).
-    const nothing = json<{ size: number; cosigned: boolean }>(await connector('witness', '--json'));
+    const nothing = jsonOutput<{ size: number; cosigned: boolean }>(await connector('witness', '--json'));
     expect(nothing.cosigned).toBe(false);
 
     const letter = join(dir, 'letter.txt');
@@ -64,18 +60,18 @@ describe('the connector witnesses, the device verifies', { timeout: 180_000 }, (
     expect(first.stdout).toContain('1 new record(s)');
 
     await runSequencer(onboarded.stack);
-    const cosigned = json<{ size: number; cosigned: boolean }>(await connector('witness', '--json'));
+    const cosigned = jsonOutput<{ size: number; cosigned: boolean }>(await connector('witness', '--json'));
     expect(cosigned.cosigned).toBe(true);
     expect(cosigned.size).toBeGreaterThan(0);
     // Again with nothing new: a no-op at the same size.
-    const again = json<{ size: number; cosigned: boolean }>(await connector('witness', '--json'));
+    const again = jsonOutput<{ size: number; cosigned: boolean }>(await connector('witness', '--json'));
     expect(again).toEqual({ size: cosigned.size, cosigned: false });
 
     const synced = await device('sync', '--out', join(dir, 'received'));
     expect(synced.code, synced.stderr).toBe(0);
     expect(JSON.parse(await readFile(deviceState(), 'utf8')).size).toBe(cosigned.size);
 
-    const log = json<AccessLogJson>(await device('access-log', '--json'));
+    const log = jsonOutput<AccessLogJson>(await device('access-log', '--json'));
     expect(log.treeSize).toBe(cosigned.size);
     expect(log.entries.length).toBeGreaterThan(0);
     const sequenced = log.entries.filter((entry) => entry.index !== undefined && entry.index < log.treeSize);
@@ -97,10 +93,10 @@ describe('the connector witnesses, the device verifies', { timeout: 180_000 }, (
     expect(more.code, more.stderr).toBe(0);
     expect(more.stdout).toContain('1 new record(s)');
     await runSequencer(onboarded.stack);
-    const extended = json<{ size: number; cosigned: boolean }>(await connector('witness', '--json'));
+    const extended = jsonOutput<{ size: number; cosigned: boolean }>(await connector('witness', '--json'));
     expect(extended.size).toBeGreaterThan(cosigned.size);
     expect(extended.cosigned).toBe(true);
-    const later = json<AccessLogJson>(await device('access-log', '--json'));
+    const later = jsonOutput<AccessLogJson>(await device('access-log', '--json'));
     expect(later.treeSize).toBe(extended.size);
     expect(later.entries.filter((entry) => entry.verified).length).toBeGreaterThan(sequenced.length);
   });
