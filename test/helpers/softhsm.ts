@@ -33,3 +33,26 @@ export async function initSoftHsmTokens(
   }
   return conf;
 }
+
+/**
+ * What `onboardConnector` needs for a connector whose keys are created in a fresh SoftHSM2 token
+ * labelled `token` (`options`), and the environment its later calls need (`tokenEnv`, known once
+ * the token exists).
+ */
+export function softHsmCustody(token: string, pin: string) {
+  let conf: string | undefined;
+  return {
+    options: {
+      keyArgs: ['--custody', 'pkcs11', '--module', SOFTHSM_MODULE, '--token-label', token],
+      env: { CB_HSM_PIN: pin },
+      async prepare(dir: string) {
+        conf = await initSoftHsmTokens(dir, [token], pin);
+        return { SOFTHSM2_CONF: conf };
+      },
+    },
+    tokenEnv(): NodeJS.ProcessEnv {
+      if (conf === undefined) throw new Error('the token is made when the connector is onboarded');
+      return { SOFTHSM2_CONF: conf, CB_HSM_PIN: pin };
+    },
+  };
+}

@@ -19,7 +19,7 @@ import {
 } from '../../clients/connector/recovery-key.ts';
 import { runSequencer } from '../helpers/audit-logs.ts';
 import { jsonOutput } from '../helpers/bins.ts';
-import { initSoftHsmTokens, SOFTHSM_MODULE } from '../helpers/softhsm.ts';
+import { softHsmCustody, SOFTHSM_MODULE } from '../helpers/softhsm.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 
 const HOSPITAL = 'st-backup-zh';
@@ -150,24 +150,14 @@ describe(
   'a connector whose keys are in a PKCS#11 token, restored from its backup',
   { timeout: 180_000 },
   () => {
-    const MODULE = SOFTHSM_MODULE;
     const TOKEN = 'cb-backup-e2e';
     const PATIENT_HSM = 'CANARY-519-patient';
     const pin = randomBytes(6).toString('hex');
-    let tokenEnv: NodeJS.ProcessEnv;
+    const custody = softHsmCustody(TOKEN, pin);
     let onboarded: OnboardedConnector;
 
     beforeAll(async () => {
-      onboarded = await onboardConnector({
-        hospitalId: 'st-backup-hsm',
-        keyArgs: ['--custody', 'pkcs11', '--module', MODULE, '--token-label', TOKEN],
-        env: { CB_HSM_PIN: pin },
-        async prepare(dir) {
-          const conf = await initSoftHsmTokens(dir, [TOKEN], pin);
-          tokenEnv = { SOFTHSM2_CONF: conf, CB_HSM_PIN: pin };
-          return { SOFTHSM2_CONF: conf };
-        },
-      });
+      onboarded = await onboardConnector({ hospitalId: 'st-backup-hsm', ...custody.options });
     });
 
     afterAll(async () => {
@@ -190,7 +180,7 @@ describe(
 
       const home = join(dir, 'restored-hsm');
       const restored = await restoreHome(backupFile, recovery.privateText, home);
-      expect(restored.token).toEqual({ module: MODULE, tokenLabel: TOKEN });
+      expect(restored.token).toEqual({ module: SOFTHSM_MODULE, tokenLabel: TOKEN });
       const keys = await readFile(join(home, 'hospital-keys.json'), 'utf8');
       expect(keys).not.toMatch(/privateKey|masterSecret/);
       expect(keys).not.toContain(pin);
@@ -200,7 +190,7 @@ describe(
       const sent = await onboarded.bin(
         'cb-connector',
         ['--home', home, 'send', letter, '--patient', PATIENT_HSM, '--wait', '--json'],
-        tokenEnv,
+        custody.tokenEnv(),
       );
       expect(sent.code, sent.stderr).toBe(0);
       expect((JSON.parse(sent.stdout) as SentJson).sent[0]).toMatchObject({ status: 'accepted', devices: 1 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
-import { initSoftHsmTokens, SOFTHSM_MODULE as MODULE } from '../helpers/softhsm.ts';
+import { softHsmCustody, SOFTHSM_MODULE as MODULE } from '../helpers/softhsm.ts';
 
 const HOSPITAL = 'st-hsm-zh';
 const PATIENT = 'hsm-patient-1';
@@ -15,21 +15,12 @@ const TOKEN = 'cb-connector-e2e';
 
 describe('C3 a connector with its keys in a PKCS#11 token', { timeout: 120_000 }, () => {
   const pin = randomBytes(6).toString('hex');
-  let tokenEnv: NodeJS.ProcessEnv;
+  const custody = softHsmCustody(TOKEN, pin);
   let onboarded: OnboardedConnector;
   let keysFile: string;
 
   beforeAll(async () => {
-    onboarded = await onboardConnector({
-      hospitalId: HOSPITAL,
-      keyArgs: ['--custody', 'pkcs11', '--module', MODULE, '--token-label', TOKEN],
-      env: { CB_HSM_PIN: pin },
-      async prepare(dir) {
-        const conf = await initSoftHsmTokens(dir, [TOKEN], pin);
-        tokenEnv = { SOFTHSM2_CONF: conf, CB_HSM_PIN: pin };
-        return { SOFTHSM2_CONF: conf };
-      },
-    });
+    onboarded = await onboardConnector({ hospitalId: HOSPITAL, ...custody.options });
     keysFile = join(onboarded.home, 'hospital-keys.json');
   });
 
@@ -69,10 +60,10 @@ describe('C3 a connector with its keys in a PKCS#11 token', { timeout: 120_000 }
 
     // Without the PIN the connector does not start, and says why without printing a secret.
     const asConnector = ['devices', '--patient', PATIENT, '--home', onboarded.home];
-    const noPin = await bin('cb-connector', asConnector, { SOFTHSM2_CONF: tokenEnv.SOFTHSM2_CONF });
+    const noPin = await bin('cb-connector', asConnector, { SOFTHSM2_CONF: custody.tokenEnv().SOFTHSM2_CONF });
     expect(noPin.code).toBe(2);
     expect(noPin.stderr).toContain('CB_HSM_PIN');
-    const wrongPin = await bin('cb-connector', asConnector, { ...tokenEnv, CB_HSM_PIN: `${pin}0` });
+    const wrongPin = await bin('cb-connector', asConnector, { ...custody.tokenEnv(), CB_HSM_PIN: `${pin}0` });
     expect(wrongPin.code).toBe(3);
     expect(wrongPin.stderr).toContain('HSM_LOGIN_FAILED');
     expect(wrongPin.stderr).not.toContain(pin);
