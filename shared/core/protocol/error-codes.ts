@@ -53,6 +53,18 @@ export const ERROR_CODES = {
   },
   BINDING_PROOF_INVALID: { status: 403, message: 'The device binding proof does not verify.' },
 
+  // ---- Device linking (§17) ----
+  LINK_INVALID: {
+    status: 403,
+    message: 'The device link is not signed by a current device of this patient.',
+  },
+  LINK_PROOF_INVALID: { status: 403, message: "The device link was not made from this device's link code." },
+  LINK_REPLAYED: { status: 409, message: 'This link code has already been used.' },
+  LINK_RECORD_INVALID: {
+    status: 403,
+    message: 'The device link carries a key for a record its signer cannot open.',
+  },
+
   // ---- Audit transparency log ----
   COSIGNATURE_INVALID: {
     status: 400,

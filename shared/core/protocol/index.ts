@@ -18,6 +18,7 @@ export * from './qr.ts';
 export * from './signed-document.ts';
 export * from './documents.ts';
 export * from './deletion-receipt.ts';
+export * from './device-link.ts';
 export * from './record-payload.ts';
 export * from './container.ts';
 export * from './upload.ts';
