@@ -8,7 +8,7 @@ import type { KeyManagementServiceClient } from '@google-cloud/kms';
 import { crc32c } from '../core/checksums/crc32c.ts';
 import {
   computeKeyId,
-  ed25519PublicKeyObject,
+  ed25519VerifyKey,
   ed25519Verify,
   formatVerifierKey,
   SIGNATURE_TYPE_ED25519,
@@ -46,7 +46,7 @@ export async function kmsNoteSigner(
   name: string,
 ): Promise<KmsNoteSigner> {
   const publicKey = await kmsEd25519PublicKey(kms, keyVersionName);
-  const verifyKey = ed25519PublicKeyObject(publicKey);
+  const verifyKey = ed25519VerifyKey(publicKey);
   return {
     name,
     keyId: computeKeyId(name, SIGNATURE_TYPE_ED25519, publicKey),

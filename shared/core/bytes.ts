@@ -1,11 +1,11 @@
 // Byte helpers that shared/core/crypto and shared/core/protocol both need. They throw nothing of
 // their own: each caller turns a failed decode into its own typed error.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { platform } from '#platform';
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 export function toBase64Url(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+  return platform.encodeBase64(bytes, true);
 }
 
 /**
@@ -14,20 +14,29 @@ export function toBase64Url(bytes: Uint8Array): string {
  */
 export function decodeBase64Url(text: string): Uint8Array | undefined {
   if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
-  const bytes = Buffer.from(text, 'base64url');
-  if (bytes.toString('base64url') !== text) return undefined;
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const bytes = platform.decodeBase64(text, true);
+  return platform.encodeBase64(bytes, true) === text ? bytes : undefined;
 }
 
 export function sha256(...parts: Uint8Array[]): Uint8Array {
-  const hash = createHash('sha256');
+  const hash = platform.createSha256();
   for (const part of parts) hash.update(part);
-  return new Uint8Array(hash.digest());
+  return hash.digest();
 }
 
 /** Constant-time equality for equal lengths; false (early) when the lengths differ. */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+  if (a.length !== b.length) return false;
+  // No early exit: the time depends on the length only, never on where the bytes differ.
+  let difference = 0;
+  for (let i = 0; i < a.length; i += 1) difference |= a[i]! ^ b[i]!;
+  return difference === 0;
+}
+
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const byte of bytes) out += byte.toString(16).padStart(2, '0');
+  return out;
 }
 
 /** Concatenates parts into one new buffer. */

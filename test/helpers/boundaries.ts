@@ -26,6 +26,11 @@ export interface Workspace {
   readonly name: string;
   /** Packages and workspaces it may import at run time (for the root: everything installed). */
   readonly dependencies: ReadonlySet<string>;
+  /**
+   * Its package.json "imports" (`#name` → every file it may stand for, under any condition,
+   * relative to the repository root): such an import is checked as an edge to each file.
+   */
+  readonly imports?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface ImportEdge {
@@ -181,15 +186,13 @@ export function checkBoundaries(
     for (const edge of importsOf(file, source)) {
       const refuse = (reason: string) =>
         violations.push({ file, line: edge.line, specifier: edge.specifier, reason });
-      if (edge.specifier.startsWith('node:') || BUILTINS.has(edge.specifier)) continue;
-      if (edge.specifier.startsWith('.')) {
-        const path = posix.normalize(posix.join(posix.dirname(file), edge.specifier));
+      const checkPath = (path: string) => {
         const target = ruleFor(rules, path);
         if (!target) {
           refuse(`${path} is in no module of the table`);
-          continue;
+          return;
         }
-        if (target === rule) continue;
+        if (target === rule) return;
         if (!allows(rule, edge, { path })) refuse(`${rule.module} may not import ${target.module}`);
         const owner = workspaces[target.workspace];
         if (
@@ -200,6 +203,16 @@ export function checkBoundaries(
         ) {
           refuse(`workspace ${workspace.name} does not declare ${owner.name}`);
         }
+      };
+      if (edge.specifier.startsWith('node:') || BUILTINS.has(edge.specifier)) continue;
+      if (edge.specifier.startsWith('.')) {
+        checkPath(posix.normalize(posix.join(posix.dirname(file), edge.specifier)));
+        continue;
+      }
+      if (edge.specifier.startsWith('#')) {
+        const targets = workspace?.imports?.get(edge.specifier);
+        if (targets === undefined) refuse(`${edge.specifier} is not in the "imports" of ${rule.workspace}`);
+        for (const path of targets ?? []) checkPath(path);
         continue;
       }
       const pkg = packageOf(edge.specifier);
@@ -217,6 +230,14 @@ interface Manifest {
   workspaces?: string[];
   dependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;
+  imports?: Record<string, unknown>;
+}
+
+/** Every file a conditional "imports" entry names, whatever the condition. */
+function importTargets(folder: string, entry: unknown): string[] {
+  if (typeof entry === 'string') return [posix.normalize(posix.join(folder, entry))];
+  if (entry === null || typeof entry !== 'object') return [];
+  return Object.values(entry).flatMap((value) => importTargets(folder, value));
 }
 
 /**
@@ -233,7 +254,10 @@ export function repositoryWorkspaces(root: string): Record<string, Workspace> {
     const own = manifest(folder);
     const dependencies = new Set(Object.keys(own.dependencies ?? {}));
     for (const name of dependencies) everything.add(name);
-    workspaces[own.name.replace('@clinic-bridge/', '')] = { name: own.name, dependencies };
+    const imports = new Map(
+      Object.entries(own.imports ?? {}).map(([name, entry]) => [name, importTargets(folder, entry)]),
+    );
+    workspaces[own.name.replace('@clinic-bridge/', '')] = { name: own.name, dependencies, imports };
     everything.add(own.name);
   }
   workspaces.root = { name: '', dependencies: everything };

@@ -31,7 +31,14 @@ const TABLE = `
 
 const WORKSPACES: Record<string, Workspace> = {
   lib: { name: '@x/lib', dependencies: new Set(['zod']) },
-  app: { name: '@x/app', dependencies: new Set(['@x/lib']) },
+  app: {
+    name: '@x/app',
+    dependencies: new Set(['@x/lib']),
+    imports: new Map([
+      ['#engine', ['app/engine-node.ts', 'lib/engine-web.ts']],
+      ['#leaky', ['app/engine-node.ts', 'svc/engine.ts']],
+    ]),
+  },
   root: { name: '', dependencies: new Set(['whatever']) },
 };
 
@@ -90,6 +97,14 @@ describe('the dependency rules checker', () => {
       'app/main.ts:1 left-pad is not a dependency of @x/app',
       'app/main.ts:2 app/ may not import the package zod',
       'app/main.ts:2 zod is not a dependency of @x/app',
+    ]);
+  });
+
+  it('checks a package.json "imports" entry as an edge to every file it may stand for', () => {
+    expect(check({ 'app/main.ts': "import { e } from '#engine';" })).toEqual([]);
+    expect(check({ 'app/main.ts': "import { e } from '#leaky';\nimport { n } from '#nowhere';" })).toEqual([
+      'app/main.ts:1 app/ may not import svc/',
+      'app/main.ts:2 #nowhere is not in the "imports" of app',
     ]);
   });
 

@@ -1,6 +1,7 @@
 // CRC32C (Castagnoli), the checksum Cloud Storage puts in x-goog-hash and Cloud KMS in
 // its *_crc32c fields. Node's zlib.crc32 is the other polynomial, so we carry our own.
 // Slicing-by-8 keeps it fast enough to checksum streamed gigabyte objects.
+import { platform } from '#platform';
 
 const POLY = 0x82f63b78;
 const TABLES: Uint32Array[] = buildTables();
@@ -56,9 +57,9 @@ export function crc32c(data: Uint8Array, previous = 0): number {
 
 /** The big-endian base64 form used by x-goog-hash and the JSON API's `crc32c` field. */
 export function crc32cBase64(value: number): string {
-  const out = Buffer.alloc(4);
-  out.writeUInt32BE(value >>> 0);
-  return out.toString('base64');
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value >>> 0, false);
+  return platform.encodeBase64(out, false);
 }
 
 /** Incremental form for streams. */

@@ -10,8 +10,7 @@
 //   8..11  CRC32C of all 45 bytes with this field zeroed, uint32 little-endian (Themis checks it)
 //   12..44 body: public = SEC1 compressed point (0x02/0x03 + X); private = 0x00 + 32-byte scalar
 // Only P-256 EC keys are accepted; Themis' RSA keys and other curves are rejected.
-import { createECDH, ECDH } from 'node:crypto';
-import { inspect } from 'node:util';
+import { platform } from '#platform';
 import { crc32c } from '../checksums/crc32c.ts';
 import { equalBytes, fromBase64Url, sha256, toBase64Url } from './bytes.ts';
 import { CryptoError } from './errors.ts';
@@ -28,7 +27,8 @@ const HEADER_LENGTH = 12;
 const PUBLIC_TAG = 'UEC2';
 const PRIVATE_TAG = 'REC2';
 const MAX_ENCODED_KEY_LENGTH = 256;
-const CURVE = 'prime256v1';
+// util.inspect's hook, by its registered name, so the key classes need no node:util import.
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
 const internal = Symbol('shared/core/crypto/keys');
 
@@ -90,7 +90,7 @@ export class PublicKey {
     return `PublicKey(${this.#fingerprint})`;
   }
 
-  [inspect.custom](): string {
+  [INSPECT](): string {
     return this.toString();
   }
 }
@@ -119,7 +119,7 @@ export class PrivateKey {
     return '[PrivateKey]';
   }
 
-  [inspect.custom](): string {
+  [INSPECT](): string {
     return '[PrivateKey]';
   }
 }
@@ -149,7 +149,7 @@ export class ContentKey {
     return '[ContentKey]';
   }
 
-  [inspect.custom](): string {
+  [INSPECT](): string {
     return '[ContentKey]';
   }
 }
@@ -176,10 +176,8 @@ export function importPublicKey(input: Uint8Array | string): PublicKey {
   const bytes = keyBytes(input, 'public key');
   checkContainer(bytes, PUBLIC_TAG, 'public');
   const key = construct(() => new (themis().PublicKey)(bytes), 'public');
-  try {
-    // Themis checks the container; node:crypto checks the point is on the curve.
-    ECDH.convertKey(bytes.subarray(HEADER_LENGTH), CURVE, undefined, undefined, 'uncompressed');
-  } catch {
+  // Themis checks the container; the platform checks the point is on the curve.
+  if (platform.p256Compress(bytes.subarray(HEADER_LENGTH)) === undefined) {
     throw new CryptoError('KEY_INVALID', 'public key is not a point on P-256');
   }
   return new PublicKey(internal, key);
@@ -190,12 +188,8 @@ export function importPublicKey(input: Uint8Array | string): PublicKey {
  * reports it, in Themis' 45-byte container.
  */
 export function publicKeyFromPoint(point: Uint8Array): PublicKey {
-  let compressed: Uint8Array;
-  try {
-    compressed = new Uint8Array(ECDH.convertKey(point, CURVE, undefined, undefined, 'compressed') as Buffer);
-  } catch {
-    throw new CryptoError('KEY_INVALID', 'not a point on P-256');
-  }
+  const compressed = platform.p256Compress(point);
+  if (compressed === undefined) throw new CryptoError('KEY_INVALID', 'not a point on P-256');
   const bytes = new Uint8Array(EC_KEY_LENGTH);
   bytes.set([...PUBLIC_TAG].map((c) => c.charCodeAt(0)));
   const view = new DataView(bytes.buffer);
@@ -211,9 +205,7 @@ export function importPrivateKey(input: Uint8Array | string): PrivateKey {
   checkContainer(bytes, PRIVATE_TAG, 'private');
   const key = construct(() => new (themis().PrivateKey)(bytes), 'private');
   if (bytes[HEADER_LENGTH] !== 0) throw new CryptoError('KEY_INVALID', 'private key body is malformed');
-  try {
-    createECDH(CURVE).setPrivateKey(bytes.subarray(HEADER_LENGTH + 1));
-  } catch {
+  if (platform.p256PublicOf(bytes.subarray(HEADER_LENGTH + 1)) === undefined) {
     throw new CryptoError('KEY_INVALID', 'private key is not a valid P-256 scalar');
   }
   return new PrivateKey(internal, key);
@@ -226,10 +218,8 @@ export function importKeyPair(privateKey: Uint8Array | string, publicKey: Uint8A
     publicKey: importPublicKey(publicKey),
   });
   const scalar = new Uint8Array(privateThemis(pair.privateKey)).subarray(HEADER_LENGTH + 1);
-  const ecdh = createECDH(CURVE);
-  ecdh.setPrivateKey(scalar);
-  const derived = new Uint8Array(ecdh.getPublicKey(null, 'compressed'));
-  if (!equalBytes(derived, pair.publicKey.toBytes().subarray(HEADER_LENGTH))) {
+  const derived = platform.p256PublicOf(scalar);
+  if (derived === undefined || !equalBytes(derived, pair.publicKey.toBytes().subarray(HEADER_LENGTH))) {
     throw new CryptoError('KEY_PAIR_MISMATCH', 'the public key does not belong to the private key');
   }
   return pair;

@@ -31,7 +31,8 @@ import { assertBytes, concatBytes, recordIdBytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { ContentKey } from './keys.ts';
 import { contentKeyBytes } from './keys.ts';
-import { openCell, sealCellPieces } from './secure-cell-seal.ts';
+// Node's OpenSSL engine on Node, wasm-themis elsewhere (shared/core/package.json, #seal-engine).
+import { openCell, sealCellPieces } from '#seal-engine';
 import { callThemis, themis, tryThemis } from './themis.ts';
 
 export const RECORD_CELL_VERSION = 1;
@@ -259,7 +260,7 @@ export interface Cell {
 /** Makes the Secure Cell of one content key. */
 export type CellEngine = (key: ContentKey) => Cell;
 
-/** The default engine: Secure Cells over node:crypto, byte-compatible with Themis. */
+/** The default engine: node:crypto on Node (byte-compatible with Themis), Themis elsewhere. */
 function nodeCryptoCells(key: ContentKey): Cell {
   const bytes = contentKeyBytes(key);
   return {

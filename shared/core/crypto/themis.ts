@@ -87,9 +87,13 @@ async function initialise(target: LoadState): Promise<void> {
 /**
  * Calls initialize() with fetch hidden and the loader's process listeners removed, all within
  * one synchronous stretch. Returns a promise that settles with initialisation but carries no
- * value, so the Emscripten module object is never awaited.
+ * value, so the Emscripten module object is never awaited. Both traps are Node's: in a browser
+ * the loader needs fetch to download libthemis.wasm (from beside the page, Emscripten's default)
+ * and installs no process listeners, so nothing is hidden there.
  */
 function startInitialize(initialize: () => Promise<unknown>): Promise<void> {
+  const onNode = typeof process === 'object' && typeof process.versions?.node === 'string';
+  if (!onNode) return initialize().then(() => undefined);
   const emitter: NodeJS.EventEmitter = process;
   const before = new Map(LISTENED_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]));
   const fetchDescriptor = Object.getOwnPropertyDescriptor(globalThis, 'fetch');

@@ -19,8 +19,8 @@
 // a spool first (constant memory, ciphertext on disk) and then streams header, manifest and
 // spool. The reader needs no key: it frames, bounds and hashes; ingest verifies the manifest
 // signature separately with the hospital's registered key (verifyManifest).
-import { createHash } from 'node:crypto';
-import type { Hash } from 'node:crypto';
+import { platform } from '#platform';
+import type { Sha256 } from '../platform/types.ts';
 import { CHUNK_OVERHEAD, MAX_CHUNK_SIZE } from '../crypto/index.ts';
 import { ByteReader } from './byte-reader.ts';
 import type { ByteSource } from './byte-reader.ts';
@@ -86,7 +86,7 @@ export interface ChunkSectionSummary {
  * Pass 1 of writing a container: write what frame() returns to a spool.
  */
 export class ChunkSectionWriter {
-  readonly #hash: Hash = createHash('sha256');
+  readonly #hash: Sha256 = platform.createSha256();
   #count = 0;
   #length = 0;
   #summary: ChunkSectionSummary | undefined;
@@ -115,7 +115,7 @@ export class ChunkSectionWriter {
     this.#summary ??= {
       chunkCount: this.#count,
       ciphertextLength: this.#length,
-      ciphertextSha256: toBase64Url(new Uint8Array(this.#hash.digest())),
+      ciphertextSha256: toBase64Url(this.#hash.digest()),
     };
     return this.#summary;
   }
@@ -142,7 +142,7 @@ export async function* writeUploadContainer(
   header[4] = CONTAINER_VERSION;
   new DataView(header.buffer).setUint32(5, signedManifest.length, false);
   yield concatBytes([header, signedManifest]);
-  const hash = createHash('sha256');
+  const hash = platform.createSha256();
   let length = 0;
   for await (const piece of chunkSection as AsyncIterable<unknown>) {
     if (!(piece instanceof Uint8Array))
@@ -254,7 +254,7 @@ async function openContainer(reader: ByteReader, limits: ContainerLimits): Promi
     started = true;
     try {
       if (raw) yield prefix;
-      const hash = createHash('sha256');
+      const hash = platform.createSha256();
       for (let index = 0; index < manifest.chunkCount; index++) {
         const frame = await reader.read(CHUNK_FRAME_LENGTH);
         if (frame.length < CHUNK_FRAME_LENGTH)

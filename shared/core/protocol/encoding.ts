@@ -1,7 +1,7 @@
 // Byte and text encodings every wire format in shared/core/protocol shares: strict base64url,
-// strict UTF-8, canonical JSON, SHA-256 and HMAC-SHA256. Hashing and HMAC use node:crypto;
-// everything Themis does stays in shared/core/crypto.
-import { createHmac, randomBytes } from 'node:crypto';
+// strict UTF-8, canonical JSON, SHA-256 and HMAC-SHA256. Hashing and HMAC come from the platform
+// (shared/core/platform); everything Themis does stays in shared/core/crypto.
+import { platform } from '#platform';
 import { toBase64Url } from '../bytes.ts';
 import { ProtocolError } from './error-codes.ts';
 import type { ErrorCode } from './error-codes.ts';
@@ -32,13 +32,11 @@ export function fromUtf8(bytes: Uint8Array): string | undefined {
 }
 
 export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
-  const mac = createHmac('sha256', key);
-  for (const part of parts) mac.update(part);
-  return new Uint8Array(mac.digest());
+  return platform.hmacSha256(key, parts);
 }
 
 export function randomBase64Url(byteLength: number): string {
-  return toBase64Url(new Uint8Array(randomBytes(byteLength)));
+  return toBase64Url(platform.randomBytes(byteLength));
 }
 
 // ---- Canonical JSON ----

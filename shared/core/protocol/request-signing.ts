@@ -13,10 +13,9 @@
 // base64url, in a header. Four headers carry it all:
 //   CB-Key-Id, CB-Timestamp, CB-Nonce, CB-Signature
 // Verification is pure: the caller injects the time, the key lookup and the nonce memory.
-import { createHash } from 'node:crypto';
 import { isCryptoError, signWith, verify } from '../crypto/index.ts';
 import type { PrivateKey, PublicKey, Signer } from '../crypto/index.ts';
-import { equalBytes, fromBase64Url, randomBase64Url, toBase64Url, utf8 } from './encoding.ts';
+import { equalBytes, fromBase64Url, randomBase64Url, sha256, toBase64Url, utf8 } from './encoding.ts';
 import { ProtocolError } from './error-codes.ts';
 import { deviceIdSchema, hospitalIdSchema, requireValid } from './ids.ts';
 import { signedMessageUnverified } from './signed-document.ts';
@@ -88,7 +87,7 @@ export interface RequestToSign {
 
 /** base64url SHA-256 of a body (the empty body included). */
 export function bodyDigest(body: Uint8Array): string {
-  return toBase64Url(new Uint8Array(createHash('sha256').update(body).digest()));
+  return toBase64Url(sha256(body));
 }
 
 /** The exact text that is signed. Exposed for test vectors and other implementations. */

@@ -8,7 +8,7 @@
 //
 // The event text is canonical JSON as the platform stored it; a verifier hashes the bytes it
 // was given and only then parses them, so no implementation has to re-canonicalise JSON.
-import { createHash } from 'node:crypto';
+import { platform } from '#platform';
 import { TlogError } from './errors.ts';
 import { isValidKeyName } from './note.ts';
 
@@ -21,11 +21,12 @@ export function auditLeafData(salt: Uint8Array, eventText: string): Uint8Array {
   if (salt.length !== AUDIT_LEAF_SALT_SIZE) {
     throw new TlogError('INVALID_ARGUMENT', `the salt must be ${AUDIT_LEAF_SALT_SIZE} bytes`);
   }
-  const hash = createHash('sha256');
-  hash.update(LEAF_LABEL);
-  hash.update(salt);
-  hash.update(new TextEncoder().encode(eventText));
-  return new Uint8Array(hash.digest());
+  return platform
+    .createSha256()
+    .update(LEAF_LABEL)
+    .update(salt)
+    .update(new TextEncoder().encode(eventText))
+    .digest();
 }
 
 /**

@@ -4,12 +4,11 @@
 // is timestamp (u64 big-endian, POSIX seconds) || Ed25519 signature over
 //   "cosignature/v1\n" || "time <timestamp>\n" || the checkpoint note text.
 // The ML-DSA-44 type (0x06, subtree/v1 message) is not implemented.
-import type { KeyObject } from 'node:crypto';
 import { TlogError } from './errors.ts';
 import {
   ED25519_SIGNATURE_SIZE,
   ed25519Identity,
-  ed25519PublicKeyObject,
+  ed25519VerifyKey,
   ed25519Sign,
   ed25519Verify,
 } from './ed25519.ts';
@@ -84,7 +83,7 @@ export interface CosignatureVerifier extends NoteVerifier {
 }
 
 export function cosignatureVerifier(name: string, publicKey: Uint8Array): CosignatureVerifier {
-  const key: KeyObject = ed25519PublicKeyObject(publicKey);
+  const key = ed25519VerifyKey(publicKey);
   return {
     name,
     keyId: computeKeyId(name, SIGNATURE_TYPE_COSIGNATURE_V1, publicKey),

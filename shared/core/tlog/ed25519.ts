@@ -1,7 +1,8 @@
-// Ed25519 note signatures (signed-note type 0x01) on node:crypto. Keys come from a 32-byte RFC
-// 8032 seed, so tests and vectors can use a fixed key; the project can put its own NoteSigner
-// (KMS, HSM) in place of ed25519Signer without touching the note code.
-import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+// Ed25519 note signatures (signed-note type 0x01) on the platform's Ed25519 (node:crypto on
+// Node, noble in browsers). Keys come from a 32-byte RFC 8032 seed, so tests and vectors can use
+// a fixed key; the project can put its own NoteSigner (KMS, HSM) in place of ed25519Signer
+// without touching the note code.
+import { platform } from '#platform';
 import { TlogError } from './errors.ts';
 import { computeKeyId, formatVerifierKey, parseVerifierKey, SIGNATURE_TYPE_ED25519 } from './keys.ts';
 import type { NoteSigner, NoteVerifier } from './note.ts';
@@ -10,43 +11,37 @@ export const ED25519_SEED_SIZE = 32;
 export const ED25519_PUBLIC_KEY_SIZE = 32;
 export const ED25519_SIGNATURE_SIZE = 64;
 
-// Fixed DER headers around the raw key: RFC 8410 PKCS#8 and SPKI for id-Ed25519 (1.3.101.112).
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** A private key, ready to sign: parsing it once is the expensive part. */
+export type Ed25519SigningKey = (message: Uint8Array) => Uint8Array;
+/** A public key, ready to verify. */
+export type Ed25519VerifyingKey = (message: Uint8Array, signature: Uint8Array) => boolean;
 
-export function ed25519PrivateKey(seed: Uint8Array): KeyObject {
+export function ed25519PrivateKey(seed: Uint8Array): Ed25519SigningKey {
   if (seed.length !== ED25519_SEED_SIZE) throw new TlogError('KEY_INVALID', 'an Ed25519 seed is 32 bytes');
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  return platform.ed25519Signer(seed);
 }
 
 export function ed25519PublicKey(seed: Uint8Array): Uint8Array {
-  const spki = createPublicKey(ed25519PrivateKey(seed)).export({ format: 'der', type: 'spki' });
-  return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+  if (seed.length !== ED25519_SEED_SIZE) throw new TlogError('KEY_INVALID', 'an Ed25519 seed is 32 bytes');
+  return platform.ed25519PublicOf(seed);
 }
 
-export function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject {
+export function ed25519VerifyKey(publicKey: Uint8Array): Ed25519VerifyingKey {
   if (publicKey.length !== ED25519_PUBLIC_KEY_SIZE) {
     throw new TlogError('KEY_INVALID', 'an Ed25519 public key is 32 bytes');
   }
-  try {
-    return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
-  } catch {
-    throw new TlogError('KEY_INVALID', 'not an Ed25519 public key');
-  }
+  const key = platform.ed25519Verifier(publicKey);
+  if (key === undefined) throw new TlogError('KEY_INVALID', 'not an Ed25519 public key');
+  return key;
 }
 
 /** Raw Ed25519 over `message`; false for any malformed input. */
-export function ed25519Verify(key: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
-  if (signature.length !== ED25519_SIGNATURE_SIZE) return false;
-  try {
-    return verify(null, message, key, signature);
-  } catch {
-    return false;
-  }
+export function ed25519Verify(key: Ed25519VerifyingKey, message: Uint8Array, signature: Uint8Array): boolean {
+  return signature.length === ED25519_SIGNATURE_SIZE && key(message, signature);
 }
 
-export function ed25519Sign(key: KeyObject, message: Uint8Array): Uint8Array {
-  return new Uint8Array(sign(null, message, key));
+export function ed25519Sign(key: Ed25519SigningKey, message: Uint8Array): Uint8Array {
+  return key(message);
 }
 
 export interface Ed25519NoteSigner extends NoteSigner {
@@ -63,7 +58,7 @@ export function ed25519Identity(
   name: string,
   type: number,
   seed: Uint8Array,
-): { key: KeyObject; signer: Omit<Ed25519NoteSigner, 'sign'> } {
+): { key: Ed25519SigningKey; signer: Omit<Ed25519NoteSigner, 'sign'> } {
   const key = ed25519PrivateKey(seed);
   const publicKey = ed25519PublicKey(seed);
   return {
@@ -83,7 +78,7 @@ export function ed25519Signer(name: string, seed: Uint8Array): Ed25519NoteSigner
 }
 
 export function ed25519Verifier(name: string, publicKey: Uint8Array): NoteVerifier {
-  const key = ed25519PublicKeyObject(publicKey);
+  const key = ed25519VerifyKey(publicKey);
   return {
     name,
     keyId: computeKeyId(name, SIGNATURE_TYPE_ED25519, publicKey),

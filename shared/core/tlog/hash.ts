@@ -1,7 +1,7 @@
 // RFC 6962 §2.1 hashing (unchanged in RFC 9162 §2.1.1): the one-byte prefixes keep a leaf hash
 // from ever equalling an interior node hash, which is what stops a second-preimage attack that
 // would pass an interior node off as a leaf.
-import { createHash } from 'node:crypto';
+import { platform } from '#platform';
 
 export const HASH_SIZE = 32;
 
@@ -9,9 +9,9 @@ const LEAF_PREFIX = new Uint8Array([0x00]);
 const NODE_PREFIX = new Uint8Array([0x01]);
 
 function sha256(...parts: Uint8Array[]): Uint8Array {
-  const hash = createHash('sha256');
+  const hash = platform.createSha256();
   for (const part of parts) hash.update(part);
-  return new Uint8Array(hash.digest());
+  return hash.digest();
 }
 
 /** MTH({}) : the hash of an empty tree is SHA-256 of the empty string. */

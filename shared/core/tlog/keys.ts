@@ -2,7 +2,8 @@
 // SHA-256(name || 0x0A || signature type || public key)[:4], so the same key under another name
 // or signature type gets another id. A verifier key is `<name>+<8 hex id>+<base64(type || key)>`,
 // the format the Go note package and the witness ecosystem use to configure trust.
-import { createHash } from 'node:crypto';
+import { platform } from '#platform';
+import { toHex } from '../bytes.ts';
 import { TlogError } from './errors.ts';
 import { decodeCanonicalBase64, encodeBase64, isValidKeyName, KEY_ID_SIZE } from './note.ts';
 
@@ -15,12 +16,13 @@ export function computeKeyId(name: string, type: number, publicKey: Uint8Array):
   if (!isValidKeyName(name)) throw new TlogError('KEY_INVALID', 'invalid key name');
   if (!Number.isInteger(type) || type < 0 || type > 0xff)
     throw new TlogError('KEY_INVALID', 'invalid type byte');
-  const digest = createHash('sha256')
+  const digest = platform
+    .createSha256()
     .update(new TextEncoder().encode(`${name}\n`))
     .update(new Uint8Array([type]))
     .update(publicKey)
     .digest();
-  return new Uint8Array(digest.subarray(0, KEY_ID_SIZE));
+  return digest.slice(0, KEY_ID_SIZE);
 }
 
 export interface VerifierKey {
@@ -30,15 +32,11 @@ export interface VerifierKey {
   readonly publicKey: Uint8Array;
 }
 
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex');
-}
-
 export function formatVerifierKey(name: string, type: number, publicKey: Uint8Array): string {
   const keyed = new Uint8Array(1 + publicKey.length);
   keyed[0] = type;
   keyed.set(publicKey, 1);
-  return `${name}+${hex(computeKeyId(name, type, publicKey))}+${encodeBase64(keyed)}`;
+  return `${name}+${toHex(computeKeyId(name, type, publicKey))}+${encodeBase64(keyed)}`;
 }
 
 /**
@@ -64,6 +62,6 @@ export function parseVerifierKey(text: string): VerifierKey {
     throw new TlogError('KEY_INVALID', 'unsupported key type');
   }
   const keyId = computeKeyId(name, type, publicKey);
-  if (hex(keyId) !== idText) throw new TlogError('KEY_INVALID', 'key id does not match the key');
+  if (toHex(keyId) !== idText) throw new TlogError('KEY_INVALID', 'key id does not match the key');
   return { name, keyId, type, publicKey };
 }

@@ -2,6 +2,7 @@
 // `— <key name> <base64(4-byte key id || signature)>`. Parsing is strict and formatting
 // canonical, so the bytes a log signs and the bytes a witness or client verifies are the same
 // bytes: there is exactly one accepted spelling of every note.
+import { platform } from '#platform';
 import { TlogError } from './errors.ts';
 
 const EM_DASH_PREFIX = '\u2014 ';
@@ -62,13 +63,12 @@ function hasControl(text: string): boolean {
 /** Standard base64 with padding, and only the one canonical encoding of the bytes. */
 export function decodeCanonicalBase64(text: string): Uint8Array | undefined {
   if (text.length === 0 || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return undefined;
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.toString('base64') !== text) return undefined;
-  return new Uint8Array(bytes);
+  const bytes = platform.decodeBase64(text, false);
+  return platform.encodeBase64(bytes, false) === text ? bytes : undefined;
 }
 
 export function encodeBase64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  return platform.encodeBase64(bytes, false);
 }
 
 function decodeUtf8(input: string | Uint8Array): string {
@@ -87,7 +87,7 @@ function decodeUtf8(input: string | Uint8Array): string {
 
 /** Parses a signed note without verifying it; use verifyNote before trusting the text. */
 export function parseNote(input: string | Uint8Array): Note {
-  const size = typeof input === 'string' ? Buffer.byteLength(input, 'utf8') : input.length;
+  const size = typeof input === 'string' ? new TextEncoder().encode(input).length : input.length;
   if (size > MAX_NOTE_BYTES) throw malformed('note is too large');
   const note = decodeUtf8(input);
   // Rejects CR among others, so a CRLF note never parses.
