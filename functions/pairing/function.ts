@@ -2,6 +2,7 @@
 // a patient's devices and revocation (docs/PROTOCOL.md §9.1). A thin handler over
 // shared/services/pairing.ts; this file is also its composition root.
 import type { HttpFunction } from '@google-cloud/functions-framework';
+import { createFirestoreDeviceLinkStore } from '../../shared/adapters/firestore-device-links.ts';
 import { createFirestorePairingStores } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
@@ -10,6 +11,10 @@ import { createApiFunction } from '../../shared/http/api-function.ts';
 import { refuseQuery, signedCalls } from '../../shared/http/signed-calls.ts';
 import type { Logger } from '../../shared/ports/logger.ts';
 import type { FunctionDefinition, RuntimeContext } from '../../shared/runtime/function.ts';
+import {
+  createDeviceLinkingService,
+  type DeviceLinkingService,
+} from '../../shared/services/device-linking.ts';
 import { createPairingService, type PairingService } from '../../shared/services/pairing.ts';
 import { createTransparency } from '../../shared/services/transparency.ts';
 import { createWitnessApi, type WitnessApi } from '../../shared/services/audit-log-api.ts';
@@ -25,10 +30,12 @@ interface PairingServices {
   readonly recall: RecallService;
   readonly delivery: DeliveryStatusService;
   readonly witness: WitnessApi;
+  /** Device linking (PROTOCOL.md §17): a paired device enrols another of its patient. */
+  readonly linking: DeviceLinkingService;
 }
 
 export function pairingHandler(
-  { service, recall, delivery, witness }: PairingServices,
+  { service, recall, delivery, witness, linking }: PairingServices,
   logger: Logger,
   audience: string,
 ): HttpFunction {
@@ -58,6 +65,19 @@ export function pairingHandler(
         handle: async (r) => ({
           status: 200,
           body: await service.listDevices(signedCall(r), r.params.patientRef ?? ''),
+        }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/links',
+        handle: async (r) => ({ status: 201, body: await linking.link(signedCall(r)) }),
+      },
+      {
+        method: 'GET',
+        path: '/v1/patients/:patientRef/device-links',
+        handle: async (r) => ({
+          status: 200,
+          body: await linking.hospitalLinks(signedCall(r), r.params.patientRef ?? ''),
         }),
       },
       {
@@ -139,8 +159,17 @@ function compose(context: RuntimeContext): PairingServices & {
     clock: kit.clock,
     transparency: transparency,
   });
+  const linking = createDeviceLinkingService({
+    stores,
+    links: createFirestoreDeviceLinkStore(kit.firestore),
+    clock: kit.clock,
+    keyPair: () => kit.keyPair(),
+    notifier,
+    audit: kit.audit,
+  });
   return {
     service,
+    linking,
     recall,
     delivery,
     witness,

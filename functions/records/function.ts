@@ -8,6 +8,7 @@ import {
   createFirestoreDeviceStore,
   createFirestoreNonceStore,
 } from '../../shared/adapters/firestore-pairing.ts';
+import { createFirestoreDeviceLinkStore } from '../../shared/adapters/firestore-device-links.ts';
 import { createFirestorePurgeStore } from '../../shared/adapters/firestore-purge.ts';
 import { createFirestoreRecordStore } from '../../shared/adapters/firestore-records.ts';
 import { functionKit } from '../../shared/adapters/function-kit.ts';
@@ -19,6 +20,7 @@ import { createAccessLogService, type AccessLogService } from '../../shared/serv
 import { createTransparency } from '../../shared/services/transparency.ts';
 import { createDeviceCheckpointApi, type DeviceCheckpointApi } from '../../shared/services/audit-log-api.ts';
 import { createDeviceCaller } from '../../shared/services/device-caller.ts';
+import { createLinkedDevicesView, type LinkedDevicesView } from '../../shared/services/device-linking.ts';
 import { createErasureService, type ErasureService } from '../../shared/services/erasure.ts';
 import { createOwnDevicesService, type OwnDevicesService } from '../../shared/services/own-devices.ts';
 import { createRecordsService, type RecordsService } from '../../shared/services/records.ts';
@@ -30,6 +32,8 @@ export interface RecordsServices {
   readonly accessLog: AccessLogService;
   readonly auditLog: DeviceCheckpointApi;
   readonly erasure: ErasureService;
+  /** The patient's linked devices with their links (PROTOCOL.md §17). */
+  readonly links: LinkedDevicesView;
 }
 
 /**
@@ -79,6 +83,11 @@ export function recordsHandler(
         method: 'GET',
         path: '/v1/devices',
         handle: async (r) => ({ status: 200, body: await services.devices.list(calls.withoutQuery(r)) }),
+      },
+      {
+        method: 'GET',
+        path: '/v1/devices/links',
+        handle: async (r) => ({ status: 200, body: await services.links.list(calls.withoutQuery(r)) }),
       },
       {
         method: 'POST',
@@ -174,6 +183,12 @@ function compose(context: RuntimeContext): {
       audit,
       // The records function signs erasure receipts with its own key, unwrapped at cold start.
       signingKey: async () => (await kit.keyPair()).privateKey,
+    }),
+    links: createLinkedDevicesView({
+      caller,
+      devices,
+      links: createFirestoreDeviceLinkStore(kit.firestore),
+      clock,
     }),
   };
   const publicKey = async () => (await kit.keyPair()).publicKey.toBase64Url();

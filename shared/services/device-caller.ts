@@ -4,12 +4,10 @@
 import type { AuditFields } from '../audit/fields.ts';
 import { importPublicKey, type PublicKey } from '../core/crypto/index.ts';
 import {
-  deviceCertificateSchema,
-  DEVICE_CERTIFICATE_TYPE,
   formatTimestamp,
   fromBase64Url,
   ProtocolError,
-  readDocumentUnverified,
+  readLinkerCertificate,
   type KeyId,
 } from '../core/protocol/index.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -75,11 +73,12 @@ export function deviceEvent(
 
 /**
  * The device's enrolled public key, read from the certificate the pairing function signed and
- * stored itself (so no signature check is needed here); verifyRequest then requires its
- * fingerprint to be the deviceId the request names.
+ * stored itself (so no signature check is needed here): a paired device's or a linked device's
+ * (PROTOCOL.md §17). verifyRequest then requires its fingerprint to be the deviceId the request
+ * names.
  */
 function enrolledKeyOf(device: DeviceRecord): string {
   const signed = fromBase64Url(device.certificate);
   if (signed === undefined) throw new ProtocolError('INTERNAL_ERROR', 'a stored certificate is malformed');
-  return readDocumentUnverified(signed, DEVICE_CERTIFICATE_TYPE, deviceCertificateSchema).devicePublicKey;
+  return readLinkerCertificate(signed).devicePublicKey;
 }

@@ -34,6 +34,7 @@ import {
   witnessCheckpointResponseSchema,
 } from './api.ts';
 import { CONTAINER_MEDIA_TYPE } from './container.ts';
+import { deviceLinksResponseSchema, linkBodySchema, linkResponseSchema } from './device-link.ts';
 import type { ErrorCode } from './error-codes.ts';
 import { deviceIdSchema, patientRefSchema, recordIdSchema } from './ids.ts';
 
@@ -155,6 +156,15 @@ const deletionResponse: ApiJsonBody = {
   name: 'DeletionResponse',
   schema: deletionResponseSchema,
   example: { receipt: EXAMPLE.signedDocument },
+};
+const deviceLinksResponse: ApiJsonBody = {
+  name: 'DeviceLinksResponse',
+  schema: deviceLinksResponseSchema,
+  example: {
+    links: [
+      { deviceId: EXAMPLE.deviceId, certificate: EXAMPLE.signedDocument, link: EXAMPLE.signedDocument },
+    ],
+  },
 };
 const hospitalActionBody: ApiJsonBody = {
   name: 'HospitalActionBody',
@@ -376,6 +386,55 @@ export const API_CONTRACT: readonly ApiEndpoint[] = [
     errors: ['COSIGNATURE_INVALID', 'WITNESS_KEY_MISMATCH'],
   },
 
+  {
+    operationId: 'linkDevice',
+    function: 'pairing',
+    method: 'POST',
+    route: '/v1/links',
+    summary: 'Link a new phone (signed by a paired phone of the same patient)',
+    description:
+      "The body carries a cb/device-link/v1 (§17) signed by the very device that signs the request: the new phone's key, " +
+      'and content keys re-wrapped for it. The new phone is enrolled with a cb/linked-device-certificate/v1 and added to the ' +
+      'recipients of those records. A retry of the same link gets the stored enrolment back.',
+    signer: 'device',
+    body: { name: 'LinkBody', schema: linkBodySchema, example: { link: EXAMPLE.signedDocument } },
+    success: {
+      kind: 'json',
+      status: 201,
+      body: {
+        name: 'LinkResponse',
+        schema: linkResponseSchema,
+        example: {
+          deviceId: EXAMPLE.deviceId,
+          certificate: EXAMPLE.signedDocument,
+          expiresAt: '2027-01-05T09:30:00Z',
+        },
+      },
+    },
+    errors: [
+      'LINK_INVALID',
+      'LINK_REPLAYED',
+      'LINK_RECORD_INVALID',
+      'KEY_INVALID',
+      'CERTIFICATE_INVALID',
+      'DEVICE_ALREADY_PAIRED',
+      'DEVICE_LIMIT_REACHED',
+    ],
+  },
+  {
+    operationId: 'listPatientDeviceLinks',
+    function: 'pairing',
+    method: 'GET',
+    route: '/v1/patients/:patientRef/device-links',
+    summary: "A patient's linked devices at the calling hospital, with their links (connector)",
+    description:
+      'Active devices enrolled by a link (§17), at most 64, each with its linked certificate and the signed link; ' +
+      'the connector checks them with verifyLinkedDevice and decides by the signer whether to encrypt to them.',
+    signer: 'hospital',
+    params: { patientRef: patientRefSchema },
+    success: { kind: 'json', status: 200, body: deviceLinksResponse },
+    errors: [],
+  },
   // ---- Records function (§9.2) ----
   {
     operationId: 'listRecords',
@@ -487,6 +546,19 @@ export const API_CONTRACT: readonly ApiEndpoint[] = [
     body: { name: 'EmptyBody', schema: emptyBodySchema, example: {} },
     success: { kind: 'json', status: 200, body: revokeResponse },
     errors: ['NOT_FOUND'],
+  },
+  {
+    operationId: 'listDeviceLinks',
+    function: 'records',
+    method: 'GET',
+    route: '/v1/devices/links',
+    summary: "The calling patient's linked devices, with their links",
+    description:
+      'Each active device enrolled by a link (§17) with its linked certificate and signed link: other phones check it, ' +
+      'and a newly linked phone fetches its own link here to unwrap the keys of the history.',
+    signer: 'device',
+    success: { kind: 'json', status: 200, body: deviceLinksResponse },
+    errors: [],
   },
   {
     operationId: 'getSigningKey',
