@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { STACK_ENV_FILE } from '../shared/emulation.ts';
 import { FirestoreUnavailableError } from './firestore/server.ts';
-import { DEFAULT_DATA_DIR, DEFAULT_PORT_BASE, DEFAULT_PROJECT_ID, resetData, startStack } from './stack.ts';
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_PORT_BASE,
+  DEFAULT_PROJECT_ID,
+  resetData,
+  resolveExposure,
+  StackOptionsError,
+  startStack,
+} from './stack.ts';
 
 const USAGE = `Usage: npm start -- [options]
        npm run reset            delete the local data directory
@@ -15,6 +23,11 @@ Runs Firestore (official emulator), Cloud Storage, Cloud KMS and FCM emulators a
 functions host on 127.0.0.1. Prints NAME=value lines for clients, then "ready".
 
 Options:
+  --host ADDR          where the services a phone uses (functions, FCM recorder) listen:
+                       127.0.0.1 (default), or 0.0.0.0 to serve phones on the local network
+                       as a development stack (plain http; docs/SANDBOX.md). Firestore,
+                       Storage and KMS stay on 127.0.0.1.
+  --advertise IP       the private IPv4 address phones reach (default: this machine's first)
   --reset              wipe the data directory before starting
   --data-dir DIR       where state lives (default ${DEFAULT_DATA_DIR})
   --project ID         project id (default ${DEFAULT_PROJECT_ID})
@@ -29,6 +42,8 @@ async function main(): Promise<number> {
     ({ values, positionals } = parseArgs({
       allowPositionals: true,
       options: {
+        host: { type: 'string', default: '127.0.0.1' },
+        advertise: { type: 'string' },
         reset: { type: 'boolean', default: false },
         'data-dir': { type: 'string', default: DEFAULT_DATA_DIR },
         project: { type: 'string', default: DEFAULT_PROJECT_ID },
@@ -60,6 +75,15 @@ async function main(): Promise<number> {
     return 2;
   }
 
+  let exposure;
+  try {
+    exposure = resolveExposure(values.host, values.advertise);
+  } catch (error) {
+    if (!(error instanceof StackOptionsError)) throw error;
+    console.error(error.message);
+    return 2;
+  }
+
   const verbose = values.verbose;
   const log = (entry: Record<string, unknown>) => {
     if (verbose || entry.severity === 'WARNING' || entry.severity === 'ERROR')
@@ -73,6 +97,8 @@ async function main(): Promise<number> {
       dataDir: values['data-dir'],
       projectId: values.project,
       portBase,
+      host: exposure.bind,
+      advertise: exposure.advertised,
       reset: values.reset,
       log,
     });
@@ -109,6 +135,13 @@ async function main(): Promise<number> {
       .map((fn) => fn.url)
       .join(', ')}. Press Ctrl-C to stop.`,
   );
+  if (exposure.basePath) {
+    console.error(
+      `DEVELOPMENT STACK: phones on this network reach the API at ${stack.env.FUNCTIONS_BASE_URL} and ` +
+        `their pushes at ${stack.env.FCM_EMULATOR_URL}, over plain http. Only a device built with ` +
+        `allowDevelopmentStack pairs with it (docs/SANDBOX.md). Never put patient data here.`,
+    );
+  }
   await finished;
   return 0;
 }

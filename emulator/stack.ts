@@ -2,11 +2,18 @@
 // project's own Storage, KMS and FCM servers, the functions host and its scheduler, all on
 // loopback. It provisions what infra/ would (buckets, the key ring, one key per function,
 // the IAM bindings from infra/catalog.json) so a fresh data directory is ready to use.
+//
+// A development stack (`host: '0.0.0.0'`, docs/SANDBOX.md) also serves a phone on the local
+// network: the functions host and the FCM recorder, the only services a phone talks to, listen
+// there and are advertised as http://<address>:<port>[/development-stack]. Firestore, Storage
+// and KMS have no authentication and stay on loopback.
 import { mkdir, rm } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { provisionFunctionKeys } from '../shared/adapters/function-keys.ts';
 import { createFirestore, createKms, createStorage } from '../shared/adapters/google-clients.ts';
+import { DEVELOPMENT_STACK_PATH, isNonGlobalIpv4 } from '../shared/core/protocol/qr.ts';
 import { bucketName, loadCatalog, type Catalog } from '../shared/runtime/catalog.ts';
 import { startFcmRecorder, type FcmRecorder } from './fcm/server.ts';
 import { startFirestoreEmulator, type FirestoreEmulator } from './firestore/server.ts';
@@ -24,6 +31,17 @@ export const DEFAULT_PORT_BASE = 8470;
 const PORT_OFFSETS = { functions: 0, firestore: 1, storage: 2, kms: 3, fcm: 4 } as const;
 
 export interface StackOptions {
+  /**
+   * Where the services a phone uses (functions host, FCM recorder) listen: 127.0.0.1 (default)
+   * or 0.0.0.0 (every interface, a development stack).
+   */
+  host?: string;
+  /**
+   * The address phones reach them at, in FUNCTIONS_BASE_URL (the apiBase the QR code carries) and
+   * FCM_EMULATOR_URL: a private IPv4 address. Default: `host`, or for 0.0.0.0 the first private
+   * IPv4 address of this machine. The functions themselves still reach the recorder on loopback.
+   */
+  advertise?: string;
   dataDir?: string;
   projectId?: string;
   /** First of five consecutive ports; 0 lets every server pick a free port (tests). */
@@ -46,6 +64,60 @@ export interface Stack {
   close(): Promise<void>;
 }
 
+export class StackOptionsError extends Error {
+  override name = 'StackOptionsError';
+}
+
+const WILDCARD = '0.0.0.0';
+const LOOPBACK = '127.0.0.1';
+
+export interface Exposure {
+  /** Where the functions host and the FCM recorder listen. */
+  readonly bind: string;
+  /** The address in their URLs. */
+  readonly advertised: string;
+  /** '' on loopback; the development-stack marker otherwise (docs/PROTOCOL.md §4). */
+  readonly basePath: string;
+}
+
+/** The first private IPv4 address of this machine's interfaces, if any. */
+export function firstPrivateAddress(): string | undefined {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const entry of addresses ?? []) {
+      if (entry.family === 'IPv4' && !entry.internal && isNonGlobalIpv4(entry.address)) return entry.address;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Checks `host` and `advertise` and works out the stack's exposure. Anything but loopback is a
+ * development stack: plain http, so only to an address that is not globally reachable (never a
+ * name, never a public address), and its apiBase carries the marker path.
+ */
+export function resolveExposure(host = LOOPBACK, advertise?: string): Exposure {
+  // Only these two: the functions reach the FCM recorder over loopback whatever phones use.
+  if (host !== WILDCARD && host !== LOOPBACK) {
+    throw new StackOptionsError(`--host must be 127.0.0.1 or 0.0.0.0, not "${host}".`);
+  }
+  if (advertise !== undefined && host !== WILDCARD && advertise !== host) {
+    throw new StackOptionsError(`--advertise needs --host 0.0.0.0 (the stack listens on ${host} only).`);
+  }
+  const advertised = advertise ?? (host === WILDCARD ? firstPrivateAddress() : host);
+  if (advertised === undefined) {
+    throw new StackOptionsError(
+      'This machine has no private IPv4 address to advertise; name one with --advertise.',
+    );
+  }
+  if (advertised === LOOPBACK) return { bind: host, advertised, basePath: '' };
+  if (!isNonGlobalIpv4(advertised)) {
+    throw new StackOptionsError(
+      `--advertise must be a private IPv4 address (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, ...), not "${advertised}": a development stack speaks plain http.`,
+    );
+  }
+  return { bind: host, advertised, basePath: DEVELOPMENT_STACK_PATH };
+}
+
 export async function resetData(dataDir = DEFAULT_DATA_DIR): Promise<void> {
   await rm(dataDir, { recursive: true, force: true });
 }
@@ -55,6 +127,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const projectId = options.projectId ?? DEFAULT_PROJECT_ID;
   const catalog = options.catalog ?? loadCatalog();
   const log = options.log ?? (() => {});
+  const exposure = resolveExposure(options.host, options.advertise);
   const base = options.portBase ?? DEFAULT_PORT_BASE;
   const port = (name: keyof typeof PORT_OFFSETS) => (base === 0 ? 0 : base + PORT_OFFSETS[name]);
   // The stack's own clients (provisioning, and functions hosted in this process) must never
@@ -97,7 +170,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     started.unshift(storage);
     const kms = await startKmsEmulator({ port: port('kms'), dataDir: join(dataDir, 'kms'), policyFile, log });
     started.unshift(kms);
-    const fcm = await startFcmRecorder({ port: port('fcm'), dataDir: join(dataDir, 'fcm'), log });
+    const fcm = await startFcmRecorder({
+      host: exposure.bind,
+      advertise: exposure.advertised,
+      port: port('fcm'),
+      dataDir: join(dataDir, 'fcm'),
+      log,
+    });
     started.unshift(fcm);
     const firestore = await firestorePromise;
 
@@ -119,12 +198,21 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     };
     await provision(catalog, projectId, env, Object.values(buckets));
 
+    // The functions' FCM client talks plain http to the recorder on loopback only
+    // (shared/adapters/fcm-client-agent.ts); phones get the advertised address.
+    const functionsEnv: Record<string, string> = {
+      ...env,
+      FCM_EMULATOR_URL: `http://${LOOPBACK}:${fcm.port}`,
+    };
     const functions = await startFunctionsHost({
+      host: exposure.bind,
+      advertise: exposure.advertised,
+      basePath: exposure.basePath,
       port: port('functions'),
       projectId,
       catalog,
       functionsDir: options.functionsDir ?? join(REPO_ROOT, 'functions'),
-      env,
+      env: functionsEnv,
       log,
     });
     started.unshift(functions);

@@ -5,7 +5,8 @@
 // server-sent events. Google ships no FCM emulator (docs/DEPENDENCIES.md).
 //
 // FCM API                       POST /v1/projects/{project}/messages:send
-// Control API (local only, no auth; bind to loopback):
+// Control API (local only, no auth; bind to loopback, or with `advertise` to the local network,
+// where callers from other machines get only a token's own long-poll and event stream):
 //   POST /_recorder/tokens/{token}:unregister          mark a token dead (FCM then says UNREGISTERED)
 //   GET  /_recorder/messages?token=&after=&limit=        what was recorded
 //   GET  /_recorder/tokens/{token}/messages?after=&waitMs=&limit=
@@ -18,6 +19,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { isLocalCaller } from '../local-caller.ts';
 import { openStore, type RecordedMessage, type Store } from './store.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -39,6 +41,11 @@ export type { RecordedMessage } from './store.ts';
 export interface FcmRecorderOptions {
   /** Default 127.0.0.1. */
   host?: string;
+  /**
+   * The address in `url` when `host` is a wildcard (0.0.0.0): the one phones on the local
+   * network reach. Default: `host`.
+   */
+  advertise?: string;
   /** 0 picks a free port. */
   port?: number;
   /** Recorded messages and dead tokens are kept here, so a restart keeps them. */
@@ -417,6 +424,14 @@ export async function startFcmRecorder(options: FcmRecorderOptions): Promise<Fcm
     } catch {
       throw badRequest('The request target is not a valid URL.');
     }
+    // A phone on the network needs only its own token's pushes (the token is its secret).
+    const ownPushes = TOKEN_MESSAGES_PATH.test(url.pathname) || TOKEN_EVENTS_PATH.test(url.pathname);
+    if (!ownPushes && !isLocalCaller(req.socket)) {
+      throw new HttpError(
+        403,
+        googleError(403, 'PERMISSION_DENIED', 'Only this machine may use this endpoint.'),
+      );
+    }
     const send = SEND_PATH.exec(url.pathname);
     if (send) return handleSend(req, res, send[1] ?? '');
     if (url.pathname.startsWith('/_recorder/')) return handleRecorder(req, res, url);
@@ -457,7 +472,8 @@ export async function startFcmRecorder(options: FcmRecorderOptions): Promise<Fcm
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const shown = options.advertise ?? host;
+  const url = `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
   log({ severity: 'INFO', message: 'fcm recorder ready', url, messages: store.count() });
 
   let closed: Promise<void> | undefined;

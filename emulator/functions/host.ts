@@ -1,4 +1,5 @@
-// Serves every function in functions/ from one process on loopback, the way Cloud Run
+// Serves every function in functions/ from one process on loopback (or, for a development
+// stack, on the local network under a base path such as /development-stack), the way Cloud Run
 // functions would serve each on its own: HTTP functions by path (/pairing/...), CloudEvent
 // functions as event targets (POST /ingest), and scheduled functions through a local
 // Cloud Scheduler. The Functions Framework's own server does the request handling, so
@@ -18,10 +19,18 @@ import {
   type RuntimeContext,
 } from '../../shared/runtime/function.ts';
 import { serviceAccountEmail, serviceAccountPrincipal } from '../../shared/emulation.ts';
+import { isLocalCaller } from '../local-caller.ts';
 import { Scheduler } from './scheduler.ts';
 
 export interface FunctionsHostOptions {
   host?: string;
+  /** The address in `url` when `host` is a wildcard (0.0.0.0). Default: `host`. */
+  advertise?: string;
+  /**
+   * A path in front of every function (`/development-stack`), part of `url` and so of the apiBase
+   * every request signature names. Requests without it are served too.
+   */
+  basePath?: string;
   port?: number;
   projectId: string;
   catalog: Catalog;
@@ -116,9 +125,20 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   const front = createServer();
   front.on('clientError', (_error, socket) => socket.destroy());
 
+  const basePath = options.basePath ?? '';
   function route(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://host');
-    const [first = '', ...rest] = url.pathname.split('/').filter(Boolean);
+    let path = url.pathname;
+    if (basePath && (path === basePath || path.startsWith(`${basePath}/`)))
+      path = path.slice(basePath.length);
+    const [first = '', ...rest] = path.split('/').filter(Boolean);
+    // The host's and the scheduler's endpoints have no authentication: this machine only, when
+    // the host also serves phones on the local network. The functions check their own callers.
+    if ((first === '_host' || first === '_scheduler') && !isLocalCaller(req.socket)) {
+      return sendJson(res, 403, {
+        error: { code: 'LOCAL_ONLY', message: 'Only this machine may use this endpoint.' },
+      });
+    }
     if (first === '_host' && rest[0] === 'functions' && req.method === 'GET') {
       return sendJson(res, 200, { functions: hosted });
     }
@@ -174,7 +194,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     front.listen(options.port ?? 0, host, () => resolve());
   });
   const port = (front.address() as AddressInfo).port;
-  const url = `http://${host}:${port}`;
+  const url = `http://${options.advertise ?? host}:${port}${basePath}`;
   for (const env of environments) env.CB_API_BASE = url;
   const hosted: HostedFunction[] = pending.map((fn) => ({ ...fn, url: `${url}/${fn.name}` }));
   const scheduler = new Scheduler(
