@@ -1,0 +1,237 @@
+// Device linking on the local stack (docs/PROTOCOL.md §17; THREAT_MODEL.md "Device linking"): a
+// new phone linked by a paired one opens a record sent before it existed; the cloud cannot link
+// a device without a current device's signature; a revoked device cannot link one; a refused link
+// leaves nothing behind; the patient's erasure removes linked devices and their links.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
+import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
+import {
+  approveLink,
+  LinkApiError,
+  openLinkedRecord,
+  receiveLink,
+  showLinkInvitation,
+  type LinkingDevice,
+} from '../../clients/device/link.ts';
+import { generateKeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
+import {
+  buildDeviceLink,
+  deviceKeyId,
+  deviceLinksResponseSchema,
+  decodeLinkQr,
+  fromBase64Url,
+  revokeResponseSchema,
+  signRequest,
+  toBase64Url,
+  verifyLinkedDevice,
+} from '../../shared/core/protocol/index.ts';
+import {
+  collectBytes,
+  deliver,
+  functionPublicKey,
+  pairTestDevice,
+  registerTestHospital,
+  type TestDevice,
+  type TestHospital,
+} from '../helpers/delivery-fixture.ts';
+import { useLocalStack } from '../helpers/local-stack.ts';
+
+const local = useLocalStack('device-link');
+const CANARY = 'CANARY-device-link-7f3a9c: diagnosis sent before the new phone existed';
+
+let hospital: TestHospital;
+let pairingKey: PublicKey;
+let phoneA: TestDevice;
+let recordId: string;
+let apiBase: string;
+
+function linking(device: TestDevice): LinkingDevice {
+  return {
+    apiBase,
+    hospitalId: device.hospitalId,
+    deviceId: device.deviceId,
+    keys: device.keys,
+    certificate: device.certificate,
+    hospitalPublicKey: hospital.keys.publicKey,
+  };
+}
+
+async function deviceDoc(deviceId: string) {
+  return local.firestore.collection(PAIRING_COLLECTIONS.devices).doc(deviceId).get();
+}
+
+/** POST /pairing/v1/links with a request signed by `as` (or unsigned). */
+async function postLink(link: Uint8Array, as?: Pick<TestDevice, 'deviceId' | 'keys'>): Promise<Response> {
+  const body = new TextEncoder().encode(JSON.stringify({ link: toBase64Url(link) }));
+  const headers = as
+    ? signRequest({
+        audience: apiBase,
+        method: 'POST',
+        target: '/pairing/v1/links',
+        body,
+        keyId: deviceKeyId(as.deviceId),
+        privateKey: as.keys.privateKey,
+        now: new Date(),
+      })
+    : {};
+  return fetch(`${apiBase}/pairing/v1/links`, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json' },
+    body,
+  });
+}
+
+async function codeOf(response: Response): Promise<string> {
+  return ((await response.json()) as { error: { code: string } }).error.code;
+}
+
+beforeAll(async () => {
+  const { stack, firestore } = local;
+  apiBase = stack.env.FUNCTIONS_BASE_URL!;
+  hospital = await registerTestHospital(firestore, stack, 'st-link-zh');
+  pairingKey = await functionPublicKey(firestore, 'pairing');
+  const ingestKey = await functionPublicKey(firestore, 'ingest');
+  phoneA = await pairTestDevice(stack, hospital, 'patient-link-1');
+  const { receipt } = await deliver(stack, hospital, ingestKey, {
+    patientRef: phoneA.patientRef,
+    recipients: [phoneA],
+    file: new TextEncoder().encode(CANARY),
+    header: { filename: 'letter.txt', mediaType: 'text/plain' },
+  });
+  expect(receipt.status).toBe('accepted');
+  recordId = receipt.recordId!;
+}, 120_000);
+
+describe('device linking', () => {
+  it('a linked phone opens a record sent before it existed, and the hospital can verify the link', async () => {
+    const invitation = showLinkInvitation({ apiBase, hospitalId: hospital.hospitalId, platform: 'ios' });
+    // Not yet linked: the new key is unknown to the cloud.
+    await expect(receiveLink(invitation, { waitMs: 0 })).rejects.toMatchObject({ code: 'UNKNOWN_KEY' });
+
+    const approved = await approveLink(linking(phoneA), invitation.qr);
+    expect(approved.deviceId).toBe(invitation.deviceId);
+    expect(approved.records).toEqual([recordId]);
+    expect(approved.skipped).toEqual([]);
+
+    const linked = await receiveLink(invitation, { waitMs: 10_000, pollMs: 200 });
+    expect(linked.patientRef).toBe(phoneA.patientRef);
+    expect([...invitation.secret].every((b) => b === 0)).toBe(true); // the one-time secret is spent
+    const opened = await openLinkedRecord(linked, recordId);
+    expect(new TextDecoder().decode(await collectBytes(opened.file))).toBe(CANARY);
+    expect(opened.header.filename).toBe('letter.txt');
+
+    // The hospital sees the linked device with its certificate and link, and verifies both.
+    const hospitalView = await hospital.api.call(
+      { method: 'GET', target: `/pairing/v1/patients/${phoneA.patientRef}/device-links` },
+      deviceLinksResponseSchema,
+    );
+    expect(hospitalView.links.map((l) => l.deviceId)).toEqual([linked.deviceId]);
+    const entry = hospitalView.links[0]!;
+    const checked = verifyLinkedDevice(
+      { certificate: fromBase64Url(entry.certificate)!, link: fromBase64Url(entry.link)! },
+      pairingKey,
+      new Date(),
+    );
+    expect(checked.linker.deviceId).toBe(phoneA.deviceId);
+    // So does the patient's other phone.
+    const phoneView = await phoneA.api.call(
+      { method: 'GET', target: '/records/v1/devices/links' },
+      deviceLinksResponseSchema,
+    );
+    expect(phoneView.links.map((l) => l.deviceId)).toEqual([linked.deviceId]);
+
+    // The cloud stores only the signed link: neither the plaintext nor the QR's secret.
+    const stored = JSON.stringify((await deviceDoc(linked.deviceId)).data());
+    expect(stored).not.toContain('CANARY-device-link');
+    expect(stored).not.toContain(toBase64Url(decodeLinkQr(invitation.qr).secret));
+    const record = await local.firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
+    expect(record.data()?.recipients).toEqual([phoneA.deviceId, linked.deviceId]);
+
+    // The same QR approved again is refused and changes nothing.
+    await expect(approveLink(linking(phoneA), invitation.qr)).rejects.toMatchObject({
+      code: 'DEVICE_ALREADY_PAIRED',
+      status: 409,
+    });
+    expect(JSON.stringify((await deviceDoc(linked.deviceId)).data())).toBe(stored);
+  });
+
+  it('the cloud cannot link a device without a current device signing both the call and the link', async () => {
+    const invitation = showLinkInvitation({ apiBase, hospitalId: hospital.hospitalId });
+    const qr = decodeLinkQr(invitation.qr);
+    const rogue = generateKeyPair();
+    // A link naming phone A and its certificate, but signed by a key the cloud holds.
+    const forged = buildDeviceLink({
+      qr,
+      linker: {
+        deviceId: phoneA.deviceId,
+        keys: rogue,
+        certificate: phoneA.certificate,
+        hospitalId: hospital.hospitalId,
+        patientRef: phoneA.patientRef,
+        hospitalPublicKey: hospital.keys.publicKey,
+      },
+      records: [],
+      now: new Date(),
+    });
+    const unsigned = await postLink(forged.signed);
+    expect([unsigned.status, await codeOf(unsigned)]).toEqual([401, 'SIGNATURE_MISSING']);
+    const byRogue = await postLink(forged.signed, { deviceId: rogue.publicKey.fingerprint, keys: rogue });
+    expect([byRogue.status, await codeOf(byRogue)]).toEqual([401, 'UNKNOWN_KEY']);
+    // Even a call phone A signed does not carry a link phone A did not sign.
+    const smuggled = await postLink(forged.signed, phoneA);
+    expect([smuggled.status, await codeOf(smuggled)]).toEqual([403, 'LINK_INVALID']);
+    expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
+    const record = await local.firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
+    expect(record.data()?.recipients).not.toContain(invitation.deviceId);
+  });
+
+  it('a revoked device cannot link one', async () => {
+    const phoneB = await pairTestDevice(local.stack, hospital, 'patient-link-1');
+    expect(phoneB.patientRef).toBe(phoneA.patientRef);
+    await phoneA.api.call(
+      { method: 'POST', target: `/records/v1/devices/${phoneB.deviceId}/revoke`, json: {} },
+      revokeResponseSchema,
+    );
+    const invitation = showLinkInvitation({ apiBase, hospitalId: hospital.hospitalId });
+    const refused = await approveLink(linking(phoneB), invitation.qr).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(LinkApiError);
+    expect(refused).toMatchObject({ code: 'DEVICE_REVOKED', status: 403 });
+    // A link the revoked phone signed, carried by a current phone's call, is refused as well.
+    const qr = decodeLinkQr(invitation.qr);
+    const byRevoked = buildDeviceLink({
+      qr,
+      linker: {
+        deviceId: phoneB.deviceId,
+        keys: phoneB.keys,
+        certificate: phoneB.certificate,
+        hospitalId: hospital.hospitalId,
+        patientRef: phoneB.patientRef,
+        hospitalPublicKey: hospital.keys.publicKey,
+      },
+      records: [],
+      now: new Date(),
+    });
+    const carried = await postLink(byRevoked.signed, phoneA);
+    expect([carried.status, await codeOf(carried)]).toEqual([403, 'LINK_INVALID']);
+    expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
+  });
+
+  it("the patient's erasure removes linked devices and their links", async () => {
+    const invitation = showLinkInvitation({ apiBase, hospitalId: hospital.hospitalId });
+    await approveLink(linking(phoneA), invitation.qr);
+    const linked = await receiveLink(invitation, { waitMs: 10_000, pollMs: 200 });
+    expect((await deviceDoc(linked.deviceId)).data()?.link).toBeTypeOf('string');
+    const erase = await phoneA.api.raw({
+      method: 'POST',
+      target: '/records/v1/patient/erase',
+      json: { confirm: 'erase-everything' },
+    });
+    expect(erase.status).toBe(200);
+    const remaining = await local.firestore
+      .collection(PAIRING_COLLECTIONS.devices)
+      .where('patientRef', '==', phoneA.patientRef)
+      .get();
+    expect(remaining.docs.map((doc) => doc.id)).toEqual([]);
+    await expect(openLinkedRecord(linked, recordId)).rejects.toMatchObject({ status: 401 });
+  });
+});
