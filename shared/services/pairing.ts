@@ -6,7 +6,7 @@ import type { AuditLog } from '../audit/log.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { Notifier } from '../ports/notifier.ts';
-import type { PairingStores } from '../ports/pairing-store.ts';
+import type { DeviceRecord, PairingStores } from '../ports/pairing-store.ts';
 import {
   ProtocolError,
   certificateFor,
@@ -19,6 +19,8 @@ import {
   parseJsonBody,
   patientRefSchema,
   deviceIdSchema,
+  LINKED_DEVICE_CERTIFICATE_TYPE,
+  readLinkerCertificate,
   signDeviceCertificate,
   toBase64Url,
   verifyPairRequest,
@@ -62,6 +64,12 @@ export interface PairingService {
     patientRef: string,
   ): Promise<{ devices: { deviceId: string; certificate: string }[] }>;
   revokeDevice(call: SignedCall, deviceId: string): Promise<{ deviceId: string; revokedAt: string }>;
+}
+
+/** Enrolled by a link (§17) rather than an invitation: its certificate says so. */
+function isLinkedDevice(device: DeviceRecord): boolean {
+  const signed = fromBase64Url(device.certificate);
+  return signed !== undefined && readLinkerCertificate(signed).type === LINKED_DEVICE_CERTIFICATE_TYPE;
 }
 
 export function createPairingService(options: PairingServiceOptions): PairingService {
@@ -189,7 +197,11 @@ export function createPairingService(options: PairingServiceOptions): PairingSer
     async listDevices(call: SignedCall, patientRef: string) {
       const ref = parseBoundary(patientRefSchema, patientRef);
       const hospitalId = await hospitalOf(call);
-      const devices = await stores.devices.listActive(hospitalId, ref, clock.now());
+      // Paired devices only: a linked one has no invitation or binding proof for the connector's
+      // journal to check (§10.3), so it is listed with its link at …/device-links instead (§17).
+      const devices = (await stores.devices.listActive(hospitalId, ref, clock.now())).filter(
+        (device) => !isLinkedDevice(device),
+      );
       return {
         devices: devices
           .slice(0, 64)

@@ -13,13 +13,14 @@ import {
   showLinkInvitation,
   type LinkingDevice,
 } from '../../clients/device/link.ts';
-import { generateKeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
+import { generateContentKey, generateKeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   buildDeviceLink,
   deviceKeyId,
   deviceLinksResponseSchema,
   decodeLinkQr,
   fromBase64Url,
+  patientDevicesResponseSchema,
   revokeResponseSchema,
   signRequest,
   toBase64Url,
@@ -133,6 +134,12 @@ describe('device linking', () => {
       new Date(),
     );
     expect(checked.linker.deviceId).toBe(phoneA.deviceId);
+    // The invitation listing keeps to paired devices, which the connector's journal can check.
+    const paired = await hospital.api.call(
+      { method: 'GET', target: `/pairing/v1/patients/${phoneA.patientRef}/devices` },
+      patientDevicesResponseSchema,
+    );
+    expect(paired.devices.map((d) => d.deviceId)).toEqual([phoneA.deviceId]);
     // So does the patient's other phone.
     const phoneView = await phoneA.api.call(
       { method: 'GET', target: '/records/v1/devices/links' },
@@ -180,6 +187,39 @@ describe('device linking', () => {
     // Even a call phone A signed does not carry a link phone A did not sign.
     const smuggled = await postLink(forged.signed, phoneA);
     expect([smuggled.status, await codeOf(smuggled)]).toEqual([403, 'LINK_INVALID']);
+    expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
+    const record = await local.firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
+    expect(record.data()?.recipients).not.toContain(invitation.deviceId);
+  });
+
+  it("another patient's phone cannot hand on this patient's record, nor link into this patient", async () => {
+    const phoneC = await pairTestDevice(local.stack, hospital, 'patient-link-2');
+    const invitation = showLinkInvitation({ apiBase, hospitalId: hospital.hospitalId });
+    const qr = decodeLinkQr(invitation.qr);
+    const linker = {
+      deviceId: phoneC.deviceId,
+      keys: phoneC.keys,
+      certificate: phoneC.certificate,
+      hospitalId: hospital.hospitalId,
+      hospitalPublicKey: hospital.keys.publicKey,
+    };
+    // A key for patient 1's record (phone C cannot open it; any content key will do to try).
+    const theirs = buildDeviceLink({
+      qr,
+      linker: { ...linker, patientRef: phoneC.patientRef },
+      records: [{ recordId, contentKey: generateContentKey() }],
+      now: new Date(),
+    });
+    const handedOn = await postLink(theirs.signed, phoneC);
+    expect([handedOn.status, await codeOf(handedOn)]).toEqual([403, 'LINK_RECORD_INVALID']);
+    const intoOther = buildDeviceLink({
+      qr,
+      linker: { ...linker, patientRef: phoneA.patientRef },
+      records: [],
+      now: new Date(),
+    });
+    const claimed = await postLink(intoOther.signed, phoneC);
+    expect([claimed.status, await codeOf(claimed)]).toEqual([403, 'LINK_INVALID']);
     expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
     const record = await local.firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
     expect(record.data()?.recipients).not.toContain(invitation.deviceId);

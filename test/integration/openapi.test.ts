@@ -8,13 +8,16 @@ import { readFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, type PrivateKey, type Signer } from '../../shared/core/crypto/index.ts';
 import {
+  buildDeviceLink,
   deviceKeyId,
   errorBodySchema,
   formatTimestamp,
   hospitalKeyId,
   newInvitationToken,
+  newLinkSecret,
   newRandomId,
   signRequest,
+  toBase64Url,
   tokenDigest,
 } from '../../shared/core/protocol/index.ts';
 import type { OpenApiDocument } from '../../shared/core/protocol/openapi.ts';
@@ -418,6 +421,52 @@ describe('the API on the local stack, against its OpenAPI document', { timeout: 
     expect(
       codeOf(await send({ method: 'GET', target: `/records/v1/access-log?treeSize=${size + 1000}`, as: me })),
     ).toBe('INVALID_REQUEST');
+  });
+
+  it('linking: a phone links another; the patient’s and the hospital’s views of links', async () => {
+    const me = deviceCaller(alice);
+    const newPhone = generateKeyPair();
+    const { signed } = buildDeviceLink({
+      qr: {
+        apiBase: base,
+        hospitalId: hospital.hospitalId,
+        devicePublicKey: newPhone.publicKey,
+        secret: newLinkSecret(),
+        platform: 'ios',
+      },
+      linker: {
+        deviceId: alice.deviceId,
+        keys: alice.keys,
+        certificate: alice.certificate,
+        hospitalId: hospital.hospitalId,
+        patientRef: alice.patientRef,
+        hospitalPublicKey: hospital.keys.publicKey,
+      },
+      records: [],
+      now: new Date(),
+    });
+    const link = (json: unknown, as?: Caller) =>
+      send({ method: 'POST', target: '/pairing/v1/links', json, ...(as ? { as } : {}) });
+    expect(codeOf(await link({ link: 'not a document' }, me))).toBe('INVALID_REQUEST');
+    expect(codeOf(await link({ link: toBase64Url(signed) }))).toBe('SIGNATURE_MISSING');
+    expect((await link({ link: toBase64Url(signed) }, me)).status).toBe(201);
+
+    const linked: Caller = {
+      keyId: deviceKeyId(newPhone.publicKey.fingerprint),
+      privateKey: newPhone.privateKey,
+    };
+    expect((await send({ method: 'GET', target: '/records/v1/devices/links', as: linked })).status).toBe(200);
+    expect(codeOf(await send({ method: 'GET', target: '/records/v1/devices/links?x=1', as: linked }))).toBe(
+      'INVALID_REQUEST',
+    );
+    const hospitalView = (patientRef: string) =>
+      send({
+        method: 'GET',
+        target: `/pairing/v1/patients/${patientRef}/device-links`,
+        as: hospitalCaller(),
+      });
+    expect((await hospitalView(alice.patientRef)).status).toBe(200);
+    expect(codeOf(await hospitalView('not-a-ref'))).toBe('INVALID_REQUEST');
   });
 
   it('records: erasure, after which the device key is unknown', async () => {
