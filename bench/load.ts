@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Firestore } from '@google-cloud/firestore';
 import { ApiError, type ApiClient } from '../clients/lib/api-client.ts';
-import { DeviceHome, type Enrolment } from '../clients/device/home.ts';
-import { pairFromQr } from '../clients/device/pair.ts';
-import { syncRecords } from '../clients/device/sync.ts';
+import { DeviceHome, pairFromQr, syncRecords, type Enrolment } from '../sdk/index.ts';
+import { FileDeviceStore, fileRecordSink } from '../sdk/node.ts';
+import { localPushToken } from '../clients/device/local-push.ts';
 import { spawnStack } from '../emulator/process.ts';
 import { RECORDS_COLLECTION } from '../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
@@ -145,7 +145,7 @@ export async function runLoad(
     for (let device = 0; device < options.devicesPerPatient; device++) {
       const invitation = await inviteTestPatient(hospital, `load-patient-${patient}`);
       patientRefs[patient] = invitation.patientRef;
-      const home = new DeviceHome(join(workDir, `phone-${patient}-${device}`));
+      const home = new DeviceHome(new FileDeviceStore(join(workDir, `phone-${patient}-${device}`)));
       const qr = encodeInvitationQr({
         apiBase: stack.env.FUNCTIONS_BASE_URL!,
         hospitalId: hospital.hospitalId,
@@ -156,7 +156,11 @@ export async function runLoad(
         // No connector witnesses this load run's log: any key (the phones' syncs do not follow it).
         witnessKey: new Uint8Array(randomBytes(32)),
       });
-      const paired = await pairFromQr(home, qr, { platform: 'android', now: new Date() });
+      const paired = await pairFromQr(home, qr, {
+        platform: 'android',
+        fcmToken: localPushToken(),
+        now: new Date(),
+      });
       phones.push({
         home,
         outDir: join(workDir, `phone-${patient}-${device}-files`),
@@ -235,7 +239,7 @@ export async function runLoad(
         const results = await syncRecords(
           phone.home,
           { ...enrolment, api: measuredApi(enrolment.api, note) },
-          phone.outDir,
+          fileRecordSink(phone.outDir),
         );
         for (const result of results) {
           const dropped = droppedAt.get(result.recordId);

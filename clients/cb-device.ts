@@ -1,26 +1,28 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
-// cb-device: the reference device (what a patient's phone does). Parses the command line, calls
-// clients/device/ and prints; nothing else.
+// cb-device: the reference device (what a patient's phone does), a thin command line over the
+// device SDK (sdk/): parses the command line, calls the SDK with the Node store and record sink
+// (sdk/node.ts) and prints; nothing else. The local push recorder and the access log's
+// file-kept checkpoint are the only device code of its own (clients/device/).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { importPublicKey } from '../shared/core/crypto/index.ts';
+import { accessLogQuerySchema, deviceIdSchema, MAX_PAGE_SIZE } from '../shared/core/protocol/index.ts';
 import {
-  accessLogQuerySchema,
-  deletionCounts,
-  deletionResponseSchema,
-  deviceIdSchema,
-  deviceListResponseSchema,
-  deletionReceiptFromText,
-  MAX_PAGE_SIZE,
-  revokeResponseSchema,
-  verifyDeletionReceipt,
-} from '../shared/core/protocol/index.ts';
+  auditLogEntry,
+  DeviceError,
+  DeviceHome,
+  eraseEverything,
+  listDevices,
+  pairFromQr,
+  replacePushToken,
+  revokeDevice,
+  syncRecords,
+  type Enrolment,
+} from '../sdk/index.ts';
+import { FileDeviceStore, fileRecordSink } from '../sdk/node.ts';
 import { followAuditLog, verifiedAccessLog } from './device/audit-log.ts';
-import { DeviceHome } from './device/home.ts';
-import { pairFromQr } from './device/pair.ts';
-import { syncRecords, waitForPush } from './device/sync.ts';
+import { localPushToken, waitForPush } from './device/local-push.ts';
 import { progressBar } from './connector/progress.ts';
-import { withTransientRetries } from './lib/api-client.ts';
+import { createApiClient } from './lib/api-client.ts';
 import { EXIT, UsageError } from './lib/cli.ts';
 import { createProgram, onRun, oneOf, printJson, runBin, wholeNumber } from './lib/cli-program.ts';
 import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
@@ -50,8 +52,34 @@ Exit codes: 0 done, 1 failure (a service unreachable: SERVICE_UNREACHABLE, with 
 2 usage, 3 refused or a record failed (a stable code is printed).`,
   );
 
-function deviceHome(options: Globals): DeviceHome {
-  return new DeviceHome(options.home ?? process.env.CB_DEVICE_HOME ?? '.device');
+interface Home {
+  readonly dir: string;
+  readonly device: DeviceHome;
+  readonly store: FileDeviceStore;
+  open(hospitalId?: string): Promise<Enrolment>;
+  /** The file the access log's last accepted checkpoint is kept in. */
+  auditLogPath(hospitalId: string): string;
+}
+
+function deviceHome(options: Globals): Home {
+  const store = new FileDeviceStore(options.home ?? process.env.CB_DEVICE_HOME ?? '.device');
+  const device = new DeviceHome(store, createApiClient);
+  return {
+    dir: store.dir,
+    device,
+    store,
+    async open(hospitalId) {
+      try {
+        return await device.open(hospitalId);
+      } catch (error) {
+        if (!(error instanceof DeviceError)) throw error;
+        const hint =
+          error.code === 'HOSPITAL_NOT_CHOSEN' ? ' with --hospital' : ` (no enrolment in ${store.dir})`;
+        throw new UsageError(`${error.message}${hint}`);
+      }
+    },
+    auditLogPath: (hospitalId) => store.pathOf(auditLogEntry(hospitalId)),
+  };
 }
 
 interface PairOptions extends Globals {
@@ -74,8 +102,9 @@ onRun<PairOptions>(
     .option('-q, --quiet', 'print only the new device id (what `revoke` takes)'),
   async (options, [png]) => {
     if (options.json && options.quiet) throw new UsageError('--json and --quiet exclude each other');
-    const paired = await pairFromQr(deviceHome(options), await readQrPng(png!), {
+    const paired = await pairFromQr(deviceHome(options).device, await readQrPng(png!), {
       platform: options.platform,
+      fcmToken: localPushToken(),
       now: new Date(),
     });
     if (options.json) {
@@ -115,16 +144,16 @@ onRun<SyncOptions>(
       const seconds = options.wait;
       const fcm = requireEnv(loadClientEnvironment(options.env), 'FCM_EMULATOR_URL');
       await assertReachable(fcm, `${fcm} (FCM_EMULATOR_URL)`);
-      push = (await waitForPush(fcm, enrolment, home, seconds * 1000)) ?? null;
+      push = (await waitForPush(fcm, enrolment, home.device, seconds * 1000)) ?? null;
       if (!options.json) {
         console.log(push ? `Push received (${push}).` : `No push within ${seconds} s; syncing anyway.`);
       }
       enrolment = await home.open(enrolment.data.hospitalId);
     }
     // The audit log first: a platform caught rewriting it is not trusted with a sync either.
-    await followAuditLog(home, enrolment);
+    await followAuditLog(home.auditLogPath(enrolment.data.hospitalId), enrolment);
     const out = options.out ?? `${home.dir}/records`;
-    const results = await syncRecords(home, enrolment, out, {
+    const results = await syncRecords(home.device, enrolment, fileRecordSink(out), {
       onProgress: progressBar(options.progress === true || process.stderr.isTTY === true),
     });
     if (options.json) {
@@ -159,11 +188,7 @@ onRun<JsonOption>(
     .description('The patient’s devices at this hospital.')
     .option('--json', 'print {devices: [{deviceId, platform, pairedAt, current}]}'),
   async (options) => {
-    const enrolment = await deviceHome(options).open(options.hospital);
-    const { devices } = await enrolment.api.call(
-      { method: 'GET', target: '/records/v1/devices' },
-      deviceListResponseSchema,
-    );
+    const devices = await listDevices(await deviceHome(options).open(options.hospital));
     if (options.json) printJson({ devices });
     else {
       for (const device of devices) {
@@ -193,11 +218,7 @@ onRun<RevokeOptions>(
     const enrolment = await home.open(options.hospital);
     const target = options.self ? enrolment.data.deviceId : deviceId!;
     if (!deviceIdSchema.safeParse(target).success) throw new UsageError('that is not a device id');
-    const revoked = await enrolment.api.call(
-      { method: 'POST', target: `/records/v1/devices/${target}/revoke`, json: {} },
-      revokeResponseSchema,
-    );
-    if (target === enrolment.data.deviceId) await home.save({ ...enrolment.data, status: 'revoked' });
+    const revoked = await revokeDevice(home.device, enrolment, target);
     if (options.json) printJson({ deviceId: revoked.deviceId, revokedAt: revoked.revokedAt });
     else console.log(`Revoked ${revoked.deviceId} at ${revoked.revokedAt}.`);
     return EXIT.OK;
@@ -212,12 +233,7 @@ onRun<Globals>(
   async (options, [token]) => {
     const home = deviceHome(options);
     const enrolment = await home.open(options.hospital);
-    await enrolment.api.raw({
-      method: 'PUT',
-      target: '/records/v1/devices/self/push-token',
-      json: { fcmToken: token },
-    });
-    await home.save({ ...enrolment.data, fcmToken: token!, lastPushSeq: 0 });
+    await replacePushToken(home.device, enrolment, token!);
     console.log('Push token replaced.');
     return EXIT.OK;
   },
@@ -243,7 +259,11 @@ onRun<AccessLogOptions>(
     }
     const home = deviceHome(options);
     const enrolment = await home.open(options.hospital);
-    const { treeSize, entries: checked } = await verifiedAccessLog(home, enrolment, limit.data);
+    const { treeSize, entries: checked } = await verifiedAccessLog(
+      home.auditLogPath(enrolment.data.hospitalId),
+      enrolment,
+      limit.data,
+    );
     if (options.json) {
       const entries = checked.map(({ entry, verified }) => {
         const { leaf, ...shown } = entry;
@@ -288,23 +308,14 @@ onRun<EraseOptions>(
     if (!options.yes) throw new UsageError('erase cannot be undone: add --yes to confirm');
     const home = deviceHome(options);
     const enrolment = await home.open(options.hospital);
-    const signingKey = enrolment.data.recordsPublicKey;
-    if (!signingKey) throw new UsageError('this enrolment predates erasure receipts: pair again first');
-    // Erasure is one job per device: a retry after a 5xx resumes it and signs the same receipt.
-    const { receipt } = await withTransientRetries(() =>
-      enrolment.api.call(
-        { method: 'POST', target: '/records/v1/patient/erase', json: { confirm: 'erase-everything' } },
-        deletionResponseSchema,
-      ),
-    );
-    const signed = deletionReceiptFromText(receipt);
-    // A receipt that does not verify is not proof of anything: report it and keep the enrolment.
-    const verified = verifyDeletionReceipt(signed, importPublicKey(signingKey));
+    if (!enrolment.data.recordsPublicKey) {
+      throw new UsageError('this enrolment predates erasure receipts: pair again first');
+    }
+    // A receipt that does not verify is not proof of anything: the SDK throws and keeps the enrolment.
+    const { signed, verified, counts } = await eraseEverything(home.device, enrolment);
     const saved = join(home.dir, 'receipts', `${verified.jobId}.cbreceipt`);
     await mkdir(dirname(saved), { recursive: true });
     await writeFile(saved, signed, { mode: 0o600 });
-    await home.remove(enrolment.data.hospitalId);
-    const counts = deletionCounts(verified);
     if (options.json) printJson({ hospitalId: verified.hospitalId, counts, receipt: saved });
     else {
       console.log(

@@ -20,7 +20,7 @@ import {
 import type { z } from 'zod';
 import { followCheckpoint, readFollowedLog, saveFollowedLog, trustedOf } from '../lib/audit-log.ts';
 import { RefusedError } from '../lib/cli.ts';
-import type { DeviceHome, Enrolment } from './home.ts';
+import type { Enrolment } from '../../sdk/home.ts';
 
 /**
  * Fetches and checks the hospital's newest cosigned checkpoint, keeps it, and returns the tree
@@ -29,11 +29,11 @@ import type { DeviceHome, Enrolment } from './home.ts';
  * AUDIT_LOG_SIGNATURE_INVALID, AUDIT_LOG_KEY_CHANGED, …) and keeps what it had when it cannot.
  */
 export async function followAuditLog(
-  home: DeviceHome,
+  /** Where the device keeps the checkpoint it last accepted (FileDeviceStore's audit-log entry). */
+  path: string,
   enrolment: Enrolment,
 ): Promise<TrustedCheckpoint | undefined> {
   const { hospitalId, apiBase, witnessKey } = enrolment.data;
-  const path = home.auditLogPath(hospitalId);
   const saved = await readFollowedLog(path);
   const answer = await enrolment.api.call(
     { method: 'GET', target: `/records/v1/audit-log/checkpoint?fromSize=${saved?.size ?? 0}` },
@@ -142,11 +142,11 @@ export function checkAccessLogEntry(
  * device trusts (after following the log to its newest cosigned checkpoint).
  */
 export async function verifiedAccessLog(
-  home: DeviceHome,
+  path: string,
   enrolment: Enrolment,
   pageSize: number,
 ): Promise<{ treeSize: number; entries: CheckedEntry[] }> {
-  const trusted = await followAuditLog(home, enrolment);
+  const trusted = await followAuditLog(path, enrolment);
   const treeSize = trusted?.size ?? 0;
   const { entries } = await enrolment.api.call(
     { method: 'GET', target: `/records/v1/access-log?pageSize=${pageSize}&treeSize=${treeSize}` },

@@ -3,35 +3,13 @@
 // waits for the operating system's timeout; a plain TCP connect with a short deadline tells a
 // user in seconds which address did not answer.
 import { connect } from 'node:net';
+import { displayUrl, NetworkError } from '../../sdk/errors.ts';
+
+export { displayUrl, NetworkError } from '../../sdk/errors.ts';
+export type { NetworkFailureCode } from '../../sdk/errors.ts';
 
 /** How long a service may take to accept a connection before it counts as unreachable. */
 export const CONNECT_TIMEOUT_MS = 5000;
-
-export type NetworkFailureCode = 'SERVICE_UNREACHABLE' | 'SERVICE_TIMEOUT';
-
-/** A service that could not be reached or did not answer in time: names the address and a stable code. */
-export class NetworkError extends Error {
-  readonly code: NetworkFailureCode;
-  /** Scheme, host, port and path: never a query string or a body. */
-  readonly url: string;
-
-  constructor(code: NetworkFailureCode, url: string, detail: string) {
-    super(`${code === 'SERVICE_TIMEOUT' ? 'no answer from' : 'cannot reach'} ${url} (${detail})`);
-    this.name = 'NetworkError';
-    this.code = code;
-    this.url = url;
-  }
-}
-
-/** `url` without its query and fragment, for messages (a query may carry more than an address should). */
-export function displayUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.origin}${parsed.pathname === '/' ? '' : parsed.pathname}`;
-  } catch {
-    return url.replace(/[?#].*$/, '');
-  }
-}
 
 function hostAndPort(address: string): { host: string; port: number } {
   // Emulator variables come as host:port (FIRESTORE_EMULATOR_HOST) or as a URL (STORAGE_EMULATOR_HOST).

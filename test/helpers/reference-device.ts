@@ -4,7 +4,8 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeviceHome, type Enrolment } from '../../clients/device/home.ts';
+import { DeviceHome, type Enrolment } from '../../sdk/index.ts';
+import { FileDeviceStore } from '../../sdk/node.ts';
 import { exportPrivateKey } from '../../shared/core/crypto/index.ts';
 import { toBase64Url } from '../../shared/core/protocol/index.ts';
 import type { StackEnv, TestDevice, TestHospital } from './delivery-fixture.ts';
@@ -23,7 +24,7 @@ export async function referenceDevice(
   device: TestDevice,
 ): Promise<ReferenceDevice> {
   const dir = await mkdtemp(join(tmpdir(), 'cb-reference-device-'));
-  const home = new DeviceHome(join(dir, 'home'));
+  const home = new DeviceHome(new FileDeviceStore(join(dir, 'home')));
   const data = {
     apiBase: stack.env.FUNCTIONS_BASE_URL!,
     hospitalId: hospital.hospitalId,

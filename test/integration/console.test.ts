@@ -23,9 +23,9 @@ import { AUDIT_FILE, type AuditLine } from '../../clients/connector/console/audi
 import { sendFile } from '../../clients/connector/deliver.ts';
 import { ConnectorHome } from '../../clients/connector/home.ts';
 import { waitForReceipt } from '../../clients/connector/receipts.ts';
-import { DeviceHome } from '../../clients/device/home.ts';
-import { pairFromQr } from '../../clients/device/pair.ts';
-import { syncRecords } from '../../clients/device/sync.ts';
+import { DeviceHome, pairFromQr, syncRecords } from '../../sdk/index.ts';
+import { FileDeviceStore, fileRecordSink } from '../../sdk/node.ts';
+import { localPushToken } from '../../clients/device/local-push.ts';
 import { loadClientEnvironment, type ClientEnvironment } from '../../clients/lib/environment.ts';
 import { readQrPng } from '../../clients/lib/qr.ts';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
@@ -189,8 +189,12 @@ describe('front-desk console in a browser', { timeout: 180_000 }, () => {
     await page.emulateMedia({ media: 'screen' });
     const qrText = await readQrPng(qrPng);
     expect(qrText.startsWith('CB1:')).toBe(true);
-    const deviceHome = new DeviceHome(join(onboarded.dir, 'device'));
-    const paired = await pairFromQr(deviceHome, qrText, { platform: 'android', now: new Date() });
+    const deviceHome = new DeviceHome(new FileDeviceStore(join(onboarded.dir, 'device')));
+    const paired = await pairFromQr(deviceHome, qrText, {
+      platform: 'android',
+      fcmToken: localPushToken(),
+      now: new Date(),
+    });
     expect(paired.hospitalId).toBe(HOSPITAL);
     await page.click('text=Done');
     await page.waitForURL(`${running.url}/patient`);
@@ -225,9 +229,14 @@ describe('front-desk console in a browser', { timeout: 180_000 }, () => {
     expect(await record.getByTestId('record-acknowledged').innerText()).toBe('stored on 0 of 1 phone(s)');
     // The phone syncs (download, verify, decrypt, acknowledge): the desk sees it stored.
     const progress: [number, number][] = [];
-    const synced = await syncRecords(deviceHome, await deviceHome.open(), join(onboarded.dir, 'received'), {
-      onProgress: (_stage, done, total) => progress.push([done, total]),
-    });
+    const synced = await syncRecords(
+      deviceHome,
+      await deviceHome.open(),
+      fileRecordSink(join(onboarded.dir, 'received')),
+      {
+        onProgress: (_stage, done, total) => progress.push([done, total]),
+      },
+    );
     expect(synced.map((result) => result.recordId)).toEqual([recordId]);
     // The download reported its progress up to the container's announced size.
     expect(progress.at(-1)![0]).toBe(progress.at(-1)![1]);

@@ -13,7 +13,8 @@ import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureStdout, type StdoutCapture } from '../helpers/stdout-capture.ts';
 import { ApiError, responseBytes } from '../../clients/lib/api-client.ts';
-import { syncRecords } from '../../clients/device/sync.ts';
+import { syncRecords } from '../../sdk/index.ts';
+import { fileRecordSink } from '../../sdk/node.ts';
 import { startStack, type Stack } from '../../emulator/stack.ts';
 import { objectDataPath } from '../../emulator/storage/server.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
@@ -442,7 +443,11 @@ describe('delivery attacked from the platform side', () => {
       ]);
       // The reference device's own sync: download, verify, decrypt, acknowledge. (Records it
       // failed before are tried again; only this one is judged here.)
-      const results = await syncRecords(reference.home, reference.enrolment, reference.outDir);
+      const results = await syncRecords(
+        reference.home,
+        reference.enrolment,
+        fileRecordSink(reference.outDir),
+      );
       const result = results.find((one) => one.recordId === recordId);
       expect([name, result]).toEqual([name, { recordId, ...expected }]);
       const acked = await firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
@@ -462,7 +467,7 @@ describe('delivery attacked from the platform side', () => {
         functionLines.filter((line) => /INTERNAL_ERROR|INTEGRITY|"status":5\d\d/.test(line)),
       ]).toEqual([name, []]);
     }
-  });
+  }, 120_000); // four deliveries, each followed by a sync that retries the earlier failures
 
   it('leaves the canary in no stored byte, log line or push payload', async () => {
     const pushes = await fetch(`${stack.env.FCM_EMULATOR_URL}/_recorder/messages`).then((r) => r.text());

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { functionKeyFailure } from '../../clients/admin/admin.ts';
 import { guessMediaType } from '../../clients/connector/deliver.ts';
-import { safeFileName } from '../../clients/device/sync.ts';
+import { safeFileName } from '../../sdk/node.ts';
 import { ApiError } from '../../clients/lib/api-client.ts';
 import { describeFailure, EXIT, UsageError } from '../../clients/lib/cli.ts';
 import { parseEnvText } from '../../clients/lib/environment.ts';

@@ -328,10 +328,11 @@ describe('the Containerfile', () => {
     expect(install.stage).toBe(0);
     expect(install.args).toContain('--omit=dev');
     expect(install.args).toContain('--workspace=@clinic-bridge/clients');
-    // The image holds the connector's source, not the emulator's, the functions' or the tests'.
+    // The image holds the connector's source (and the SDK's API client it shares with the
+    // device), not the emulator's, the functions' or the tests'.
     const shipped = copies.filter((copy) => copy.stage === finalStage).flatMap((copy) => copy.sources);
     expect(shipped.filter((source) => !source.startsWith('packaging/')).sort()).toEqual(
-      ['clients/', 'package.json', 'shared/'].sort(),
+      ['clients/', 'package.json', 'sdk/', 'shared/'].sort(),
     );
   });
 

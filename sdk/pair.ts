@@ -1,8 +1,7 @@
 // Pairing from a scanned QR code (docs/PROTOCOL.md §10.2): decode strictly, generate a fresh
 // key pair, prove the binding and possession of the key, and keep the certificate. The token
 // and the binding secret are used once and not stored.
-import { randomBytes } from 'node:crypto';
-import { generateKeyPair } from '../../shared/core/crypto/index.ts';
+import { generateKeyPair } from '../shared/core/crypto/index.ts';
 import {
   bindingProofText,
   decodeInvitationQr,
@@ -13,8 +12,8 @@ import {
   signPairRequest,
   toBase64Url,
   tokenDigest,
-} from '../../shared/core/protocol/index.ts';
-import { createApiClient, withTransientRetries } from '../lib/api-client.ts';
+} from '../shared/core/protocol/index.ts';
+import { withTransientRetries } from './api-client.ts';
 import type { DeviceHome } from './home.ts';
 
 export interface PairResult {
@@ -24,22 +23,25 @@ export interface PairResult {
   readonly expiresAt: string;
 }
 
-/**
- * A push token. On a phone it comes from the FCM SDK; this device makes one up, and the local
- * FCM recorder delivers to whatever token the functions send to.
- */
-export function localPushToken(): string {
-  return `local-${toBase64Url(new Uint8Array(randomBytes(24)))}`;
-}
-
 export async function pairFromQr(
   home: DeviceHome,
   qrText: string,
-  options: { platform: 'ios' | 'android' | 'other'; now: Date },
+  options: {
+    platform: 'ios' | 'android' | 'other';
+    /** The app's FCM registration token (the FCM SDK on a phone gives it). */
+    fcmToken: string;
+    now?: Date;
+    /**
+     * Accept a development stack's plain-http QR (docs/SANDBOX.md). Only a development build
+     * of an app may set it; a production device refuses such a QR.
+     */
+    allowDevelopmentStack?: boolean;
+  },
 ): Promise<PairResult> {
-  const qr = decodeInvitationQr(qrText);
+  const now = options.now ?? new Date();
+  const qr = decodeInvitationQr(qrText, { allowDevelopmentStack: options.allowDevelopmentStack === true });
   const keys = generateKeyPair();
-  const fcmToken = localPushToken();
+  const fcmToken = options.fcmToken;
   const signed = signPairRequest(
     {
       type: PAIR_REQUEST_TYPE,
@@ -50,7 +52,7 @@ export async function pairFromQr(
       bindingProof: bindingProofText(qr.bindingSecret, qr.invitationId, keys.publicKey),
       fcmToken,
       platform: options.platform,
-      issuedAt: formatTimestamp(options.now),
+      issuedAt: formatTimestamp(now),
     },
     keys.privateKey,
   );
@@ -58,7 +60,7 @@ export async function pairFromQr(
   // The same signed request again on a transient failure: the service answers the device that
   // already used the invitation with its pairing, so a lost answer does not lose the invitation.
   const paired = await withTransientRetries(() =>
-    createApiClient({ apiBase: qr.apiBase }).call(
+    home.apiClient({ apiBase: qr.apiBase }).call(
       {
         method: 'POST',
         target: '/pairing/v1/pair',
@@ -67,10 +69,9 @@ export async function pairFromQr(
       pairResponseSchema,
     ),
   );
-  const signingKey = await createApiClient({ apiBase: qr.apiBase }).call(
-    { method: 'GET', target: '/records/v1/signing-key' },
-    signingKeyResponseSchema,
-  );
+  const signingKey = await home
+    .apiClient({ apiBase: qr.apiBase })
+    .call({ method: 'GET', target: '/records/v1/signing-key' }, signingKeyResponseSchema);
   await home.create(
     {
       apiBase: qr.apiBase,
@@ -81,7 +82,7 @@ export async function pairFromQr(
       deviceId: paired.deviceId,
       certificate: paired.certificate,
       fcmToken,
-      pairedAt: options.now.toISOString(),
+      pairedAt: now.toISOString(),
     },
     keys,
   );

@@ -1,80 +1,34 @@
-// Fetching records (docs/PROTOCOL.md §10.4, §11): optionally wait for a push, list the records
-// (signed), and for each one not yet stored: stream the container into openRecord (never whole
-// in memory), write the plaintext to a temporary file, and move it into place only when every
+// Fetching records (docs/PROTOCOL.md §10.4, §11): list the records (signed), and for each one
+// not yet stored: stream the container into openRecord (never whole in memory), hand the
+// plaintext to the app's RecordSink piece by piece, and let the sink keep it only when every
 // chunk, the digest and the end of the container have checked out; then acknowledge. A record
-// that fails is deleted locally and acknowledged as failed with its stable code.
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { once } from 'node:events';
-import { z } from 'zod';
+// that fails is discarded and acknowledged as failed with its stable code.
 import {
   ackResponseSchema,
   isProtocolError,
   openRecord,
   ProtocolError,
-  pushDataSchema,
   recordListResponseSchema,
   toProtocolError,
-} from '../../shared/core/protocol/index.ts';
-import { ApiError, responseBytes } from '../lib/api-client.ts';
+  type RecordHeader,
+} from '../shared/core/protocol/index.ts';
+import { ApiError, responseBytes } from './api-client.ts';
 import type { DeviceHome, Enrolment } from './home.ts';
 
-const pollAnswerSchema = z.object({
-  messages: z.array(z.object({ seq: z.int(), data: z.record(z.string(), z.string()) })),
-  lastSeq: z.int(),
-});
-
-/**
- * Long-polls the local FCM recorder for this device's pushes after the last one seen. Only the
- * documented opaque hints count; anything else is ignored. Returns the hint, or undefined.
- */
-export async function waitForPush(
-  fcmUrl: string,
-  enrolment: Enrolment,
-  home: DeviceHome,
-  waitMs: number,
-): Promise<'records' | 'devices' | undefined> {
-  const deadline = Date.now() + waitMs;
-  let after = enrolment.data.lastPushSeq;
-  try {
-    while (Date.now() < deadline) {
-      const wait = Math.min(60_000, Math.max(0, deadline - Date.now()));
-      const response = await fetch(
-        `${fcmUrl}/_recorder/tokens/${encodeURIComponent(enrolment.data.fcmToken)}/messages?after=${after}&waitMs=${wait}`,
-      );
-      const answer = pollAnswerSchema.parse(await response.json());
-      for (const message of answer.messages) {
-        after = message.seq;
-        const hint = pushDataSchema.safeParse(message.data);
-        if (hint.success) return hint.data.hint;
-      }
-      after = Math.max(after, answer.lastSeq);
-    }
-    return undefined;
-  } finally {
-    await home.save({ ...enrolment.data, lastPushSeq: after });
-  }
+/** Where one record's plaintext goes while it is opened (a file, OPFS, app storage). */
+export interface RecordWriter {
+  write(piece: Uint8Array): Promise<void>;
+  /**
+   * Called once the whole record checked out; keeps what was written and returns where it is
+   * (a file name, a storage key). `header` is the record's signed metadata (filename, type, …).
+   */
+  commit(header: RecordHeader): Promise<string>;
+  /** Called instead of commit when the record failed: what was written must go. */
+  abort(): Promise<void>;
 }
 
-/** A file name safe to create in the output folder: no directories, nothing odd, no overwrite. */
-export async function safeFileName(dir: string, proposed: string): Promise<string> {
-  const cleaned =
-    basename(proposed)
-      .replace(/[\p{Cc}\p{Cf}/\\:*?"<>|]/gu, '_')
-      .replace(/^\.+/, '_')
-      .trim()
-      .slice(0, 200) || 'record';
-  const dot = cleaned.lastIndexOf('.');
-  const [stem, extension] = dot > 0 ? [cleaned.slice(0, dot), cleaned.slice(dot)] : [cleaned, ''];
-  for (let n = 0; ; n++) {
-    const name = n === 0 ? cleaned : `${stem} (${n})${extension}`;
-    const taken = await stat(join(dir, name)).then(
-      () => true,
-      () => false,
-    );
-    if (!taken) return name;
-  }
+export interface RecordSink {
+  open(recordId: string): Promise<RecordWriter>;
 }
 
 export interface SyncedRecord {
@@ -101,10 +55,10 @@ async function* counted(
 async function fetchOne(
   enrolment: Enrolment,
   recordId: string,
-  outDir: string,
+  sink: RecordSink,
   options: SyncOptions,
 ): Promise<SyncedRecord> {
-  const temp = join(outDir, `.${recordId}.partial`);
+  let writer: RecordWriter | undefined;
   try {
     const response = await enrolment.api.raw({
       method: 'GET',
@@ -118,24 +72,12 @@ async function fetchOne(
       hospitalId: enrolment.data.hospitalId,
       recordId,
     });
-    const out = createWriteStream(temp, { mode: 0o600 });
-    try {
-      for await (const piece of opened.file) {
-        if (!out.write(piece)) await once(out, 'drain');
-      }
-    } finally {
-      out.end();
-      await once(out, 'close');
-    }
-    const name = await safeFileName(outDir, opened.header.filename);
-    await rename(temp, join(outDir, name));
-    const { filename: _filename, size: _size, ...about } = opened.header;
-    await writeFile(join(outDir, `${name}.json`), `${JSON.stringify({ recordId, ...about }, null, 2)}\n`, {
-      mode: 0o600,
-    });
-    return { recordId, outcome: 'stored', file: name };
+    writer = await sink.open(recordId);
+    for await (const piece of opened.file) await writer.write(piece);
+    const file = await writer.commit(opened.header);
+    return { recordId, outcome: 'stored', file };
   } catch (error) {
-    await rm(temp, { force: true });
+    await writer?.abort();
     if (error instanceof ApiError) throw error; // the service refused: not the record's fault
     const code = isProtocolError(error) ? error.code : toProtocolError(error).code;
     return { recordId, outcome: 'failed', errorCode: code };
@@ -166,10 +108,9 @@ export interface SyncOptions {
 export async function syncRecords(
   home: DeviceHome,
   enrolment: Enrolment,
-  outDir: string,
+  sink: RecordSink,
   options: SyncOptions = {},
 ): Promise<SyncedRecord[]> {
-  await mkdir(outDir, { recursive: true, mode: 0o700 });
   const stored = new Set(enrolment.data.stored);
   const pending: string[] = [];
   let pageToken: string | undefined;
@@ -187,7 +128,7 @@ export async function syncRecords(
 
   const results: SyncedRecord[] = [];
   for (const recordId of pending) {
-    const result = await fetchOne(enrolment, recordId, outDir, options);
+    const result = await fetchOne(enrolment, recordId, sink, options);
     await enrolment.api.call(
       {
         method: 'POST',

@@ -1,9 +1,6 @@
-// The reference device's state directory. A real phone keeps the private key in the platform
-// keystore (Secure Enclave / Android Keystore); this command-line device keeps it in an
-// owner-only file. One enrolment per hospital (a fresh key pair for each, PROTOCOL.md §2.1),
-// with the hospital key pinned from the QR code. The token and binding secret are never stored.
-import { readdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+// A device's enrolments, kept in the DeviceStore the app provides (sdk/store.ts). One enrolment
+// per hospital (a fresh key pair for each, PROTOCOL.md §2.1), with the hospital key pinned from
+// the QR code. The token and binding secret are never stored.
 import { z } from 'zod';
 import {
   exportPrivateKey,
@@ -11,17 +8,17 @@ import {
   importPublicKey,
   type KeyPair,
   type PublicKey,
-} from '../../shared/core/crypto/index.ts';
+} from '../shared/core/crypto/index.ts';
 import {
   deviceKeyId,
   hospitalIdSchema,
   publicKeySchema,
   recordIdSchema,
   toBase64Url,
-} from '../../shared/core/protocol/index.ts';
-import { createApiClient, type ApiClient } from '../lib/api-client.ts';
-import { UsageError } from '../lib/cli.ts';
-import { readJsonFile, writeJsonFile } from '../lib/files.ts';
+} from '../shared/core/protocol/index.ts';
+import { createApiClient, type ApiClient, type ApiClientOptions } from './api-client.ts';
+import { DeviceError } from './errors.ts';
+import type { DeviceStore } from './store.ts';
 
 const enrolmentSchema = z.strictObject({
   apiBase: z.string().min(1),
@@ -59,30 +56,41 @@ export interface Enrolment {
   readonly api: ApiClient;
 }
 
+/** How the home's API clients reach the service (the Node bins add a reachability check). */
+export type ApiClientFactory = (options: ApiClientOptions) => ApiClient;
+
+export const ENROLMENTS = 'enrolments';
+
+/** The name under which the device keeps the audit-log checkpoint it last accepted. */
+export function auditLogEntry(hospitalId: string): string {
+  return `audit-log/${hospitalId}`;
+}
+
 export class DeviceHome {
-  readonly dir: string;
+  readonly store: DeviceStore;
+  readonly #clients: ApiClientFactory;
 
-  constructor(dir: string) {
-    this.dir = resolve(dir);
+  constructor(store: DeviceStore, clients: ApiClientFactory = createApiClient) {
+    this.store = store;
+    this.#clients = clients;
   }
 
-  private path(hospitalId: string): string {
-    return join(this.dir, 'enrolments', `${hospitalId}.json`);
-  }
-
-  /** Where the device keeps the audit-log checkpoint it last accepted for `hospitalId`. */
-  auditLogPath(hospitalId: string): string {
-    return join(this.dir, 'audit-log', `${hospitalId}.json`);
+  /** A client for `apiBase` made the way this home makes them (unsigned unless given a signer). */
+  apiClient(options: ApiClientOptions): ApiClient {
+    return this.#clients(options);
   }
 
   /** Forgets an enrolment: its key is worthless once the platform has erased the device. */
   async remove(hospitalId: string): Promise<void> {
-    await rm(this.path(hospitalId), { force: true });
-    await rm(this.auditLogPath(hospitalId), { force: true });
+    await this.store.delete(`${ENROLMENTS}/${hospitalId}`);
+    await this.store.delete(auditLogEntry(hospitalId));
   }
 
   async save(data: StoredEnrolment): Promise<void> {
-    await writeJsonFile(this.path(data.hospitalId), enrolmentSchema.parse(data));
+    await this.store.set(
+      `${ENROLMENTS}/${data.hospitalId}`,
+      JSON.stringify(enrolmentSchema.parse(data), null, 2),
+    );
   }
 
   async create(
@@ -100,14 +108,7 @@ export class DeviceHome {
   }
 
   async hospitals(): Promise<string[]> {
-    try {
-      return (await readdir(join(this.dir, 'enrolments')))
-        .filter((name) => name.endsWith('.json'))
-        .map((name) => name.slice(0, -'.json'.length))
-        .sort();
-    } catch {
-      return [];
-    }
+    return (await this.store.list(ENROLMENTS)).sort();
   }
 
   /** The enrolment for `hospitalId`, or the only one when none is named. */
@@ -115,20 +116,28 @@ export class DeviceHome {
     const known = await this.hospitals();
     const id = hospitalId ?? (known.length === 1 ? known[0] : undefined);
     if (id === undefined) {
-      throw new UsageError(
-        known.length === 0
-          ? `not paired yet (no enrolment in ${this.dir})`
-          : `paired with ${known.join(', ')}: pick one with --hospital`,
-      );
+      throw known.length === 0
+        ? new DeviceError('NOT_PAIRED', 'not paired yet')
+        : new DeviceError('HOSPITAL_NOT_CHOSEN', `paired with ${known.join(', ')}: pick one`);
     }
-    if (!known.includes(id)) throw new UsageError(`not paired with ${id}`);
-    const data = await readJsonFile(this.path(id), enrolmentSchema, 'enrolment');
+    const text = known.includes(id) ? await this.store.get(`${ENROLMENTS}/${id}`) : undefined;
+    if (text === undefined) throw new DeviceError('NOT_PAIRED', `not paired with ${id}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const parsed = enrolmentSchema.safeParse(json);
+    if (!parsed.success)
+      throw new DeviceError('ENROLMENT_UNREADABLE', `the enrolment for ${id} is not readable`);
+    const data = parsed.data;
     const keys = importKeyPair(data.privateKey, data.publicKey);
     return {
       data,
       keys,
       hospitalKey: importPublicKey(data.hospitalPublicKey),
-      api: createApiClient({
+      api: this.#clients({
         apiBase: data.apiBase,
         signer: { keyId: deviceKeyId(data.deviceId), privateKey: keys.privateKey },
       }),
