@@ -2,6 +2,7 @@
 // new phone linked by a paired one opens a record sent before it existed; the cloud cannot link
 // a device without a current device's signature; a revoked device cannot link one; a refused link
 // leaves nothing behind; the patient's erasure removes linked devices and their links.
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
@@ -19,6 +20,10 @@ import {
   deviceKeyId,
   deviceLinksResponseSchema,
   decodeLinkQr,
+  ERROR_CODES,
+  isErrorCode,
+  newRandomId,
+  type ErrorCode,
   fromBase64Url,
   patientDevicesResponseSchema,
   revokeResponseSchema,
@@ -254,6 +259,81 @@ describe('device linking', () => {
     const carried = await postLink(byRevoked.signed, phoneA);
     expect([carried.status, await codeOf(carried)]).toEqual([403, 'LINK_INVALID']);
     expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
+  });
+
+  it('broken links are a catalogued 4xx, never a 5xx, and store nothing', async () => {
+    const invitation = showLinkInvitation({ apiBase, hospitalId: hospital.hospitalId });
+    const qr = decodeLinkQr(invitation.qr);
+    const linker = {
+      deviceId: phoneA.deviceId,
+      keys: phoneA.keys,
+      certificate: phoneA.certificate,
+      hospitalId: hospital.hospitalId,
+      patientRef: phoneA.patientRef,
+      hospitalPublicKey: hospital.keys.publicKey,
+    };
+    const genuine = buildDeviceLink({ qr, linker, records: [], now: new Date() }).signed;
+    const stale = buildDeviceLink({ qr, linker, records: [], now: new Date(Date.now() - 600_000) });
+    const unknownRecord = buildDeviceLink({
+      qr,
+      linker,
+      records: [{ recordId: newRandomId(), contentKey: generateContentKey() }],
+      now: new Date(),
+    });
+    const fixed: [Uint8Array, string][] = [
+      [stale.signed, 'REQUEST_EXPIRED'],
+      [unknownRecord.signed, 'LINK_RECORD_INVALID'],
+      [new Uint8Array([1, 2, 3]), 'LINK_INVALID'],
+    ];
+    for (const [bytes, code] of fixed) {
+      const answer = await postLink(bytes, phoneA);
+      expect([answer.status, await codeOf(answer)]).toEqual([ERROR_CODES[code as ErrorCode].status, code]);
+    }
+    const mutation = fc.oneof(
+      fc.tuple(fc.nat({ max: genuine.length - 1 }), fc.integer({ min: 1, max: 255 })).map(([at, bits]) => {
+        const bytes = genuine.slice();
+        bytes[at] = bytes[at]! ^ bits;
+        return bytes;
+      }),
+      fc.nat({ max: genuine.length - 1 }).map((length) => genuine.slice(0, length)),
+      fc.uint8Array({ minLength: 1, maxLength: 64 }).map((tail) => new Uint8Array([...genuine, ...tail])),
+      fc.uint8Array({ minLength: 1, maxLength: 2048 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(mutation, async (bytes) => {
+        const answer = await postLink(bytes, phoneA);
+        const code = await codeOf(answer);
+        expect(answer.status).toBeGreaterThanOrEqual(400);
+        expect(answer.status).toBeLessThan(500);
+        expect(isErrorCode(code)).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+    const bodies = [{}, { link: '' }, { link: 'not base64!' }, { link: toBase64Url(genuine), extra: 1 }];
+    for (const json of bodies) {
+      const body = new TextEncoder().encode(JSON.stringify(json));
+      const answer = await fetch(`${apiBase}/pairing/v1/links`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...signRequest({
+            audience: apiBase,
+            method: 'POST',
+            target: '/pairing/v1/links',
+            body,
+            keyId: deviceKeyId(phoneA.deviceId),
+            privateKey: phoneA.keys.privateKey,
+            now: new Date(),
+          }),
+        },
+        body,
+      });
+      expect([answer.status, await codeOf(answer)]).toEqual([400, 'INVALID_REQUEST']);
+    }
+    expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
+    // And the genuine link still goes through afterwards: nothing was spent by the refusals.
+    const accepted = await postLink(genuine, phoneA);
+    expect(accepted.status).toBe(201);
   });
 
   it("the patient's erasure removes linked devices and their links", async () => {
