@@ -103,7 +103,7 @@ type Signed = Pick<LinkingDevice, 'apiBase' | 'deviceId' | 'keys'>;
 
 async function send(
   device: Signed,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT',
   target: string,
   json?: unknown,
 ): Promise<Response> {
@@ -261,7 +261,12 @@ export async function approveLink(device: LinkingDevice, qrText: string): Promis
  */
 export async function receiveLink(
   invitation: LinkInvitation,
-  options: { readonly waitMs?: number; readonly pollMs?: number } = {},
+  options: {
+    readonly waitMs?: number;
+    readonly pollMs?: number;
+    /** The app's FCM token, registered once linked (a linked device starts without one). */
+    readonly fcmToken?: string;
+  } = {},
 ): Promise<LinkedDevice> {
   const deadline = Date.now() + (options.waitMs ?? 120_000);
   const self: Signed = { apiBase: invitation.apiBase, deviceId: invitation.deviceId, keys: invitation.keys };
@@ -295,6 +300,9 @@ export async function receiveLink(
       throw new ProtocolError('CERTIFICATE_INVALID', 'the certificate does not name this link');
     }
     invitation.secret.fill(0); // one-time: spent
+    if (options.fcmToken !== undefined) {
+      await send(self, 'PUT', '/records/v1/devices/self/push-token', { fcmToken: options.fcmToken });
+    }
     return {
       apiBase: invitation.apiBase,
       hospitalId: invitation.hospitalId,

@@ -16,6 +16,7 @@ import {
 } from '../../clients/device/link.ts';
 import { generateContentKey, generateKeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
+  accessLogResponseSchema,
   buildDeviceLink,
   deviceKeyId,
   deviceLinksResponseSchema,
@@ -119,8 +120,10 @@ describe('device linking', () => {
     expect(approved.records).toEqual([recordId]);
     expect(approved.skipped).toEqual([]);
 
-    const linked = await receiveLink(invitation, { waitMs: 10_000, pollMs: 200 });
+    const fcmToken = `fcm-linked-${newRandomId()}`;
+    const linked = await receiveLink(invitation, { waitMs: 10_000, pollMs: 200, fcmToken });
     expect(linked.patientRef).toBe(phoneA.patientRef);
+    expect((await deviceDoc(linked.deviceId)).data()?.fcmToken).toBe(fcmToken);
     expect([...invitation.secret].every((b) => b === 0)).toBe(true); // the one-time secret is spent
     const opened = await openLinkedRecord(linked, recordId);
     expect(new TextDecoder().decode(await collectBytes(opened.file))).toBe(CANARY);
@@ -151,6 +154,20 @@ describe('device linking', () => {
       deviceLinksResponseSchema,
     );
     expect(phoneView.links.map((l) => l.deviceId)).toEqual([linked.deviceId]);
+
+    // The patient's access log shows who linked whom.
+    const log = await phoneA.api.call(
+      { method: 'GET', target: '/records/v1/access-log' },
+      accessLogResponseSchema,
+    );
+    expect(log.entries).toContainEqual(
+      expect.objectContaining({
+        action: 'device.paired',
+        actor: { kind: 'device', id: phoneA.deviceId },
+        deviceId: linked.deviceId,
+        outcome: 'LINKED',
+      }),
+    );
 
     // The cloud stores only the signed link: neither the plaintext nor the QR's secret.
     const stored = JSON.stringify((await deviceDoc(linked.deviceId)).data());
@@ -334,6 +351,10 @@ describe('device linking', () => {
     // And the genuine link still goes through afterwards: nothing was spent by the refusals.
     const accepted = await postLink(genuine, phoneA);
     expect(accepted.status).toBe(201);
+    // Its retry (a lost answer) gets the same enrolment back.
+    const retried = await postLink(genuine, phoneA);
+    expect(retried.status).toBe(201);
+    expect(await retried.json()).toEqual(await accepted.json());
   });
 
   it("the patient's erasure removes linked devices and their links", async () => {
