@@ -1,6 +1,7 @@
 // Device linking's pure logic (docs/PROTOCOL.md §17): the link QR, the signed link document as
 // the pairing function, the new phone and third parties check it, the linked certificate, and
 // opening a record sent before the new phone existed. Each tampering yields one stable code.
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, type KeyPair } from '../../shared/core/crypto/index.ts';
 import {
@@ -13,6 +14,7 @@ import {
   encodeLinkQr,
   formatTimestamp,
   linkedCertificateFor,
+  isErrorCode,
   linkIdOf,
   memorySpool,
   newLinkSecret,
@@ -280,5 +282,52 @@ describe('the linked certificate', () => {
     expect(
       codeOf(() => verifyLinkedDevice({ certificate, link: other.signed }, pairing.publicKey, now)),
     ).toBe('LINK_INVALID');
+  });
+});
+
+describe('parsers on hostile input', () => {
+  it('decodeLinkQr, verifyDeviceLink and acceptDeviceLink throw only catalogued codes, never INTERNAL_ERROR', async () => {
+    const qr = qrFor(newPhone);
+    const text = encodeLinkQr(qr);
+    const { signed } = await makeLink(qr);
+    const mutated = (source: Uint8Array) =>
+      fc.oneof(
+        fc.tuple(fc.nat({ max: source.length - 1 }), fc.integer({ min: 1, max: 255 })).map(([at, bits]) => {
+          const bytes = source.slice();
+          bytes[at] = bytes[at]! ^ bits;
+          return bytes;
+        }),
+        fc.nat({ max: source.length - 1 }).map((length) => source.slice(0, length)),
+        fc.uint8Array({ maxLength: 512 }),
+      );
+    // A mutated QR may still be a valid QR (another key, say); a mutated signed link never verifies.
+    const refusedWith = (run: () => unknown, allowed: (code: string) => boolean, mayPass = false) => {
+      const code = codeOf(run);
+      if (code === 'no error' && mayPass) return;
+      expect(isErrorCode(code) && code !== 'INTERNAL_ERROR' && allowed(code), code).toBe(true);
+    };
+    fc.assert(
+      fc.property(mutated(new TextEncoder().encode(text)), (bytes) => {
+        refusedWith(
+          () => decodeLinkQr(new TextDecoder().decode(bytes)),
+          (code) => code.startsWith('QR_'),
+          true,
+        );
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(mutated(signed), (bytes) => {
+        refusedWith(
+          () => verifyDeviceLink(bytes, { linker: linkerState(), now }),
+          (code) => code !== 'no error',
+        );
+        refusedWith(
+          () => acceptDeviceLink(bytes, qr),
+          (code) => code !== 'no error',
+        );
+      }),
+      { numRuns: 300 },
+    );
   });
 });

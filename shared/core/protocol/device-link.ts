@@ -323,11 +323,19 @@ export function buildDeviceLink(options: {
 function linkerKeyOf(link: DeviceLink): { certificate: LinkerCertificate; publicKey: PublicKey } {
   const signed = fromBase64Url(link.linkedByCertificate);
   if (signed === undefined) throw new ProtocolError('LINK_INVALID', 'the signer certificate is malformed');
-  const certificate = readLinkerCertificate(signed);
+  let certificate: LinkerCertificate;
+  let publicKey: PublicKey;
+  try {
+    certificate = readLinkerCertificate(signed);
+    publicKey = publicKeyFrom(certificate.devicePublicKey);
+  } catch (error) {
+    // A broken certificate inside the link is a broken link, whatever part of it broke.
+    throw new ProtocolError('LINK_INVALID', 'the signer certificate is malformed', { cause: error });
+  }
   if (certificate.deviceId !== link.linkedBy) {
     throw new ProtocolError('LINK_INVALID', 'the signer certificate names another device');
   }
-  return { certificate, publicKey: publicKeyFrom(certificate.devicePublicKey) };
+  return { certificate, publicKey };
 }
 
 /** A link document's fields without its signature checked (to learn whom to check it against). */
