@@ -1,25 +1,25 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
 // cb-device: the reference device (what a patient's phone does), a thin command line over the
 // device SDK (sdk/): parses the command line, calls the SDK with the Node store and record sink
-// (sdk/node.ts) and prints; nothing else. The local push recorder and the access log's
-// file-kept checkpoint are the only device code of its own (clients/device/).
+// (sdk/node.ts) and prints; nothing else. The local push recorder is the only device code of
+// its own (clients/device/).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { accessLogQuerySchema, deviceIdSchema, MAX_PAGE_SIZE } from '../shared/core/protocol/index.ts';
 import {
-  auditLogEntry,
   DeviceError,
   DeviceHome,
   eraseEverything,
+  followAuditLog,
   listDevices,
   pairFromQr,
   replacePushToken,
   revokeDevice,
   syncRecords,
+  verifiedAccessLog,
   type Enrolment,
 } from '../sdk/index.ts';
 import { FileDeviceStore, fileRecordSink } from '../sdk/node.ts';
-import { followAuditLog, verifiedAccessLog } from './device/audit-log.ts';
 import { localPushToken, waitForPush } from './device/local-push.ts';
 import { progressBar } from './connector/progress.ts';
 import { createApiClient } from './lib/api-client.ts';
@@ -57,8 +57,6 @@ interface Home {
   readonly device: DeviceHome;
   readonly store: FileDeviceStore;
   open(hospitalId?: string): Promise<Enrolment>;
-  /** The file the access log's last accepted checkpoint is kept in. */
-  auditLogPath(hospitalId: string): string;
 }
 
 function deviceHome(options: Globals): Home {
@@ -78,7 +76,6 @@ function deviceHome(options: Globals): Home {
         throw new UsageError(`${error.message}${hint}`);
       }
     },
-    auditLogPath: (hospitalId) => store.pathOf(auditLogEntry(hospitalId)),
   };
 }
 
@@ -151,7 +148,7 @@ onRun<SyncOptions>(
       enrolment = await home.open(enrolment.data.hospitalId);
     }
     // The audit log first: a platform caught rewriting it is not trusted with a sync either.
-    await followAuditLog(home.auditLogPath(enrolment.data.hospitalId), enrolment);
+    await followAuditLog(home.device, enrolment);
     const out = options.out ?? `${home.dir}/records`;
     const results = await syncRecords(home.device, enrolment, fileRecordSink(out), {
       onProgress: progressBar(options.progress === true || process.stderr.isTTY === true),
@@ -259,11 +256,7 @@ onRun<AccessLogOptions>(
     }
     const home = deviceHome(options);
     const enrolment = await home.open(options.hospital);
-    const { treeSize, entries: checked } = await verifiedAccessLog(
-      home.auditLogPath(enrolment.data.hospitalId),
-      enrolment,
-      limit.data,
-    );
+    const { treeSize, entries: checked } = await verifiedAccessLog(home.device, enrolment, limit.data);
     if (options.json) {
       const entries = checked.map(({ entry, verified }) => {
         const { leaf, ...shown } = entry;

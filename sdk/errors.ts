@@ -53,3 +53,18 @@ export class DeviceError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * A client-side refusal with a stable code (e.g. a transparency log that is not consistent with
+ * what this client saw before): the command line prints it as `CODE: message`
+ * and exits REFUSED.
+ */
+export class RefusedError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'RefusedError';
+    this.code = code;
+  }
+}

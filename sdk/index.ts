@@ -3,7 +3,7 @@
 // revoke devices, erase. The app provides the storage of the device's keys (DeviceStore) and of
 // the records (RecordSink); nothing here imports a Node built-in (sdk/node.ts holds the Node
 // implementations of both).
-export { ApiError, DeviceError, NetworkError } from './errors.ts';
+export { ApiError, DeviceError, NetworkError, RefusedError } from './errors.ts';
 export { createApiClient, responseBytes, withTransientRetries } from './api-client.ts';
 export type { ApiCall, ApiClient, ApiClientOptions, RequestSigner } from './api-client.ts';
 export { auditLogEntry, DeviceHome } from './home.ts';
@@ -14,4 +14,6 @@ export { pairFromQr } from './pair.ts';
 export type { PairResult } from './pair.ts';
 export { syncRecords } from './sync.ts';
 export type { RecordSink, RecordWriter, SyncedRecord, SyncOptions } from './sync.ts';
+export { checkAccessLogEntry, followAuditLog, verifiedAccessLog } from './access-log.ts';
+export type { CheckedEntry } from './access-log.ts';
 export { eraseEverything, listDevices, replacePushToken, revokeDevice } from './devices.ts';

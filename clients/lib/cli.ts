@@ -2,6 +2,7 @@
 // trace for an expected error). cli-program.ts parses the command line and applies it.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { RefusedError } from '../../sdk/errors.ts';
 import { isProtocolError } from '../../shared/core/protocol/error-codes.ts';
 import { ApiError, NetworkError } from './api-client.ts';
 
@@ -44,19 +45,7 @@ export class UsageError extends Error {
   }
 }
 
-/**
- * A client-side refusal with a stable code (e.g. a transparency log that is not consistent with
- * what this client saw before): printed as `CODE: message`, exit code REFUSED.
- */
-export class RefusedError extends Error {
-  readonly code: string;
-
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'RefusedError';
-    this.code = code;
-  }
-}
+export { RefusedError } from '../../sdk/errors.ts';
 
 /** Maps a thrown error to what the user sees and the exit code. */
 export function describeFailure(error: unknown): { message: string; exitCode: number } {

@@ -15,6 +15,7 @@ import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { buildSdkBundle, SDK_BUNDLE_FILE, type SdkBundle } from '../../sdk/build-bundle.ts';
 import { jsonOutput } from '../helpers/bins.ts';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { runSequencer } from '../helpers/audit-logs.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 
 const HOSPITAL = 'st-sdk-browser';
@@ -191,5 +192,33 @@ describe('the device SDK in a browser', { timeout: 240_000 }, () => {
     } finally {
       await firestore.terminate();
     }
+
+    // The audit log, checked in the browser as on a phone: the sequencer integrates the events
+    // (the pairing, the download, the acknowledgement), the hospital's witness cosigns, and the
+    // SDK accepts the checkpoint (platform signature, witness cosignature from the QR) and proves
+    // each access-log entry included, with the web platform's SHA-256 and Ed25519.
+    await runSequencer(onboarded.stack);
+    const cosigned = jsonOutput<{ cosigned: boolean }>(await onboarded.connector('witness', '--json'));
+    expect(cosigned.cosigned).toBe(true);
+    const accessLog = await page.evaluate(async () => {
+      const { sdk, home } = globalThis as unknown as {
+        sdk: {
+          verifiedAccessLog: (...args: unknown[]) => Promise<{
+            treeSize: number;
+            entries: { entry: { action: string; recordId?: string }; verified: boolean }[];
+          }>;
+        };
+        home: { open(): Promise<unknown> };
+      };
+      return sdk.verifiedAccessLog(home, await home.open(), 50);
+    });
+    expect(accessLog.treeSize).toBeGreaterThan(0);
+    const actions = accessLog.entries.map(({ entry, verified }) => [entry.action, entry.recordId, verified]);
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        ['record.downloaded', synced.results[0]!.recordId, true],
+        ['record.acknowledged', synced.results[0]!.recordId, true],
+      ]),
+    );
   });
 });

@@ -4,23 +4,41 @@
 // carried) cosigned it, and it extends the checkpoint the device accepted before. Each entry of
 // its access log is then checked against that checkpoint: the event text says exactly what the
 // entry shows, and, once sequenced into the tree the device trusts, its inclusion proof holds.
+import type { z } from 'zod';
+import { openAuditEvent, type AuditFields } from '../shared/core/protocol/audit-event.ts';
 import {
   accessLogResponseSchema,
   deviceCheckpointResponseSchema,
   fromBase64Url,
-} from '../../shared/core/protocol/index.ts';
-import { openAuditEvent, type AuditFields } from '../../shared/audit/fields.ts';
+} from '../shared/core/protocol/index.ts';
 import {
   auditLeafData,
   cosignatureVerifier,
   isIncluded,
   witnessKeyName,
   type TrustedCheckpoint,
-} from '../../shared/core/tlog/index.ts';
-import type { z } from 'zod';
-import { followCheckpoint, readFollowedLog, saveFollowedLog, trustedOf } from '../lib/audit-log.ts';
-import { RefusedError } from '../lib/cli.ts';
-import type { Enrolment } from '../../sdk/home.ts';
+} from '../shared/core/tlog/index.ts';
+import { RefusedError } from './errors.ts';
+import { auditLogEntry, type DeviceHome, type Enrolment } from './home.ts';
+import { followCheckpoint, followedLogSchema, trustedOf, type FollowedLog } from './log-follower.ts';
+
+/** The checkpoint this device last accepted for the enrolment's hospital, if any. */
+async function savedLog(home: DeviceHome, hospitalId: string): Promise<FollowedLog | undefined> {
+  const text = await home.store.get(auditLogEntry(hospitalId));
+  if (text === undefined) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const parsed = followedLogSchema.safeParse(json);
+  // A kept checkpoint that cannot be read is not silently forgotten: that would let the
+  // service roll the device back to any tree it likes.
+  if (!parsed.success)
+    throw new RefusedError('AUDIT_LOG_STATE_UNREADABLE', 'the kept audit-log checkpoint is unreadable');
+  return parsed.data;
+}
 
 /**
  * Fetches and checks the hospital's newest cosigned checkpoint, keeps it, and returns the tree
@@ -29,12 +47,11 @@ import type { Enrolment } from '../../sdk/home.ts';
  * AUDIT_LOG_SIGNATURE_INVALID, AUDIT_LOG_KEY_CHANGED, …) and keeps what it had when it cannot.
  */
 export async function followAuditLog(
-  /** Where the device keeps the checkpoint it last accepted (FileDeviceStore's audit-log entry). */
-  path: string,
+  home: DeviceHome,
   enrolment: Enrolment,
 ): Promise<TrustedCheckpoint | undefined> {
   const { hospitalId, apiBase, witnessKey } = enrolment.data;
-  const saved = await readFollowedLog(path);
+  const saved = await savedLog(home, hospitalId);
   const answer = await enrolment.api.call(
     { method: 'GET', target: `/records/v1/audit-log/checkpoint?fromSize=${saved?.size ?? 0}` },
     deviceCheckpointResponseSchema,
@@ -57,7 +74,9 @@ export async function followAuditLog(
     answer,
   });
   if (followed === undefined) return saved && trustedOf(saved);
-  if (saved === undefined || followed.state.size !== saved.size) await saveFollowedLog(path, followed.state);
+  if (saved === undefined || followed.state.size !== saved.size) {
+    await home.store.set(auditLogEntry(hospitalId), JSON.stringify(followed.state, null, 2));
+  }
   return followed.accepted.trusted;
 }
 
@@ -142,11 +161,11 @@ export function checkAccessLogEntry(
  * device trusts (after following the log to its newest cosigned checkpoint).
  */
 export async function verifiedAccessLog(
-  path: string,
+  home: DeviceHome,
   enrolment: Enrolment,
   pageSize: number,
 ): Promise<{ treeSize: number; entries: CheckedEntry[] }> {
-  const trusted = await followAuditLog(path, enrolment);
+  const trusted = await followAuditLog(home, enrolment);
   const treeSize = trusted?.size ?? 0;
   const { entries } = await enrolment.api.call(
     { method: 'GET', target: `/records/v1/access-log?pageSize=${pageSize}&treeSize=${treeSize}` },
