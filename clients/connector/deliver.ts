@@ -6,11 +6,11 @@
 // upload the container create-only under the hospital's prefix through a resumable session
 // that survives dropped connections and restarts (pending-uploads.ts, resumable-upload.ts).
 // Sending a file again whose upload did not finish resumes that upload: nothing goes twice.
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import type { createStorage } from '../../shared/adapters/storage-client.ts';
 import { isBlobStoreError, type BlobStore } from '../../shared/ports/blob-store.ts';
+import { DEFAULT_CHUNK_SIZE } from '../../shared/core/crypto/index.ts';
 import {
   CONTAINER_MEDIA_TYPE,
   derivePatientRef,
@@ -19,6 +19,7 @@ import {
   newRandomId,
   patientDevicesResponseSchema,
   ProtocolError,
+  recordPayloadLength,
   sealUpload,
   verifyEnrolment,
   type ContentClass,
@@ -40,6 +41,7 @@ import {
   type PendingUpload,
 } from './pending-uploads.ts';
 import { receiptFor } from './receipts.ts';
+import { recycledReads, releasingSpool, SealedPayloadMeter } from './sealing-buffers.ts';
 import {
   isResumableUploadError,
   uploadToSession,
@@ -47,6 +49,9 @@ import {
   type UploadSource,
   type UploadToSessionOptions,
 } from './resumable-upload.ts';
+
+/** Plaintext bytes per sealed chunk (the protocol's default). */
+const SEAL_CHUNK_BYTES = DEFAULT_CHUNK_SIZE;
 
 const MEDIA_TYPES: Record<string, string> = {
   '.pdf': 'application/pdf',
@@ -255,12 +260,28 @@ export async function sendFile(
   let sealedState: PendingUpload;
   const chunks = await createChunkFile(dir);
   try {
+    const header = {
+      filename: basename(options.file),
+      mediaType,
+      size,
+      ...(options.title ? { title: options.title } : {}),
+    };
+    // The file's byte N is payload byte N + payloadHead (the payload's own header comes first);
+    // reads are cut at chunk boundaries, so every chunk is sealed from one piece of the file.
+    const payloadHead = recordPayloadLength(header) - size;
+    const meter = new SealedPayloadMeter();
+    const spool = releasingSpool(chunks, meter);
     async function* plaintext(): AsyncGenerator<Uint8Array> {
       let sealed = 0;
-      for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
-        sealed += (chunk as Buffer).length;
+      const pieces = recycledReads(file, {
+        firstBytes: SEAL_CHUNK_BYTES - (payloadHead % SEAL_CHUNK_BYTES),
+        pieceBytes: SEAL_CHUNK_BYTES,
+        sealedThrough: () => meter.sealed - payloadHead,
+      });
+      for await (const piece of pieces) {
+        sealed += piece.length;
         options.onProgress?.('seal', sealed, size);
-        yield chunk as Buffer;
+        yield piece;
       }
     }
     const upload = await sealUpload({
@@ -273,18 +294,15 @@ export async function sendFile(
         publicKey: device.publicKey,
       })),
       contentClass: options.contentClass,
-      header: {
-        filename: basename(options.file),
-        mediaType,
-        size,
-        ...(options.title ? { title: options.title } : {}),
-      },
+      header,
       file: plaintext(),
-      spool: chunks,
+      spool,
+      chunkSize: SEAL_CHUNK_BYTES,
       createdAt: options.now,
       expiresAt: new Date(options.now.getTime() + options.expiresDays * 24 * 3600 * 1000),
       uploadId,
     });
+    await spool.flush();
     await chunks.finish();
     // The container's header and manifest: the first piece the container stream yields.
     const stream = upload.bytes();

@@ -65,6 +65,8 @@ export async function createPendingDir(home: ConnectorHome, uploadId: string): P
 /** Where sealUpload writes the chunk section: flushed to the disk before the state names it. */
 export interface ChunkFile {
   write(bytes: Uint8Array): Promise<void>;
+  /** Writes the pieces one after the other, in one system call where it can. */
+  writev(pieces: readonly Uint8Array[]): Promise<void>;
   /** fsyncs and closes; the chunks are durable afterwards. */
   finish(): Promise<void>;
   read(): AsyncIterable<Uint8Array>;
@@ -78,6 +80,10 @@ export async function createChunkFile(dir: string): Promise<ChunkFile> {
     async write(bytes) {
       if (!handle) throw new Error('the chunk file is finished');
       await handle.write(bytes);
+    },
+    async writev(pieces) {
+      if (!handle) throw new Error('the chunk file is finished');
+      await handle.writev(pieces as Uint8Array[]);
     },
     async finish() {
       if (!handle) return;
