@@ -1,7 +1,10 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
 // cb-connector: runs inside the hospital. Parses the command line, calls clients/connector/ and
 // prints; nothing else. A new command is one `program.command(...)` block below, its handler
-// returning the exit code (withConnector opens the configured connector for it).
+// returning the exit code (withConnector opens the configured connector for it). What only some
+// commands use (the QR code, the console's server, the witness, the drop folder) is imported in
+// their handlers: every module loaded stays in memory, and `send` is the memory-bound command
+// (docs/PERFORMANCE.md, connector memory).
 import { chmod, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -23,20 +26,15 @@ import {
   type Connector,
   type KeyPlacement,
 } from './connector/home.ts';
-import { invitePatient } from './connector/invite.ts';
 import { progressBar } from './connector/progress.ts';
-import { recallRecord } from './connector/recall.ts';
 import { refreshJournal, waitForReceipt } from './connector/receipts.ts';
 import { registerBackupCommands } from './connector/backup-commands.ts';
-import { addConsoleCommands } from './connector/console/index.ts';
-import { recoverDropFolder } from './connector/drop-recovery.ts';
-import { watchOnce, type WatchEvent } from './connector/watch.ts';
-import { witnessOnce } from './connector/witness.ts';
+import { addConsoleCommands } from './connector/console/commands.ts';
+import type { WatchEvent } from './connector/watch.ts';
 import { ApiError } from './lib/api-client.ts';
 import { describeFailure, EXIT, UsageError } from './lib/cli.ts';
 import { createProgram, onRun, oneOf, printJson, runBin, wholeNumber } from './lib/cli-program.ts';
 import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
-import { qrForTerminal, writeQrPng } from './lib/qr.ts';
 import { assertStackReachable } from './lib/reachability.ts';
 
 type ContentClass = 'document' | 'fhir' | 'imaging' | 'other';
@@ -201,6 +199,8 @@ onRun<InviteOptions>(
     .option('--json', 'print {invitationId, expiresAt, qrPng} (and draw no QR code)'),
   async (options, [patientNumber]) =>
     withConnector(options, async (connector) => {
+      const { invitePatient } = await import('./connector/invite.ts');
+      const { qrForTerminal, writeQrPng } = await import('./lib/qr.ts');
       const invitation = await invitePatient(connector, {
         patientNumber: patientNumber!,
         expiresMinutes: Number(options.expiresMinutes),
@@ -528,6 +528,7 @@ onRun<RecallOptions>(
       throw new UsageError('recall takes one RECORD_ID (see `receipts`)');
     }
     return withConnector(options, async (connector) => {
+      const { recallRecord } = await import('./connector/recall.ts');
       const { finishedAt } = await recallRecord(connector, recordId!);
       if (options.json) printJson({ recordId, finishedAt, receiptVerified: true });
       else console.log(`Recalled ${recordId} at ${finishedAt} (receipt verified with the pairing key).`);
@@ -582,6 +583,9 @@ onRun<WatchOptions>(
     .option('--timeout <seconds>', 'how long --once waits for receipts', wholeNumber(0, 86_400), 60),
   async (options, [dir]) =>
     withConnector(options, async (connector) => {
+      const { recoverDropFolder } = await import('./connector/drop-recovery.ts');
+      const { watchOnce } = await import('./connector/watch.ts');
+      const { witnessOnce } = await import('./connector/witness.ts');
       const store = await blobStore(options);
       const watchOptions = {
         dir: dir!,
@@ -644,6 +648,7 @@ onRun<WitnessOptions>(
     .option('--json', 'print {size, cosigned}'),
   async (options) =>
     withConnector(options, async (connector) => {
+      const { witnessOnce } = await import('./connector/witness.ts');
       const round = await witnessOnce(connector);
       if (options.json) printJson(round);
       else {

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { EXIT, UsageError } from '../../lib/cli.ts';
 import { onRun, oneOf, printJson, wholeNumber } from '../../lib/cli-program.ts';
 import { loadClientEnvironment } from '../../lib/environment.ts';
-import { serveConsole, DEFAULT_CONSOLE_PORT } from './server.ts';
+import { DEFAULT_CONSOLE_PORT } from './defaults.ts';
 import { addStaff, listStaff, removeStaff, ROLES, setPassword, type Role } from './staff.ts';
 
 /** Printed to stdout (what scripts read), as the bins' other commands print. */
@@ -132,6 +132,8 @@ export function addConsoleCommands(program: Command, homeOf: (options: object) =
           throw new UsageError(`cannot read ${file}`);
         });
       const secret = process.env.CB_OIDC_CLIENT_SECRET;
+      // Loaded only here: the server, its pages and sign-in are the console's alone.
+      const { serveConsole } = await import('./server.ts');
       const running = await serveConsole({
         home: homeOf(options),
         host: options.host,

@@ -26,6 +26,7 @@ import { loadClientEnvironment, type ClientEnvironment } from '../../lib/environ
 import { UsageError } from '../../lib/cli.ts';
 import { ConnectorHome } from '../home.ts';
 import { ConsoleAudit, type AuditLine } from './audit.ts';
+import { DEFAULT_CONSOLE_PORT } from './defaults.ts';
 import { ConsoleError } from './errors.ts';
 import { isLanguage, languageFrom, translate, type Language, type MessageKey } from './i18n.ts';
 import { jsonLogger, type LogSink } from './log.ts';
@@ -75,7 +76,7 @@ export interface RunningConsole {
   close(): Promise<void>;
 }
 
-export const DEFAULT_CONSOLE_PORT = 8480;
+export { DEFAULT_CONSOLE_PORT };
 const MAX_FORM_BYTES = 16 * 1024;
 /** The pages a language switch may return to. */
 const PAGES = new Set(['/', '/login', '/patient', '/staff']);
