@@ -9,12 +9,17 @@ import { accessLogQuerySchema, deviceIdSchema, MAX_PAGE_SIZE } from '../shared/c
 import {
   DeviceError,
   DeviceHome,
+  approveLink,
   eraseEverything,
   followAuditLog,
+  keepLinkedDevice,
+  linkingDeviceOf,
   listDevices,
   pairFromQr,
+  receiveLink,
   replacePushToken,
   revokeDevice,
+  showLinkInvitation,
   syncRecords,
   verifiedAccessLog,
   type Enrolment,
@@ -111,6 +116,90 @@ onRun<PairOptions>(
     else {
       console.log(`Paired with ${paired.hospitalId} at ${paired.apiHost} as device ${paired.deviceId}.`);
       console.log(`Certificate valid until ${paired.expiresAt}.`);
+    }
+    return EXIT.OK;
+  },
+);
+
+interface LinkOptions extends Globals {
+  readonly apiBase?: string;
+  readonly out?: string;
+  readonly wait: number;
+  readonly platform: 'ios' | 'android' | 'other';
+  readonly json?: boolean;
+}
+onRun<LinkOptions>(
+  program
+    .command('link')
+    .summary('Join as a new phone of a patient whose other phone is paired, keeping the history')
+    .description(
+      'As a new phone (with --hospital): show a link QR code (written as a PNG), wait until the patient’s paired phone approves it (`approve-link`), then keep the enrolment. The new phone can then open the records sent before it existed (docs/PROTOCOL.md §17).',
+    )
+    .option(
+      '--api-base <url>',
+      'the service’s API base, as in the paired phone’s QR code (default: the stack’s FUNCTIONS_BASE_URL)',
+    )
+    .requiredOption('--out <png>', 'where to write the link QR code (owner-only)')
+    .option('--wait <seconds>', 'how long to wait for the approval (1..3600)', wholeNumber(1, 3600), 300)
+    .option(
+      '--platform <platform>',
+      'ios, android or other',
+      oneOf(['ios', 'android', 'other'] as const),
+      'other',
+    )
+    .option('--json', 'print {hospitalId, deviceId, expiresAt}'),
+  async (options) => {
+    const home = deviceHome(options);
+    if (!options.hospital)
+      throw new UsageError('link needs --hospital ID: the hospital the paired phone is enrolled at');
+    const hospitalId = options.hospital;
+    if ((await home.device.hospitals()).includes(hospitalId)) {
+      throw new UsageError(`already enrolled at ${hospitalId} in ${home.dir}`);
+    }
+    const apiBase = options.apiBase ?? requireEnv(loadClientEnvironment(options.env), 'FUNCTIONS_BASE_URL');
+    const invitation = showLinkInvitation({
+      apiBase,
+      hospitalId,
+      platform: options.platform,
+    });
+    const { writeQrPng } = await import('./lib/qr.ts');
+    await writeQrPng(invitation.qr, options.out!);
+    if (!options.json)
+      console.log(`Link QR code written to ${options.out}: scan it with the paired phone (approve-link).`);
+    const fcmToken = localPushToken();
+    const linked = await receiveLink(invitation, {
+      waitMs: options.wait * 1000,
+      fcmToken,
+      clients: createApiClient,
+    });
+    await keepLinkedDevice(home.device, linked, { fcmToken });
+    if (options.json) printJson({ hospitalId, deviceId: linked.deviceId, expiresAt: linked.expiresAt });
+    else
+      console.log(
+        `Linked at ${hospitalId} as device ${linked.deviceId}; sync to receive the patient’s records.`,
+      );
+    return EXIT.OK;
+  },
+);
+
+onRun<JsonOption>(
+  program
+    .command('approve-link')
+    .summary('Let a new phone of this patient in, with the keys of the records sent so far')
+    .description(
+      'As the paired phone: read the new phone’s link QR code, re-wrap the content keys of this patient’s live records for it, sign the link and hand it to the pairing function. Nothing the cloud can open: the keys are wrapped for the new phone’s key only.',
+    )
+    .argument('<qr-png>', 'the new phone’s link QR code as a PNG image')
+    .option('--json', 'print {deviceId, expiresAt, records, skipped}'),
+  async (options, [png]) => {
+    const enrolment = await deviceHome(options).open(options.hospital);
+    const approved = await approveLink(linkingDeviceOf(enrolment), await readQrPng(png!), createApiClient);
+    if (options.json) {
+      const { deviceId, expiresAt, records, skipped } = approved;
+      printJson({ deviceId, expiresAt, records, skipped });
+    } else {
+      console.log(`Linked device ${approved.deviceId} with ${approved.records.length} record(s) handed on.`);
+      for (const { recordId, code } of approved.skipped) console.log(`  ${recordId} not handed on: ${code}`);
     }
     return EXIT.OK;
   },

@@ -43,6 +43,11 @@ const enrolmentSchema = z.strictObject({
   pairedAt: z.string(),
   /** The last push sequence seen from the local FCM recorder. */
   lastPushSeq: z.int().min(0),
+  /**
+   * For a phone that joined by device linking (PROTOCOL.md §17): its signed link, which carries
+   * the content keys of the records sent before it existed.
+   */
+  link: z.string().min(1).optional(),
   /** Records already stored (downloaded, verified, decrypted and acknowledged). */
   stored: z.array(recordIdSchema),
 });

@@ -17,3 +17,12 @@ export type { RecordSink, RecordWriter, SyncedRecord, SyncOptions } from './sync
 export { checkAccessLogEntry, followAuditLog, verifiedAccessLog } from './access-log.ts';
 export type { CheckedEntry } from './access-log.ts';
 export { eraseEverything, listDevices, replacePushToken, revokeDevice } from './devices.ts';
+export {
+  approveLink,
+  keepLinkedDevice,
+  linkingDeviceOf,
+  openLinkedRecord,
+  receiveLink,
+  showLinkInvitation,
+} from './link.ts';
+export type { ApprovedLink, LinkedDevice, LinkingDevice, LinkInvitation } from './link.ts';

@@ -5,8 +5,11 @@
 // that fails is discarded and acknowledged as failed with its stable code.
 import {
   ackResponseSchema,
+  fromBase64Url,
   isProtocolError,
   openRecord,
+  openRecordWithLink,
+  readDeviceLinkUnverified,
   ProtocolError,
   recordListResponseSchema,
   toProtocolError,
@@ -66,12 +69,21 @@ async function fetchOne(
     });
     const total = Number(response.headers.get('content-length') ?? 0);
     const bytes = counted(responseBytes(response), total, options.onProgress);
-    const opened = await openRecord(untilCut(bytes), {
+    const expected = {
       device: enrolment.keys,
       hospitalPublicKey: enrolment.hospitalKey,
       hospitalId: enrolment.data.hospitalId,
       recordId,
-    });
+    };
+    // A linked phone holds the keys of the records sent before it existed in its link.
+    const { link } = enrolment.data;
+    const opened =
+      link === undefined
+        ? await openRecord(untilCut(bytes), expected)
+        : await openRecordWithLink(untilCut(bytes), {
+            ...expected,
+            link: readDeviceLinkUnverified(fromBase64Url(link) ?? new Uint8Array()),
+          });
     writer = await sink.open(recordId);
     for await (const piece of opened.file) await writer.write(piece);
     const file = await writer.commit(opened.header);

@@ -7,13 +7,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { RECORDS_COLLECTION } from '../../shared/adapters/firestore-records.ts';
 import {
+  ApiError,
   approveLink,
-  LinkApiError,
   openLinkedRecord,
   receiveLink,
   showLinkInvitation,
   type LinkingDevice,
-} from '../../clients/device/link.ts';
+} from '../../sdk/index.ts';
 import { generateContentKey, generateKeyPair, type PublicKey } from '../../shared/core/crypto/index.ts';
 import {
   accessLogResponseSchema,
@@ -256,7 +256,7 @@ describe('device linking', () => {
     );
     const invitation = showLinkInvitation({ apiBase, hospitalId: hospital.hospitalId });
     const refused = await approveLink(linking(phoneB), invitation.qr).catch((error: unknown) => error);
-    expect(refused).toBeInstanceOf(LinkApiError);
+    expect(refused).toBeInstanceOf(ApiError);
     expect(refused).toMatchObject({ code: 'DEVICE_REVOKED', status: 403 });
     // A link the revoked phone signed, carried by a current phone's call, is refused as well.
     const qr = decodeLinkQr(invitation.qr);

@@ -1,16 +1,16 @@
-// Device linking on the phones (docs/PROTOCOL.md §17), the reference device's side:
-//   new phone:      showLinkInvitation → (the QR is scanned) → receiveLink → openLinkedRecord
-//   paired phone:   approveLink(scanned QR text)
-// Self-contained over shared/core (its own signed fetch), so that it stands apart from the
-// device SDK while that moves; an enrolment of the SDK maps onto LinkingDevice field by field.
-// The QR secret and private keys never leave the phone that made them; the cloud sees only the
-// signed link (public keys, signatures, opaque wraps).
+// Device linking on the phones (docs/PROTOCOL.md §17):
+//   new phone:      showLinkInvitation → (the QR is scanned) → receiveLink → keepLinkedDevice
+//   paired phone:   approveLink(linkingDeviceOf(enrolment), scanned QR text)
+// After that a linked phone syncs like any other: syncRecords opens records sent before it
+// existed with the keys its link re-wrapped for it. The QR secret and private keys never leave
+// the phone that made them; the cloud sees only the signed link (public keys, signatures,
+// opaque wraps).
 import {
   generateKeyPair,
   importPublicKey,
   type KeyPair,
   type PublicKey,
-} from '../../shared/core/crypto/index.ts';
+} from '../shared/core/crypto/index.ts';
 import {
   acceptDeviceLink,
   buildDeviceLink,
@@ -18,7 +18,6 @@ import {
   deviceKeyId,
   deviceLinksResponseSchema,
   encodeLinkQr,
-  errorBodySchema,
   fromBase64Url,
   linkResponseSchema,
   MAX_LINK_KEYS,
@@ -31,27 +30,17 @@ import {
   recordListResponseSchema,
   recoverContentKey,
   sha256,
-  signRequest,
+  signingKeyResponseSchema,
   toBase64Url,
   type DeviceLink,
   type LinkPlatform,
   type LinkQr,
   type LinkRecordKey,
   type OpenedRecord,
-} from '../../shared/core/protocol/index.ts';
+} from '../shared/core/protocol/index.ts';
 import type { z } from 'zod';
-
-/** A refusal from the API, with its stable code (PROTOCOL.md §12). */
-export class LinkApiError extends Error {
-  readonly code: string;
-  readonly status: number;
-  constructor(code: string, status: number) {
-    super(`the service refused the request: ${code} (${status})`);
-    this.name = 'LinkApiError';
-    this.code = code;
-    this.status = status;
-  }
-}
+import { ApiError, createApiClient, responseBytes, type ApiClient } from './api-client.ts';
+import type { ApiClientFactory, DeviceHome, Enrolment } from './home.ts';
 
 /** What linking needs of a paired phone's enrolment (the SDK's Enrolment holds all of it). */
 export interface LinkingDevice {
@@ -101,57 +90,21 @@ export interface ApprovedLink {
 
 type Signed = Pick<LinkingDevice, 'apiBase' | 'deviceId' | 'keys'>;
 
-async function send(
-  device: Signed,
-  method: 'GET' | 'POST' | 'PUT',
-  target: string,
-  json?: unknown,
-): Promise<Response> {
-  const body = json === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(json));
-  const headers = signRequest({
-    audience: device.apiBase,
-    method,
-    target,
-    body,
-    keyId: deviceKeyId(device.deviceId),
-    privateKey: device.keys.privateKey,
-    now: new Date(),
+function clientOf(device: Signed, clients: ApiClientFactory): ApiClient {
+  return clients({
+    apiBase: device.apiBase,
+    signer: { keyId: deviceKeyId(device.deviceId), privateKey: device.keys.privateKey },
   });
-  const response = await fetch(`${device.apiBase}${target}`, {
-    method,
-    headers: { ...headers, ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(json === undefined ? {} : { body }),
-  });
-  if (!response.ok) {
-    const parsed = errorBodySchema.safeParse(await response.json().catch(() => undefined));
-    throw new LinkApiError(parsed.success ? parsed.data.error.code : 'UNAVAILABLE', response.status);
-  }
-  return response;
 }
 
 async function call<S extends z.ZodType>(
-  device: Signed,
+  api: ApiClient,
   method: 'GET' | 'POST',
   target: string,
   schema: S,
   json?: unknown,
 ): Promise<z.output<S>> {
-  return schema.parse(await (await send(device, method, target, json)).json());
-}
-
-async function* bytesOf(response: Response): AsyncGenerator<Uint8Array, void, undefined> {
-  if (!response.body) return;
-  const reader = response.body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      yield value;
-    }
-  } finally {
-    // Stops the download when the reader is done early (approveLink needs only the manifest).
-    await reader.cancel().catch(() => undefined);
-  }
+  return api.call({ method, target, ...(json === undefined ? {} : { json }) }, schema);
 }
 
 /**
@@ -189,7 +142,12 @@ export function showLinkInvitation(options: {
  * (reading only each container's manifest), re-wraps them for the new key, signs the link and
  * hands it to the pairing function. At most MAX_LINK_KEYS records, the newest.
  */
-export async function approveLink(device: LinkingDevice, qrText: string): Promise<ApprovedLink> {
+export async function approveLink(
+  device: LinkingDevice,
+  qrText: string,
+  clients: ApiClientFactory = createApiClient,
+): Promise<ApprovedLink> {
+  const api = clientOf(device, clients);
   const qr: LinkQr = decodeLinkQr(qrText);
   if (qr.apiBase !== device.apiBase) throw new ProtocolError('QR_API_BASE_INVALID');
   if (qr.hospitalId !== device.hospitalId)
@@ -206,7 +164,7 @@ export async function approveLink(device: LinkingDevice, qrText: string): Promis
   let pageToken: string | undefined;
   do {
     const page = await call(
-      device,
+      api,
       'GET',
       `/records/v1/records?pageSize=100${pageToken ? `&pageToken=${pageToken}` : ''}`,
       recordListResponseSchema,
@@ -219,18 +177,18 @@ export async function approveLink(device: LinkingDevice, qrText: string): Promis
   const skipped: { recordId: string; code: string }[] = [];
   for (const recordId of recordIds.slice(-MAX_LINK_KEYS)) {
     try {
-      const response = await send(device, 'GET', `/records/v1/records/${recordId}/content`);
-      const manifest = await readVerifiedManifest(bytesOf(response), {
+      const response = await api.raw({ method: 'GET', target: `/records/v1/records/${recordId}/content` });
+      const manifest = await readVerifiedManifest(responseBytes(response), {
         hospitalPublicKey: device.hospitalPublicKey,
         hospitalId: device.hospitalId,
         recordId,
       });
       records.push({ recordId, contentKey: recoverContentKey(manifest, device.keys, ownLink) });
     } catch (error) {
-      if (error instanceof LinkApiError && error.code !== 'NOT_FOUND') throw error;
+      if (error instanceof ApiError && error.code !== 'NOT_FOUND') throw error;
       skipped.push({
         recordId,
-        code: error instanceof ProtocolError || error instanceof LinkApiError ? error.code : 'INTERNAL_ERROR',
+        code: error instanceof ProtocolError || error instanceof ApiError ? error.code : 'INTERNAL_ERROR',
       });
     }
   }
@@ -249,7 +207,7 @@ export async function approveLink(device: LinkingDevice, qrText: string): Promis
     records,
     now: new Date(),
   });
-  const enrolled = await call(device, 'POST', '/pairing/v1/links', linkResponseSchema, {
+  const enrolled = await call(api, 'POST', '/pairing/v1/links', linkResponseSchema, {
     link: toBase64Url(signed),
   });
   return { ...enrolled, records: records.map((r) => r.recordId), skipped };
@@ -266,16 +224,17 @@ export async function receiveLink(
     readonly pollMs?: number;
     /** The app's FCM token, registered once linked (a linked device starts without one). */
     readonly fcmToken?: string;
+    readonly clients?: ApiClientFactory;
   } = {},
 ): Promise<LinkedDevice> {
   const deadline = Date.now() + (options.waitMs ?? 120_000);
-  const self: Signed = { apiBase: invitation.apiBase, deviceId: invitation.deviceId, keys: invitation.keys };
+  const api = clientOf(invitation, options.clients ?? createApiClient);
   for (;;) {
     let answer: z.output<typeof deviceLinksResponseSchema>;
     try {
-      answer = await call(self, 'GET', '/records/v1/devices/links', deviceLinksResponseSchema);
+      answer = await call(api, 'GET', '/records/v1/devices/links', deviceLinksResponseSchema);
     } catch (error) {
-      if (error instanceof LinkApiError && error.code === 'UNKNOWN_KEY' && Date.now() < deadline) {
+      if (error instanceof ApiError && error.code === 'UNKNOWN_KEY' && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
         continue;
       }
@@ -301,7 +260,11 @@ export async function receiveLink(
     }
     invitation.secret.fill(0); // one-time: spent
     if (options.fcmToken !== undefined) {
-      await send(self, 'PUT', '/records/v1/devices/self/push-token', { fcmToken: options.fcmToken });
+      await api.raw({
+        method: 'PUT',
+        target: '/records/v1/devices/self/push-token',
+        json: { fcmToken: options.fcmToken },
+      });
     }
     return {
       apiBase: invitation.apiBase,
@@ -322,13 +285,64 @@ export async function receiveLink(
  * Downloads and opens one record on a linked phone: with its key from the manifest if the record
  * was sent to it, else from its link (history sent before it existed).
  */
-export async function openLinkedRecord(device: LinkedDevice, recordId: string): Promise<OpenedRecord> {
-  const response = await send(device, 'GET', `/records/v1/records/${recordId}/content`);
-  return openRecordWithLink(bytesOf(response), {
+export async function openLinkedRecord(
+  device: LinkedDevice,
+  recordId: string,
+  clients: ApiClientFactory = createApiClient,
+): Promise<OpenedRecord> {
+  const response = await clientOf(device, clients).raw({
+    method: 'GET',
+    target: `/records/v1/records/${recordId}/content`,
+  });
+  return openRecordWithLink(responseBytes(response), {
     device: device.keys,
     hospitalPublicKey: device.hospitalPublicKey,
     hospitalId: device.hospitalId,
     recordId,
     link: readDeviceLinkUnverified(fromBase64Url(device.link) ?? new Uint8Array()),
   });
+}
+
+/** What approveLink needs, from a paired (or itself linked) phone's enrolment. */
+export function linkingDeviceOf(enrolment: Enrolment): LinkingDevice {
+  const { data } = enrolment;
+  return {
+    apiBase: data.apiBase,
+    hospitalId: data.hospitalId,
+    deviceId: data.deviceId,
+    keys: enrolment.keys,
+    certificate: data.certificate,
+    hospitalPublicKey: enrolment.hospitalKey,
+    ...(data.witnessKey === undefined ? {} : { witnessKey: data.witnessKey }),
+    ...(data.link === undefined ? {} : { link: data.link }),
+  };
+}
+
+/**
+ * Keeps a linked phone's enrolment in its DeviceHome, beside the records function's key (which
+ * erasure receipts verify with), so that it syncs, lists and erases like a paired one.
+ */
+export async function keepLinkedDevice(
+  home: DeviceHome,
+  linked: LinkedDevice,
+  options: { readonly fcmToken: string; readonly now?: Date },
+): Promise<void> {
+  const signingKey = await home
+    .apiClient({ apiBase: linked.apiBase })
+    .call({ method: 'GET', target: '/records/v1/signing-key' }, signingKeyResponseSchema);
+  await home.create(
+    {
+      apiBase: linked.apiBase,
+      recordsPublicKey: signingKey.publicKey,
+      hospitalId: linked.hospitalId,
+      hospitalPublicKey: linked.hospitalPublicKey.toBase64Url(),
+      ...(linked.witnessKey === undefined ? {} : { witnessKey: linked.witnessKey }),
+      deviceId: linked.deviceId,
+      certificate: linked.certificate,
+      link: linked.link,
+      fcmToken: options.fcmToken,
+      pairedAt: (options.now ?? new Date()).toISOString(),
+    },
+    linked.keys,
+  );
 }
