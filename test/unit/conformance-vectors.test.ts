@@ -28,8 +28,17 @@ import {
   bindingProofText,
   bodyDigest,
   canonicalApiBase,
+  acceptDeviceLink,
+  buildDeviceLink,
   canonicalJson,
+  contentKeyFromLink,
   decodeInvitationQr,
+  decodeLinkQr,
+  encodeLinkQr,
+  linkedCertificateFor,
+  linkIdOf,
+  readDeviceLinkUnverified,
+  signLinkedDeviceCertificate,
   deriveBindingSecret,
   deriveOperatorRef,
   derivePatientRef,
@@ -41,7 +50,7 @@ import {
   tokenDigest,
   verifyBindingProof,
 } from '../../shared/core/protocol/index.ts';
-import type { KeyKind } from '../../shared/core/protocol/index.ts';
+import type { DeviceLink, KeyKind, LinkedDeviceCertificate } from '../../shared/core/protocol/index.ts';
 import { ed25519PublicKey } from '../../shared/core/tlog/ed25519.ts';
 import {
   errorCodeOf,
@@ -69,6 +78,14 @@ import {
   verifyVectorRequest,
 } from '../vectors/generate.ts';
 import type { VectorSet } from '../vectors/generate.ts';
+import { checkLink, checkLinkedDevice, linkQrOf, unwrapFromLink } from '../vectors/linking.ts';
+import type {
+  LinkCheck,
+  LinkedDeviceCheck,
+  LinkerStateVector,
+  LinkQrFields,
+  UnwrapCheck,
+} from '../vectors/linking.ts';
 
 const committed = readCommittedVectors() as VectorSet;
 const keys = testKeys();
@@ -89,6 +106,11 @@ const RANDOMISED = new Set([
   'tagHex',
   'sealedHex',
   'CB-Signature',
+  // Derived from a randomised output (a signature or a wrap inside the link), so fresh too.
+  'linkedByCertificate',
+  'linkProof',
+  'linkSha256',
+  'proofInput',
 ]);
 function deterministic(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(deterministic);
@@ -782,6 +804,228 @@ describe('vectors/qr.json', () => {
     }
     expect(file.apiBases.filter((a) => a.acceptedInQr).length).toBeGreaterThanOrEqual(3);
     expect(file.apiBases.filter((a) => !a.acceptedInQr).length).toBeGreaterThanOrEqual(8);
+  });
+});
+
+describe('vectors/linking.json', () => {
+  type Named<T> = T & { name: string; expectedError: string };
+  const file = committed.linking as {
+    qr: {
+      valid: {
+        name: string;
+        fields: LinkQrFields;
+        payloadHex: string;
+        text: string;
+        textLength: number;
+        linkId: string;
+      }[];
+      invalid: { name: string; text: string; expectedError: string }[];
+      unencodable: { name: string; fields: LinkQrFields; expectedError: string }[];
+    };
+    link: {
+      linker: LinkerStateVector;
+      valid: {
+        name: string;
+        qr: string;
+        signer: KeyName;
+        at: string;
+        document: DeviceLink;
+        proofInput: { canonicalJsonUtf8: string; sha256Hex: string };
+        signed: string;
+      }[];
+      invalid: Named<LinkCheck>[];
+    };
+    unwrap: {
+      link: string;
+      wrapKey: KeyName;
+      device: KeyName;
+      records: { recordId: string; contentKeyHex: string; payloadHex: string }[];
+      invalid: Named<UnwrapCheck>[];
+    };
+    linkedCertificate: {
+      valid: LinkedDeviceCheck & { name: string; document: LinkedDeviceCertificate };
+      invalid: Named<LinkedDeviceCheck>[];
+    };
+  };
+  const qrNamed = (name: string) => file.qr.valid.find((q) => q.name === name)!;
+  const linkNamed = (name: string) => file.link.valid.find((l) => l.name === name)!;
+  const signedLinkOf = (name: string) => linkNamed(name).signed;
+  const hmacBytes = (key: Uint8Array, ...parts: Uint8Array[]) => {
+    const mac = createHmac('sha256', key);
+    for (const part of parts) mac.update(part);
+    return new Uint8Array(mac.digest());
+  };
+  const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
+
+  it('holds link QR texts laid out as §17.1 says, that the library encodes exactly and decodes back', () => {
+    for (const { fields, payloadHex, text: qr, textLength, linkId } of file.qr.valid) {
+      expect(encodeLinkQr(linkQrOf(fields))).toBe(qr);
+      expect(qr).toHaveLength(textLength);
+      expect(qr.startsWith('CBL1:')).toBe(true);
+      const ascii = (value: string) => [...value].map((c) => c.charCodeAt(0));
+      const layout = new Uint8Array([
+        fields.apiBase.length,
+        ...ascii(fields.apiBase),
+        fields.hospitalId.length,
+        ...ascii(fields.hospitalId),
+        ...unb64(fields.devicePublicKey),
+        ...unhex(fields.secretHex),
+        { ios: 0, android: 1, other: 2 }[fields.platform],
+      ]);
+      expect(hex(unb64(qr.slice(5)))).toBe(hex(layout));
+      expect(payloadHex).toBe(hex(layout));
+      const decoded = decodeLinkQr(qr);
+      expect({
+        apiBase: decoded.apiBase,
+        hospitalId: decoded.hospitalId,
+        devicePublicKey: decoded.devicePublicKey.toBase64Url(),
+        secretHex: hex(decoded.secret),
+        platform: decoded.platform,
+      }).toEqual(fields);
+      expect(linkId).toBe(b64(sha(new Uint8Array([...utf8('cb/link-id/v1'), ...unhex(fields.secretHex)]))));
+      expect(linkIdOf(unhex(fields.secretHex))).toBe(linkId);
+    }
+  });
+
+  it('refuses every invalid link QR text, and every field set the encoder must not encode, with its code', async () => {
+    expect(file.qr.invalid.length).toBeGreaterThanOrEqual(12);
+    for (const entry of file.qr.invalid) {
+      expect(await errorCodeOf(() => decodeLinkQr(entry.text)), entry.name).toBe(entry.expectedError);
+    }
+    for (const entry of file.qr.unencodable) {
+      expect(await errorCodeOf(() => encodeLinkQr(linkQrOf(entry.fields))), entry.name).toBe(
+        entry.expectedError,
+      );
+    }
+  });
+
+  it('holds links signed over their canonical JSON, whose proof is the HMAC of §17.1 under the QR secret', () => {
+    const deviceCertificate = (
+      committed.signatures as { valid: { name: string; signed: string }[] }
+    ).valid.find((entry) => entry.name === 'device certificate')!.signed;
+    expect(file.link.linker.linkedByCertificate).toBe(deviceCertificate);
+    for (const v of file.link.valid) {
+      const qr = qrNamed(v.qr);
+      const { linkProof, ...unproven } = v.document;
+      expect(v.proofInput.canonicalJsonUtf8).toBe(canonicalJson(unproven));
+      expect(v.proofInput.sha256Hex).toBe(hex(sha(utf8(v.proofInput.canonicalJsonUtf8))));
+      const secret = unhex(qr.fields.secretHex);
+      expect(linkProof).toBe(b64(hmacBytes(secret, utf8('cb/link-proof/v1'), unhex(v.proofInput.sha256Hex))));
+      expect(v.document.linkId).toBe(qr.linkId);
+      expect(v.document.linkedByCertificate).toBe(deviceCertificate);
+      expect(v.document.devicePublicKey).toBe(qr.fields.devicePublicKey);
+      expect(text(verify(unb64(v.signed), pair(v.signer).publicKey))).toBe(canonicalJson(v.document));
+      // Both parties of §17.4 accept it.
+      const byPhone = checkLink({ checkedBy: 'newPhone', signed: v.signed, qr: qr.text });
+      expect(canonicalJson(byPhone), v.name).toBe(canonicalJson(v.document));
+      const byPairing = checkLink({
+        checkedBy: 'pairingFunction',
+        signed: v.signed,
+        linker: file.link.linker,
+        at: v.at,
+      });
+      expect(canonicalJson(byPairing), v.name).toBe(canonicalJson(v.document));
+    }
+  });
+
+  it("accepts the link the library's buildDeviceLink makes from the vector's QR (the other direction)", () => {
+    const v = linkNamed(file.unwrap.link);
+    const qr = linkQrOf(qrNamed(v.qr).fields);
+    const { signed, document } = buildDeviceLink({
+      qr,
+      linker: {
+        deviceId: pair('device').publicKey.fingerprint,
+        keys: pair('device'),
+        certificate: file.link.linker.linkedByCertificate,
+        hospitalId: v.document.hospitalId,
+        patientRef: v.document.patientRef,
+        hospitalPublicKey: importPublicKey(v.document.hospitalPublicKey),
+        ...(v.document.witnessKey ? { witnessKey: v.document.witnessKey } : {}),
+      },
+      records: file.unwrap.records.map((r) => ({
+        recordId: r.recordId,
+        contentKey: contentKeyFromBytes(unhex(r.contentKeyHex)),
+      })),
+      now: new Date(v.at),
+    });
+    // Only the fresh wrap key, its wraps and so the proof differ from the committed link.
+    const { wrapKey: _w, keys: _k, linkProof, ...same } = document;
+    const { wrapKey: _cw, keys: _ck, linkProof: _cp, ...committedSame } = v.document;
+    expect(same).toEqual(committedSame);
+    const { linkProof: _p, ...unproven } = document;
+    expect(linkProof).toBe(
+      b64(hmacBytes(qr.secret, utf8('cb/link-proof/v1'), sha(utf8(canonicalJson(unproven))))),
+    );
+    const accepted = acceptDeviceLink(signed, qr);
+    for (const r of file.unwrap.records) {
+      const key = contentKeyFromLink(accepted, r.recordId, pair(file.unwrap.device));
+      expect(hex(contentKeyBytes(key))).toBe(r.contentKeyHex);
+    }
+  });
+
+  it('refuses every tampered link with its code, by the new phone and by the pairing function', async () => {
+    expect(file.link.invalid.filter((e) => e.checkedBy === 'newPhone').length).toBeGreaterThanOrEqual(12);
+    expect(file.link.invalid.filter((e) => e.checkedBy === 'pairingFunction').length).toBeGreaterThanOrEqual(
+      6,
+    );
+    for (const entry of file.link.invalid) {
+      expect(await errorCodeOf(() => checkLink(entry)), entry.name).toBe(entry.expectedError);
+    }
+  });
+
+  it('holds re-wrapped keys around the §2.4 payload under the link wrap key, each opening only as its record', async () => {
+    const v = linkNamed(file.unwrap.link);
+    const link = readDeviceLinkUnverified(unb64(v.signed));
+    const device = pair(file.unwrap.device);
+    const wrapKey = pair(file.unwrap.wrapKey).publicKey;
+    expect(link.wrapKey).toBe(wrapKey.toBase64Url());
+    expect(link.keys.map((k) => k.recordId)).toEqual(file.unwrap.records.map((r) => r.recordId));
+    for (const [i, r] of file.unwrap.records.entries()) {
+      const wrapped = unb64(link.keys[i]!.wrappedKey);
+      expect(hex(secureMessageDecrypt(device.privateKey, wrapKey, wrapped))).toBe(r.payloadHex);
+      expect(r.payloadHex).toBe(
+        hex(keyWrapPayload(wrapKey, device.publicKey, r.recordId, unhex(r.contentKeyHex))),
+      );
+      const key = unwrapFromLink(keys, link, {
+        wrapKey: link.wrapKey,
+        keys: link.keys,
+        recordId: r.recordId,
+        device: file.unwrap.device,
+      });
+      expect(hex(key)).toBe(r.contentKeyHex);
+    }
+    expect(file.unwrap.invalid.length).toBeGreaterThanOrEqual(6);
+    for (const entry of file.unwrap.invalid) {
+      expect(await errorCodeOf(() => unwrapFromLink(keys, link, entry)), entry.name).toBe(
+        entry.expectedError,
+      );
+    }
+  });
+
+  it('holds a linked device certificate the library issues for the link and accepts beside it', async () => {
+    const v = file.linkedCertificate.valid;
+    const signedLink = unb64(signedLinkOf(v.link));
+    expect(text(verify(unb64(v.signed), pair(v.verifyWith).publicKey))).toBe(canonicalJson(v.document));
+    expect(v.document.linkSha256).toBe(b64(sha(signedLink)));
+    const link = readDeviceLinkUnverified(signedLink);
+    const issued = linkedCertificateFor(link, signedLink, {
+      issuedAt: new Date(v.document.issuedAt),
+      expiresAt: new Date(v.document.expiresAt),
+    });
+    expect(canonicalJson(issued)).toBe(canonicalJson(v.document));
+    const checked = checkLinkedDevice(keys, v, signedLinkOf);
+    expect(canonicalJson(checked.certificate)).toBe(canonicalJson(v.document));
+    // The other direction: what the library signs now is accepted the same way.
+    const fresh = b64(signLinkedDeviceCertificate(issued, pair('pairing').privateKey));
+    expect(canonicalJson(checkLinkedDevice(keys, { ...v, signed: fresh }, signedLinkOf).certificate)).toBe(
+      canonicalJson(v.document),
+    );
+    expect(file.linkedCertificate.invalid.length).toBeGreaterThanOrEqual(8);
+    for (const entry of file.linkedCertificate.invalid) {
+      expect(await errorCodeOf(() => checkLinkedDevice(keys, entry, signedLinkOf)), entry.name).toBe(
+        entry.expectedError,
+      );
+    }
   });
 });
 

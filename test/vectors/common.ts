@@ -12,7 +12,9 @@
 import { createECDH, createHash, createHmac } from 'node:crypto';
 import { crc32c } from '../../shared/core/checksums/crc32c.ts';
 import { importKeyPair, isCryptoError, publicKeyFromPoint, verify } from '../../shared/core/crypto/index.ts';
-import type { KeyPair, PublicKey } from '../../shared/core/crypto/index.ts';
+import type { KeyPair, PrivateKey, PublicKey } from '../../shared/core/crypto/index.ts';
+import { privateThemisKey, publicThemisKey } from '../../shared/core/crypto/keys.ts';
+import { themis } from '../../shared/core/crypto/themis.ts';
 import {
   fromBase64Url,
   isProtocolError,
@@ -98,6 +100,7 @@ export const KEY_NAMES = [
   'device',
   'otherDevice',
   'wrap',
+  'linkWrap',
 ] as const;
 export type KeyName = (typeof KEY_NAMES)[number];
 export type TestKeys = Readonly<Record<KeyName, TestKey>>;
@@ -249,4 +252,49 @@ export function verifyAs(check: VerifyAs): unknown {
     case 'secureMessageSign':
       return Buffer.from(verify(check.signed, check.publicKey)).toString('utf8');
   }
+}
+
+// ---- Secure Message and the key-wrap payload, spelled out (PROTOCOL.md §2.4) ----
+
+export const concat = (...parts: (Uint8Array | number[])[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+};
+export const uint16be = (n: number): number[] => [n >> 8, n & 0xff];
+
+/** The key-wrap payload of §2.4, built from the table rather than by the library. */
+export function keyWrapPayload(
+  wrapKey: PublicKey,
+  device: PublicKey,
+  recordId: string,
+  contentKey: Uint8Array,
+  version = 2,
+): Uint8Array {
+  const id = utf8(recordId);
+  return concat(
+    utf8('CBKW'),
+    [version],
+    sha256(wrapKey.toBytes()),
+    sha256(device.toBytes()),
+    uint16be(id.length),
+    id,
+    contentKey,
+  );
+}
+
+/** Themis Secure Message, encrypt mode: SecureMessage(ownPrivate, peerPublic).encrypt. */
+export function secureMessageEncrypt(own: PrivateKey, peer: PublicKey, payload: Uint8Array): Uint8Array {
+  const T = themis();
+  return new T.SecureMessage(new T.KeyPair(privateThemisKey(own), publicThemisKey(peer))).encrypt(payload);
+}
+
+/** Themis Secure Message, decrypt mode: SecureMessage(ownPrivate, peerPublic).decrypt. */
+export function secureMessageDecrypt(own: PrivateKey, peer: PublicKey, wrapped: Uint8Array): Uint8Array {
+  const T = themis();
+  return new T.SecureMessage(new T.KeyPair(privateThemisKey(own), publicThemisKey(peer))).decrypt(wrapped);
 }

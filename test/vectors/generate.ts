@@ -24,9 +24,8 @@ import {
   verify,
 } from '../../shared/core/crypto/index.ts';
 import type { PrivateKey, PublicKey } from '../../shared/core/crypto/index.ts';
-import { contentKeyFromBytes, privateThemisKey, publicThemisKey } from '../../shared/core/crypto/keys.ts';
+import { contentKeyFromBytes } from '../../shared/core/crypto/keys.ts';
 import { sealCell, openCell } from '../../shared/core/crypto/secure-cell-seal.ts';
-import { themis } from '../../shared/core/crypto/themis.ts';
 import {
   bindingProofText,
   canonicalApiBase,
@@ -71,10 +70,12 @@ import type {
   UploadManifest,
 } from '../../shared/core/protocol/index.ts';
 import { generateTlogVectors } from '../fixtures/generate-tlog-vectors.ts';
+import { linkingFile } from './linking.ts';
 import {
   b64,
   committedAt,
   committedNamed,
+  concat,
   counting,
   errorCodeOf,
   flipByte,
@@ -83,7 +84,10 @@ import {
   hmac,
   keepOrMake,
   KEY_NAMES,
+  keyWrapPayload,
   SEED_PREFIX,
+  secureMessageDecrypt,
+  secureMessageEncrypt,
   seed,
   sha256,
   signedParts,
@@ -104,6 +108,7 @@ export const VECTOR_FILES = [
   'key-wraps',
   'requests',
   'qr',
+  'linking',
   'transparency',
 ] as const;
 export type VectorFile = (typeof VECTOR_FILES)[number];
@@ -725,49 +730,10 @@ async function signaturesFile(ctx: Context): Promise<unknown> {
 
 // ---- Secure Message and the key-wrap payload, spelled out (PROTOCOL.md §2.4) ----
 
-const concat = (...parts: (Uint8Array | number[])[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-};
-const uint16be = (n: number): number[] => [n >> 8, n & 0xff];
+// Kept here under their old names for the conformance test; they live in common.ts.
+export { keyWrapPayload, secureMessageDecrypt, secureMessageEncrypt };
+
 const uint32le = (n: number): number[] => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff];
-
-/** The key-wrap payload of §2.4, built from the table rather than by the library. */
-export function keyWrapPayload(
-  wrapKey: PublicKey,
-  device: PublicKey,
-  recordId: string,
-  contentKey: Uint8Array,
-  version = 2,
-): Uint8Array {
-  const id = utf8(recordId);
-  return concat(
-    utf8('CBKW'),
-    [version],
-    sha256(wrapKey.toBytes()),
-    sha256(device.toBytes()),
-    uint16be(id.length),
-    id,
-    contentKey,
-  );
-}
-
-/** Themis Secure Message, encrypt mode: SecureMessage(ownPrivate, peerPublic).encrypt. */
-export function secureMessageEncrypt(own: PrivateKey, peer: PublicKey, payload: Uint8Array): Uint8Array {
-  const T = themis();
-  return new T.SecureMessage(new T.KeyPair(privateThemisKey(own), publicThemisKey(peer))).encrypt(payload);
-}
-
-/** Themis Secure Message, decrypt mode: SecureMessage(ownPrivate, peerPublic).decrypt. */
-export function secureMessageDecrypt(own: PrivateKey, peer: PublicKey, wrapped: Uint8Array): Uint8Array {
-  const T = themis();
-  return new T.SecureMessage(new T.KeyPair(privateThemisKey(own), publicThemisKey(peer))).decrypt(wrapped);
-}
 
 /** The Secure Cell Seal message key of PROTOCOL.md §2.3 (the Soter KDF Themis uses). */
 export function sealMessageKey(key: Uint8Array, messageLength: number, context: Uint8Array): Uint8Array {
@@ -1588,14 +1554,31 @@ function qrFile(ctx: Context): unknown {
 
 export async function generateVectors(previous: Partial<VectorSet> = {}): Promise<VectorSet> {
   const ctx = context(previous);
+  const signatures = await signaturesFile(ctx);
+  const linkerCertificate = committedNamed(committedAt(signatures, 'valid'), 'device certificate')!.signed;
   return {
     keys: keysFile(ctx),
     derivations: await derivationsFile(ctx),
-    signatures: await signaturesFile(ctx),
+    signatures,
     containers: await containersFile(ctx),
     'key-wraps': await keyWrapsFile(ctx),
     requests: await requestsFile(ctx),
     qr: qrFile(ctx),
+    linking: await linkingFile({
+      keys: ctx.keys,
+      previous: previous.linking,
+      apiBase: API_BASE,
+      hospitalId: HOSPITAL_ID,
+      patientRef: ctx.patientRef,
+      linkerCertificate: linkerCertificate as string,
+      linkerCertificateExpiresAt: CERT_EXPIRES,
+      witnessKey: witnessKey().publicKey,
+      records: [
+        { recordId: RECORD_ID, contentKey: ctx.contentKey },
+        { recordId: OTHER_RECORD_ID, contentKey: seed('other content key') },
+      ],
+      conventions: CONVENTIONS,
+    }),
     transparency: await generateTlogVectors(),
   };
 }
