@@ -1,10 +1,10 @@
 // Firestore adapter for device linking (shared/ports/device-link-store.ts). A linked device is a
-// document in `devices` laid out exactly as firestore-pairing.ts writes a paired one, plus three
+// document in `devices` laid out as firestore-devices.ts lays out a paired one, plus three
 // fields: `link` (the signed link, opaque wraps and signatures only), `linkId` and `linkedBy`.
 // Keeping the link on the device document means revocation, retention and a patient's erasure,
 // which delete devices, delete links with them. The records whose keys the link re-wraps get the
 // new device in `recipients` in the same transaction, so the records function serves them to it.
-import { FieldValue, Timestamp } from '@google-cloud/firestore';
+import { FieldValue } from '@google-cloud/firestore';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import type {
   DeviceLinkStore,
@@ -15,47 +15,21 @@ import type {
   NewLinkedDevice,
 } from '../ports/device-link-store.ts';
 import type { DeviceRecord } from '../ports/pairing-store.ts';
+import { deviceData, deviceFrom as pairedDeviceFrom } from './firestore-devices.ts';
 import { PAIRING_COLLECTIONS } from './firestore-pairing.ts';
 import { RECORDS_COLLECTION } from './firestore-records.ts';
-import { str, toDate, ts } from './firestore-values.ts';
+import { str, toDate } from './firestore-values.ts';
 
-/** The same reading of a device document as firestore-pairing.ts's, with its link. */
+/** A device document as pairing reads it, with its link. */
 function deviceFrom(deviceId: string, data: DocumentData): DeviceRecord & { link?: string } {
   return {
-    deviceId,
-    hospitalId: str(data.hospitalId),
-    patientRef: str(data.patientRef),
-    invitationId: str(data.invitationId),
-    certificate: str(data.certificate),
-    bindingProof: str(data.bindingProof),
-    fcmToken: typeof data.fcmToken === 'string' ? data.fcmToken : '',
-    platform: str(data.platform),
-    status: data.status === 'active' ? 'active' : 'revoked',
-    pairedAt: toDate(data.pairedAt),
-    lastSeenAt: toDate(data.lastSeenAt ?? data.pairedAt),
-    expiresAt: toDate(data.expiresAt),
-    ...(data.revokedAt instanceof Timestamp ? { revokedAt: data.revokedAt.toDate() } : {}),
+    ...pairedDeviceFrom(deviceId, data),
     ...(typeof data.link === 'string' ? { link: data.link } : {}),
   };
 }
 
 function linkedDeviceData(device: NewLinkedDevice): DocumentData {
-  return {
-    hospitalId: device.hospitalId,
-    patientRef: device.patientRef,
-    invitationId: device.invitationId,
-    certificate: device.certificate,
-    bindingProof: device.bindingProof,
-    fcmToken: device.fcmToken,
-    platform: device.platform,
-    status: 'active',
-    pairedAt: ts(device.pairedAt),
-    lastSeenAt: ts(device.pairedAt),
-    expiresAt: ts(device.expiresAt),
-    link: device.link,
-    linkId: device.linkId,
-    linkedBy: device.linkedBy,
-  };
+  return { ...deviceData(device), link: device.link, linkId: device.linkId, linkedBy: device.linkedBy };
 }
 
 function recordStateFrom(data: DocumentData | undefined): LinkedRecordState | undefined {

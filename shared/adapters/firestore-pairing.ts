@@ -5,16 +5,14 @@
 // invitation cannot both succeed. The invitation rules are the pairing service's: a consumption
 // here only reads what they judge and writes what they decide.
 import { createHash } from 'node:crypto';
-import { FieldPath, Timestamp } from '@google-cloud/firestore';
+import { FieldPath } from '@google-cloud/firestore';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import type {
-  DeviceRecord,
   DeviceStore,
   HospitalRecord,
   HospitalRegistration,
   HospitalRegistry,
   InvitationStore,
-  NewDevice,
   NewInvitation,
   NonceStore,
   PairingDecision,
@@ -23,6 +21,7 @@ import type {
   PairingWrites,
   StoredInvitation,
 } from '../ports/pairing-store.ts';
+import { deviceData, deviceFrom } from './firestore-devices.ts';
 import { isAlreadyExists, str, toDate, ts } from './firestore-values.ts';
 
 export const PAIRING_COLLECTIONS = {
@@ -63,40 +62,6 @@ export function createFirestoreHospitalRegistry(firestore: Firestore): HospitalR
       return docs.map((doc) => hospitalFrom(doc.id, doc.data()));
     },
   });
-}
-
-function deviceData(device: NewDevice): DocumentData {
-  return {
-    hospitalId: device.hospitalId,
-    patientRef: device.patientRef,
-    invitationId: device.invitationId,
-    certificate: device.certificate,
-    bindingProof: device.bindingProof,
-    fcmToken: device.fcmToken,
-    platform: device.platform,
-    status: 'active',
-    pairedAt: ts(device.pairedAt),
-    lastSeenAt: ts(device.pairedAt),
-    expiresAt: ts(device.expiresAt),
-  };
-}
-
-function deviceFrom(deviceId: string, data: DocumentData): DeviceRecord {
-  return {
-    deviceId,
-    hospitalId: str(data.hospitalId),
-    patientRef: str(data.patientRef),
-    invitationId: str(data.invitationId),
-    certificate: str(data.certificate),
-    bindingProof: str(data.bindingProof),
-    fcmToken: typeof data.fcmToken === 'string' ? data.fcmToken : '',
-    platform: str(data.platform),
-    status: data.status === 'active' ? 'active' : 'revoked',
-    pairedAt: toDate(data.pairedAt),
-    lastSeenAt: toDate(data.lastSeenAt ?? data.pairedAt),
-    expiresAt: toDate(data.expiresAt),
-    ...(data.revokedAt instanceof Timestamp ? { revokedAt: data.revokedAt.toDate() } : {}),
-  };
 }
 
 export function createFirestoreInvitationStore(firestore: Firestore): InvitationStore {
