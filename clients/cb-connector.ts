@@ -231,10 +231,10 @@ onRun<DevicesOptions>(
     .command('devices')
     .summary('The patient’s devices, each verified or refused by this connector')
     .description(
-      'The patient’s paired devices, each with whether this connector accepts it (certificate and binding proof) or why not. Exit 3 if any is refused.',
+      'The patient’s devices, each with whether this connector accepts it or why not: a paired device by its certificate and binding proof, a linked one by its certificate, its signed link and a linking device this connector accepts. Exit 3 if any is refused.',
     )
     .option('--patient <number>', 'the patient number (required)')
-    .option('--json', 'print {devices: [{deviceId, verified, pairedAt | code}]}'),
+    .option('--json', 'print {devices: [{deviceId, verified, pairedAt | code, linkedBy?}]}'),
   async (options) => {
     if (!options.patient) throw new UsageError('devices needs --patient NUMBER');
     const patientNumber = options.patient;
@@ -248,16 +248,28 @@ onRun<DevicesOptions>(
               deviceId: device.deviceId,
               verified: true,
               pairedAt: device.certificate.issuedAt,
+              ...(device.linkedBy === undefined ? {} : { linkedBy: device.linkedBy }),
             })),
-            ...refused.map((device) => ({ deviceId: device.deviceId, verified: false, code: device.code })),
+            ...refused.map((device) => ({
+              deviceId: device.deviceId,
+              verified: false,
+              code: device.code,
+              ...(device.linkedBy === undefined ? {} : { linkedBy: device.linkedBy }),
+            })),
           ],
         });
       } else {
         if (accepted.length + refused.length === 0) console.log('The patient has no paired device.');
+        // A linked device says which device linked it: the operator sees the chain it trusts.
+        const joined = (linkedBy: string | undefined) =>
+          linkedBy === undefined ? '' : `  linked by ${linkedBy}`;
         for (const device of accepted) {
-          console.log(`${device.deviceId}  verified  paired ${device.certificate.issuedAt}`);
+          console.log(
+            `${device.deviceId}  verified  paired ${device.certificate.issuedAt}${joined(device.linkedBy)}`,
+          );
         }
-        for (const device of refused) console.log(`${device.deviceId}  REFUSED  ${device.code}`);
+        for (const device of refused)
+          console.log(`${device.deviceId}  REFUSED  ${device.code}${joined(device.linkedBy)}`);
       }
       return refused.length > 0 ? EXIT.REFUSED : EXIT.OK;
     });

@@ -5,6 +5,9 @@
 // (invariant 3: nobody else can add a recipient), seal the file into the connector's home, and
 // upload the container create-only under the hospital's prefix through a resumable session
 // that survives dropped connections and restarts (pending-uploads.ts, resumable-upload.ts).
+// A phone the patient linked (§17) is accepted only when its linked certificate and signed link
+// verify (verifyLinkedDevice) AND the device that signed the link is one this connector accepts
+// itself: so a linked phone is never more trusted than the journal-accepted phone behind it.
 // Sending a file again whose upload did not finish resumes that upload: nothing goes twice.
 import { stat } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
@@ -14,18 +17,25 @@ import { DEFAULT_CHUNK_SIZE } from '../../shared/core/crypto/index.ts';
 import {
   CONTAINER_MEDIA_TYPE,
   derivePatientRef,
+  deviceLinksResponseSchema,
   fromBase64Url,
   isProtocolError,
   newRandomId,
   patientDevicesResponseSchema,
   ProtocolError,
+  publicKeyFrom,
+  readDeviceLinkUnverified,
   recordPayloadLength,
   sealUpload,
   verifyEnrolment,
+  verifyLinkedDevice,
   type ContentClass,
+  type DeviceCertificate,
   type ErrorCode,
+  type LinkedDeviceCertificate,
   type VerifiedDevice,
 } from '../../shared/core/protocol/index.ts';
+import type { PublicKey } from '../../shared/core/crypto/index.ts';
 import { UsageError } from '../lib/cli.ts';
 import type { Connector, JournalEntry } from './home.ts';
 import {
@@ -71,17 +81,49 @@ export function guessMediaType(file: string, contentClass: ContentClass): string
   return MEDIA_TYPES[extension] ?? 'application/octet-stream';
 }
 
-export interface DeviceCheck {
-  readonly accepted: VerifiedDevice[];
-  readonly refused: { readonly deviceId: string; readonly code: ErrorCode }[];
+/** A device this connector encrypts for: paired by its own invitation, or linked by one it accepts. */
+export interface AcceptedDevice {
+  readonly deviceId: string;
+  readonly publicKey: PublicKey;
+  readonly certificate: DeviceCertificate | LinkedDeviceCertificate;
+  /** A linked device: the accepted device whose signed link vouches for it. */
+  readonly linkedBy?: string;
 }
+
+export interface RefusedDevice {
+  readonly deviceId: string;
+  readonly code: ErrorCode;
+  /** A linked device: the signer its link claims (not verified, as the device was refused). */
+  readonly linkedBy?: string;
+}
+
+export interface DeviceCheck {
+  readonly accepted: AcceptedDevice[];
+  readonly refused: RefusedDevice[];
+}
+
+type CheckingConnector = Pick<Connector, 'api' | 'pairingKey' | 'custody' | 'hospitalId' | 'enrolments'>;
 
 /** The patient's devices this connector will encrypt for, and those it refuses and why. */
 export async function checkedDevices(
-  connector: Pick<Connector, 'api' | 'pairingKey' | 'custody' | 'hospitalId' | 'enrolments'>,
+  connector: CheckingConnector,
   patientRef: string,
   now: Date,
 ): Promise<DeviceCheck> {
+  const paired = await checkedPairedDevices(connector, patientRef, now);
+  const linked = await checkedLinkedDevices(connector, patientRef, now, paired);
+  return {
+    accepted: [...paired.accepted, ...linked.accepted],
+    refused: [...paired.refused, ...linked.refused],
+  };
+}
+
+/** Devices paired by invitation: certificate, journal and binding proof (§10.3). */
+async function checkedPairedDevices(
+  connector: CheckingConnector,
+  patientRef: string,
+  now: Date,
+): Promise<{ accepted: VerifiedDevice[]; refused: RefusedDevice[] }> {
   const listed = await connector.api.call(
     { method: 'GET', target: `/pairing/v1/patients/${patientRef}/devices` },
     patientDevicesResponseSchema,
@@ -94,7 +136,7 @@ export async function checkedDevices(
     if (!listedIds.has(deviceId)) await enrolments.recordRevocation(deviceId, 'gone', now);
   }
   const passed: VerifiedDevice[] = [];
-  const refused: { deviceId: string; code: ErrorCode }[] = [];
+  const refused: RefusedDevice[] = [];
   for (const device of listed.devices) {
     try {
       const certificate = fromBase64Url(device.certificate);
@@ -121,6 +163,92 @@ export async function checkedDevices(
   );
   for (const deviceId of taken) refused.push({ deviceId, code: 'INVITATION_USED' });
   return { accepted: passed.filter((device) => !taken.has(device.deviceId)), refused };
+}
+
+/**
+ * Devices enrolled by a link (§17.4), given the paired devices already checked. Each must pass
+ * verifyLinkedDevice with the pinned pairing key, be for this hospital and patient, not be revoked
+ * in the journal, and have been linked by a device accepted here, with the very key this
+ * connector accepted for it. A phone linked by a linked phone is accepted once its linker is,
+ * so acceptance spreads from the paired devices only: a chain that never reaches one (a cycle, a
+ * revoked or refused linker, a device the connector never saw) is refused LINK_INVALID ("not
+ * signed by a current device of this patient").
+ */
+async function checkedLinkedDevices(
+  connector: CheckingConnector,
+  patientRef: string,
+  now: Date,
+  paired: { readonly accepted: readonly AcceptedDevice[]; readonly refused: readonly RefusedDevice[] },
+): Promise<{ accepted: AcceptedDevice[]; refused: RefusedDevice[] }> {
+  const listed = await connector.api.call(
+    { method: 'GET', target: `/pairing/v1/patients/${patientRef}/device-links` },
+    deviceLinksResponseSchema,
+  );
+  const seen = new Set([...paired.accepted, ...paired.refused].map((device) => device.deviceId));
+  const pending: { device: AcceptedDevice & { linkedBy: string }; linkerKey: string }[] = [];
+  const refused: RefusedDevice[] = [];
+  for (const entry of listed.links) {
+    try {
+      // One key is one enrolment: listed twice, or both paired and linked, it is neither.
+      if (seen.has(entry.deviceId)) throw new ProtocolError('DEVICE_ALREADY_PAIRED');
+      seen.add(entry.deviceId);
+      const certificate = fromBase64Url(entry.certificate);
+      if (!certificate) throw new ProtocolError('CERTIFICATE_INVALID');
+      const link = fromBase64Url(entry.link);
+      if (!link) throw new ProtocolError('LINK_INVALID');
+      const verified = verifyLinkedDevice({ certificate, link }, connector.pairingKey, now);
+      if (
+        verified.certificate.deviceId !== entry.deviceId ||
+        verified.certificate.hospitalId !== connector.hospitalId ||
+        verified.certificate.patientRef !== patientRef
+      ) {
+        throw new ProtocolError('CERTIFICATE_INVALID', 'the certificate is for another device or patient');
+      }
+      if (connector.enrolments.isRevoked(entry.deviceId)) throw new ProtocolError('DEVICE_REVOKED');
+      pending.push({
+        device: {
+          deviceId: entry.deviceId,
+          publicKey: publicKeyFrom(verified.certificate.devicePublicKey, 'KEY_INVALID'),
+          certificate: verified.certificate,
+          linkedBy: verified.certificate.linkedBy,
+        },
+        linkerKey: verified.linker.devicePublicKey,
+      });
+    } catch (error) {
+      if (!isProtocolError(error)) throw error;
+      refused.push({ deviceId: entry.deviceId, code: error.code, ...claimedLinker(entry.link) });
+    }
+  }
+  const trusted = new Map(paired.accepted.map((device) => [device.deviceId, device.publicKey.toBase64Url()]));
+  const accepted: AcceptedDevice[] = [];
+  // Each pass accepts every pending device whose linker is now trusted; a pass that accepts
+  // nothing ends it (at most one pass per device, so a cycle cannot loop).
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const candidate of pending.splice(0)) {
+      if (trusted.get(candidate.device.linkedBy) === candidate.linkerKey) {
+        trusted.set(candidate.device.deviceId, candidate.device.publicKey.toBase64Url());
+        accepted.push(candidate.device);
+        grew = true;
+      } else {
+        pending.push(candidate);
+      }
+    }
+  }
+  for (const { device } of pending) {
+    refused.push({ deviceId: device.deviceId, code: 'LINK_INVALID', linkedBy: device.linkedBy });
+  }
+  return { accepted, refused };
+}
+
+/** The signer a refused link names, to show the operator which phone it claims to come from. */
+function claimedLinker(linkText: string): { linkedBy?: string } {
+  try {
+    const link = fromBase64Url(linkText);
+    return link ? { linkedBy: readDeviceLinkUnverified(link).linkedBy } : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Starts a create-only resumable session for one object and returns its URI. */

@@ -1,7 +1,9 @@
 // Device linking as a patient does it with two phones, through the reference device's command
 // line over the SDK: the new phone shows a link QR and waits (`cb-device link`), the paired
 // phone approves it (`cb-device approve-link`), and the new phone then syncs the record the
-// hospital sent before it existed, byte for byte, and can erase like any phone.
+// hospital sent before it existed, byte for byte, and can erase like any phone. The hospital's
+// connector then accepts the linked phone as a recipient (its linker is a phone it accepts) and
+// encrypts new records to it; once the linker is revoked, a phone it linked is refused.
 import { randomBytes } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -103,5 +105,108 @@ describe('cb-device link and approve-link', { timeout: 240_000 }, () => {
     expect(devices.devices.map((d) => d.deviceId).sort()).toEqual(
       [approved.deviceId, paired.stdout.trim()].sort(),
     );
+  });
+
+  it('the connector encrypts new records to a linked phone, and refuses one whose linker it revoked', async () => {
+    const oldPhone = join(onboarded.dir, 'old-phone');
+    const newPhone = join(onboarded.dir, 'new-phone');
+    const thirdPhone = join(onboarded.dir, 'third-phone');
+    const device = (home: string, ...args: string[]) => onboarded.bin('cb-device', ['--home', home, ...args]);
+    type Listed = { deviceId: string; verified: boolean; linkedBy?: string; code?: string };
+    const connectorDevices = async () => {
+      const listed = await onboarded.connector('devices', '--patient', PATIENT, '--json');
+      // Exit 3 when any device is refused, with the same JSON on stdout.
+      expect([0, 3], listed.stderr).toContain(listed.code);
+      return { code: listed.code, devices: (JSON.parse(listed.stdout) as { devices: Listed[] }).devices };
+    };
+    const oldId = jsonOutput<{ devices: { deviceId: string; current: boolean }[] }>(
+      await device(oldPhone, 'devices', '--json'),
+    ).devices.find((d) => d.current)!.deviceId;
+    const newId = jsonOutput<{ devices: { deviceId: string; current: boolean }[] }>(
+      await device(newPhone, 'devices', '--json'),
+    ).devices.find((d) => d.current)!.deviceId;
+
+    // The linked phone is a recipient in its own right, and says which phone vouched for it.
+    const before = await connectorDevices();
+    expect(before.code).toBe(0);
+    expect(before.devices).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ deviceId: oldId, verified: true }),
+        expect.objectContaining({ deviceId: newId, verified: true, linkedBy: oldId }),
+      ]),
+    );
+    expect(before.devices.find((d) => d.deviceId === oldId)).not.toHaveProperty('linkedBy');
+
+    // A phone linked by the linked phone is accepted through the chain.
+    const linkQr = join(onboarded.dir, 'link-third.png');
+    const linking = device(
+      thirdPhone,
+      '--hospital',
+      HOSPITAL,
+      'link',
+      '--out',
+      linkQr,
+      '--wait',
+      '60',
+      '--json',
+    );
+    await appears(linkQr, 30_000);
+    const approved = jsonOutput<{ deviceId: string }>(
+      await device(newPhone, 'approve-link', linkQr, '--json'),
+    );
+    expect(jsonOutput<{ deviceId: string }>(await linking).deviceId).toBe(approved.deviceId);
+    const thirdId = approved.deviceId;
+    expect((await connectorDevices()).devices).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ deviceId: thirdId, verified: true, linkedBy: newId }),
+      ]),
+    );
+
+    // A record sent after linking: its key reaches the linked phones only through the manifest
+    // (no link carries it), and the new phone stores it byte for byte.
+    const letter = join(onboarded.dir, 'after-the-new-phone.pdf');
+    const content = randomBytes(300_000 + 13);
+    await writeFile(letter, content);
+    const sent = jsonOutput<{ sent: { recordId: string; devices: number; skipped: unknown[] }[] }>(
+      await onboarded.connector('send', letter, '--patient', PATIENT, '--wait', '--json'),
+    );
+    expect(sent.sent[0]).toMatchObject({ devices: 3, skipped: [] });
+    const synced = jsonOutput<{ records: { recordId: string; outcome: string; file: string }[] }>(
+      await device(newPhone, 'sync', '--json'),
+    );
+    const stored = synced.records.find((r) => r.recordId === sent.sent[0]!.recordId);
+    expect(stored).toMatchObject({
+      outcome: 'stored',
+      file: expect.stringMatching(/after-the-new-phone\.pdf$/),
+    });
+    expect(Buffer.compare(await readFile(stored!.file), content)).toBe(0);
+
+    // Revoked here, the new phone no longer vouches for the phone it linked: that one is refused
+    // with a stable code (and named with its claimed linker), and is skipped by the next send.
+    const revoked = await onboarded.connector('revoke', '--json', '--', newId);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    const after = await connectorDevices();
+    expect(after.code).toBe(3);
+    expect(after.devices).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ deviceId: oldId, verified: true }),
+        { deviceId: thirdId, verified: false, code: 'LINK_INVALID', linkedBy: newId },
+      ]),
+    );
+    expect(after.devices.some((d) => d.deviceId === newId && d.verified)).toBe(false);
+    const secret = join(onboarded.dir, 'after-the-revocation.pdf');
+    await writeFile(secret, randomBytes(5_000));
+    const withheld = await onboarded.connector('send', secret, '--patient', PATIENT, '--wait', '--json');
+    const outcome = jsonOutput<{ sent: { recordId: string; devices: number; skipped: unknown[] }[] }>(
+      withheld,
+    );
+    expect(outcome.sent[0]).toMatchObject({
+      devices: 1,
+      skipped: [{ deviceId: thirdId, code: 'LINK_INVALID' }],
+    });
+    expect(withheld.stderr).toContain(`skipped device ${thirdId}: LINK_INVALID`);
+    const third = jsonOutput<{ records: { recordId: string }[] }>(await device(thirdPhone, 'sync', '--json'));
+    expect(third.records.map((r) => r.recordId)).toContain(sent.sent[0]!.recordId);
+    expect(third.records.map((r) => r.recordId)).not.toContain(outcome.sent[0]!.recordId);
   });
 });
