@@ -184,6 +184,13 @@ async function checkedLinkedDevices(
     { method: 'GET', target: `/pairing/v1/patients/${patientRef}/device-links` },
     deviceLinksResponseSchema,
   );
+  const { enrolments } = connector;
+  // As for paired devices: a linked device accepted once that the cloud no longer lists was
+  // revoked or expired, and stays revoked here whatever a later answer says.
+  const listedIds = new Set(listed.links.map((entry) => entry.deviceId));
+  for (const deviceId of enrolments.linkedDevices(patientRef)) {
+    if (!listedIds.has(deviceId)) await enrolments.recordRevocation(deviceId, 'gone', now);
+  }
   const seen = new Set([...paired.accepted, ...paired.refused].map((device) => device.deviceId));
   const pending: { device: AcceptedDevice & { linkedBy: string }; linkerKey: string }[] = [];
   const refused: RefusedDevice[] = [];
@@ -204,7 +211,7 @@ async function checkedLinkedDevices(
       ) {
         throw new ProtocolError('CERTIFICATE_INVALID', 'the certificate is for another device or patient');
       }
-      if (connector.enrolments.isRevoked(entry.deviceId)) throw new ProtocolError('DEVICE_REVOKED');
+      if (enrolments.isRevoked(entry.deviceId)) throw new ProtocolError('DEVICE_REVOKED');
       pending.push({
         device: {
           deviceId: entry.deviceId,
@@ -220,7 +227,7 @@ async function checkedLinkedDevices(
     }
   }
   const trusted = new Map(paired.accepted.map((device) => [device.deviceId, device.publicKey.toBase64Url()]));
-  const accepted: AcceptedDevice[] = [];
+  const accepted: (AcceptedDevice & { linkedBy: string })[] = [];
   // Each pass accepts every pending device whose linker is now trusted; a pass that accepts
   // nothing ends it (at most one pass per device, so a cycle cannot loop).
   for (let grew = true; grew;) {
@@ -237,6 +244,9 @@ async function checkedLinkedDevices(
   }
   for (const { device } of pending) {
     refused.push({ deviceId: device.deviceId, code: 'LINK_INVALID', linkedBy: device.linkedBy });
+  }
+  for (const device of accepted) {
+    await enrolments.recordLinked({ deviceId: device.deviceId, patientRef, linkedBy: device.linkedBy }, now);
   }
   return { accepted, refused };
 }

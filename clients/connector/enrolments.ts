@@ -4,7 +4,9 @@
 // disappear. A rogue cloud holding the pairing function's key and an old QR's binding secret
 // can certify a device, but not one for an invitation this journal does not hold, not a second
 // one for an invitation already used, not one issued after the invitation expired, and not one
-// this journal has revoked. Append-only JSON lines in the connector's home, owner-only.
+// this journal has revoked. A phone linked by an accepted one (§17.4) is journalled when first
+// accepted, so that once the cloud stops listing it, no later answer revives it either.
+// Append-only JSON lines in the connector's home, owner-only.
 import { appendFile, readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import {
@@ -39,6 +41,14 @@ const lineSchema = z.discriminatedUnion('kind', [
     at: z.iso.datetime(),
   }),
   z.strictObject({
+    kind: z.literal('linked'),
+    deviceId: deviceIdSchema,
+    patientRef: patientRefSchema,
+    /** The accepted device whose signed link vouched for it. */
+    linkedBy: deviceIdSchema,
+    at: z.iso.datetime(),
+  }),
+  z.strictObject({
     kind: z.literal('revoked'),
     deviceId: deviceIdSchema,
     at: z.iso.datetime(),
@@ -54,6 +64,8 @@ export class EnrolmentJournal {
   readonly #invitations = new Map<string, IssuedInvitation>();
   readonly #usedBy = new Map<string, string>();
   readonly #revoked = new Set<string>();
+  /** Linked devices accepted, by device id: their patient. */
+  readonly #linked = new Map<string, string>();
 
   private constructor(path: string) {
     this.path = path;
@@ -75,6 +87,7 @@ export class EnrolmentJournal {
   #apply(line: Line): void {
     if (line.kind === 'invitation') this.#invitations.set(line.invitationId, line);
     else if (line.kind === 'used') this.#usedBy.set(line.invitationId, line.deviceId);
+    else if (line.kind === 'linked') this.#linked.set(line.deviceId, line.patientRef);
     else this.#revoked.add(line.deviceId);
   }
 
@@ -146,6 +159,19 @@ export class EnrolmentJournal {
       }
     }
     return refused;
+  }
+
+  /** Records a linked device accepted for `patientRef` the first time it is accepted. */
+  recordLinked(device: { deviceId: string; patientRef: string; linkedBy: string }, at: Date): Promise<void> {
+    if (this.#linked.has(device.deviceId)) return Promise.resolve();
+    return this.#append({ kind: 'linked', ...device, at: at.toISOString() });
+  }
+
+  /** Linked devices this journal accepted for `patientRef`. */
+  linkedDevices(patientRef: string): string[] {
+    return [...this.#linked.entries()]
+      .filter(([, owner]) => owner === patientRef)
+      .map(([deviceId]) => deviceId);
   }
 
   /** Devices this journal accepted for `patientRef` (they used one of its invitations). */

@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
+import { createFirestore } from '../../shared/adapters/google-clients.ts';
 import { jsonOutput } from '../helpers/bins.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 
@@ -107,7 +109,7 @@ describe('cb-device link and approve-link', { timeout: 240_000 }, () => {
     );
   });
 
-  it('the connector encrypts new records to a linked phone, and refuses one whose linker it revoked', async () => {
+  it('the connector encrypts new records to linked phones, and refuses one whose linker was revoked or that the cloud revives', async () => {
     const oldPhone = join(onboarded.dir, 'old-phone');
     const newPhone = join(onboarded.dir, 'new-phone');
     const thirdPhone = join(onboarded.dir, 'third-phone');
@@ -181,9 +183,10 @@ describe('cb-device link and approve-link', { timeout: 240_000 }, () => {
     });
     expect(Buffer.compare(await readFile(stored!.file), content)).toBe(0);
 
-    // Revoked here, the new phone no longer vouches for the phone it linked: that one is refused
-    // with a stable code (and named with its claimed linker), and is skipped by the next send.
-    const revoked = await onboarded.connector('revoke', '--json', '--', newId);
+    // The patient revokes the new phone from the old one: it no longer vouches for the phone it
+    // linked, which is refused with a stable code (named with its claimed linker) and skipped by
+    // the next send.
+    const revoked = await device(oldPhone, 'revoke', '--json', '--', newId);
     expect(revoked.code, revoked.stderr).toBe(0);
     const after = await connectorDevices();
     expect(after.code).toBe(3);
@@ -208,5 +211,20 @@ describe('cb-device link and approve-link', { timeout: 240_000 }, () => {
     const third = jsonOutput<{ records: { recordId: string }[] }>(await device(thirdPhone, 'sync', '--json'));
     expect(third.records.map((r) => r.recordId)).toContain(sent.sent[0]!.recordId);
     expect(third.records.map((r) => r.recordId)).not.toContain(outcome.sent[0]!.recordId);
+
+    // A cloud that revives the revoked phone does not bring it back: the connector saw it gone.
+    const firestore = createFirestore(onboarded.stack.env.GCLOUD_PROJECT!, onboarded.stack.env);
+    try {
+      await firestore.collection(PAIRING_COLLECTIONS.devices).doc(newId).update({ status: 'active' });
+    } finally {
+      await firestore.terminate();
+    }
+    const revived = await connectorDevices();
+    expect(revived.devices).toEqual(
+      expect.arrayContaining([
+        { deviceId: newId, verified: false, code: 'DEVICE_REVOKED', linkedBy: oldId },
+        { deviceId: thirdId, verified: false, code: 'LINK_INVALID', linkedBy: newId },
+      ]),
+    );
   });
 });
