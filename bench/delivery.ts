@@ -1,4 +1,5 @@
-// `node bench/delivery.ts [--sizes 200,1024] [--rounds N] [--baseline DIR] [--connector-flags=F]`
+// `node bench/delivery.ts [--sizes 200,1024] [--rounds N] [--baseline DIR] [--connector-flags=F]
+//   [--device-rounds N]`
 // (part of `npm run bench`): one large record
 // through every stage as separate processes — the connector (`cb-connector send`: read, seal,
 // upload), ingest (the stack's functions host: parse, verify, copy with the digest check,
@@ -13,7 +14,12 @@
 // (`--baseline DIR`, e.g. a `git worktree` of the commit before a change) and this tree's run
 // with extra Node flags (`--connector-flags='--a --b'`, with the `=`). Each variant's medians of MB/s, peak RSS,
 // floor and CPU seconds are printed with their ratio to this tree's connector.
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+//
+// The device, side by side (`--device-rounds N`): the same record synced again N times by each
+// of two cb-device runs, alternating: as shipped (its record sink keeps uncollected
+// ArrayBuffers under a budget, which needs gc exposed) and the same bin without --expose-gc
+// (no collection forced), with each one's seconds and peak RSS.
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,9 +111,47 @@ interface VariantRuns {
 interface SizeRun {
   readonly figures: Record<string, number>;
   readonly variants: Record<string, VariantRuns>;
+  readonly device: Record<string, { seconds: number[]; peakRssMiB: number[] }>;
 }
 
-async function oneSize(mib: number, variants: readonly ConnectorVariant[], rounds: number): Promise<SizeRun> {
+/** Syncs the record again with cb-device started with `flags`, as if it had never stored it. */
+async function resync(
+  deviceHome: string,
+  out: string,
+  flags: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ seconds: number; peakRssMiB: number }> {
+  const enrolments = join(deviceHome, 'enrolments');
+  for (const file of await readdir(enrolments)) {
+    const enrolment = JSON.parse(await readFile(join(enrolments, file), 'utf8')) as { stored: string[] };
+    await writeFile(join(enrolments, file), JSON.stringify({ ...enrolment, stored: [] }));
+  }
+  await rm(out, { recursive: true, force: true });
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    [...flags, join(ROOT, 'clients', 'cb-device.ts'), 'sync', '--out', out, '--home', deviceHome],
+    {
+      env,
+      stdio: 'ignore',
+    },
+  );
+  let peak = 0;
+  const sampler = setInterval(() => {
+    void peakRssMiB(child.pid!).then((value) => (peak = Math.max(peak, value ?? 0)));
+  }, 50);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearInterval(sampler);
+  if (code !== 0) throw new Error(`cb-device sync exited with ${code}`);
+  return { seconds: (performance.now() - started) / 1000, peakRssMiB: peak };
+}
+
+async function oneSize(
+  mib: number,
+  variants: readonly ConnectorVariant[],
+  rounds: number,
+  deviceRounds: number,
+): Promise<SizeRun> {
   const work = await mkdtemp(join(tmpdir(), `cb-bench-delivery-${mib}-`));
   const dataDir = join(work, 'stack');
   let stack: StackProcess | undefined;
@@ -181,6 +225,19 @@ async function oneSize(mib: number, variants: readonly ConnectorVariant[], round
       }
     }
 
+    const deviceRuns: SizeRun['device'] = {};
+    for (let round = 0; round < deviceRounds; round++) {
+      for (const [name, flags] of [
+        ['as shipped', CLIENT_NODE_FLAGS],
+        ['without --expose-gc', CLIENT_NODE_FLAGS.filter((flag) => flag !== '--expose-gc')],
+      ] as const) {
+        const run = await resync(join(work, 'device'), join(work, 'received'), flags, env);
+        const runs = (deviceRuns[name] ??= { seconds: [], peakRssMiB: [] });
+        runs.seconds.push(run.seconds);
+        runs.peakRssMiB.push(run.peakRssMiB);
+      }
+    }
+
     const copyRate = mbPerSecond(mib * 1024 * 1024, copySeconds);
     const figures = {
       mib,
@@ -197,7 +254,7 @@ async function oneSize(mib: number, variants: readonly ConnectorVariant[], round
       ingestToCopyRatio: rate(ingestSeconds) / copyRate,
       deviceToCopyRatio: rate(synced.seconds) / copyRate,
     };
-    return { figures, variants: byVariant };
+    return { figures, variants: byVariant, device: deviceRuns };
   } finally {
     await stack?.stop();
     await rm(work, { recursive: true, force: true });
@@ -209,6 +266,7 @@ export async function benchDelivery(options: {
   readonly rounds?: number;
   readonly baseline?: string;
   readonly connectorFlags?: readonly string[];
+  readonly deviceRounds?: number;
 }): Promise<{
   results: Record<string, unknown>;
   rows: (string | number)[][];
@@ -226,7 +284,9 @@ export async function benchDelivery(options: {
     }
   }
   const sizes: SizeRun[] = [];
-  for (const mib of options.sizesMiB) sizes.push(await oneSize(mib, variants, options.rounds ?? 1));
+  for (const mib of options.sizesMiB) {
+    sizes.push(await oneSize(mib, variants, options.rounds ?? 1, options.deviceRounds ?? 0));
+  }
   const runs = sizes.map((size) => size.figures);
   const rows: (string | number)[][] = [];
   for (const [index, r] of runs.entries()) {
@@ -258,8 +318,30 @@ export async function benchDelivery(options: {
       }
     }
   }
+  for (const [index, size] of sizes.entries()) {
+    const label = `${runs[index]!.mib} MiB record`;
+    const shipped = size.device['as shipped'];
+    for (const [name, d] of Object.entries(size.device)) {
+      const of = `median of ${d.seconds.length}`;
+      rows.push(
+        [`${label}, device ${name}: sync seconds (${of})`, median(d.seconds), 's'],
+        [`${label}, device ${name}: peak RSS (${of})`, median(d.peakRssMiB), 'MiB'],
+      );
+      if (shipped && name !== 'as shipped') {
+        rows.push([
+          `${label}, device as shipped ÷ ${name}: sync seconds`,
+          median(shipped.seconds) / median(d.seconds),
+          '×',
+        ]);
+      }
+    }
+  }
   return {
-    results: { delivery: runs, connectorVariants: sizes.map((size) => size.variants) },
+    results: {
+      delivery: runs,
+      connectorVariants: sizes.map((size) => size.variants),
+      deviceVariants: sizes.map((size) => size.device),
+    },
     rows,
   };
 }
@@ -271,12 +353,14 @@ if (isMain(import.meta.url)) {
       rounds: { type: 'string', default: '1' },
       baseline: { type: 'string' },
       'connector-flags': { type: 'string' },
+      'device-rounds': { type: 'string', default: '0' },
     },
   });
   await mkdir(join(ROOT, 'bench/results'), { recursive: true });
   const { results, rows } = await benchDelivery({
     sizesMiB: values.sizes.split(',').map(Number),
     rounds: Number(values.rounds),
+    deviceRounds: Number(values['device-rounds']),
     ...(values.baseline ? { baseline: values.baseline } : {}),
     ...(values['connector-flags']
       ? { connectorFlags: values['connector-flags'].split(/\s+/).filter(Boolean) }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
+#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96 --liftoff-only --no-opt --no-maglev --expose-gc
 // cb-admin: the operator's tool (talks to Firestore with project credentials). Parses the
 // command line, calls clients/admin/ and prints; nothing else.
 import { chmod, writeFile } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
+#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96 --liftoff-only --no-opt --no-maglev --expose-gc
 // cb-connector: runs inside the hospital. Parses the command line, calls clients/connector/ and
 // prints; nothing else. A new command is one `program.command(...)` block below, its handler
 // returning the exit code (withConnector opens the configured connector for it). What only some

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96
+#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=96 --liftoff-only --no-opt --no-maglev --expose-gc
 // cb-device: the reference device (what a patient's phone does), a thin command line over the
 // device SDK (sdk/): parses the command line, calls the SDK with the Node store and record sink
 // (sdk/node.ts) and prints; nothing else. The local push recorder is the only device code of
@@ -31,8 +31,16 @@ import { createApiClient } from './lib/api-client.ts';
 import { EXIT, UsageError } from './lib/cli.ts';
 import { createProgram, onRun, oneOf, printJson, runBin, wholeNumber } from './lib/cli-program.ts';
 import { loadClientEnvironment, requireEnv } from './lib/environment.ts';
-import { readQrPng } from './lib/qr.ts';
 import { assertReachable } from './lib/reachability.ts';
+
+/**
+ * The QR code's text from its PNG. The PNG and QR decoders load only for the commands that scan,
+ * so that a sync does not carry them in memory.
+ */
+async function scannedQr(png: string): Promise<string> {
+  const { readQrPng } = await import('./lib/qr.ts');
+  return readQrPng(png);
+}
 
 /** Options every command takes, before or after its name. */
 interface Globals {
@@ -104,7 +112,7 @@ onRun<PairOptions>(
     .option('-q, --quiet', 'print only the new device id (what `revoke` takes)'),
   async (options, [png]) => {
     if (options.json && options.quiet) throw new UsageError('--json and --quiet exclude each other');
-    const paired = await pairFromQr(deviceHome(options).device, await readQrPng(png!), {
+    const paired = await pairFromQr(deviceHome(options).device, await scannedQr(png!), {
       platform: options.platform,
       fcmToken: localPushToken(),
       now: new Date(),
@@ -193,7 +201,7 @@ onRun<JsonOption>(
     .option('--json', 'print {deviceId, expiresAt, records, skipped}'),
   async (options, [png]) => {
     const enrolment = await deviceHome(options).open(options.hospital);
-    const approved = await approveLink(linkingDeviceOf(enrolment), await readQrPng(png!), createApiClient);
+    const approved = await approveLink(linkingDeviceOf(enrolment), await scannedQr(png!), createApiClient);
     if (options.json) {
       const { deviceId, expiresAt, records, skipped } = approved;
       printJson({ deviceId, expiresAt, records, skipped });

@@ -7,11 +7,23 @@ import { isProtocolError } from '../../shared/core/protocol/error-codes.ts';
 import { ApiError, NetworkError } from './api-client.ts';
 
 /**
- * V8 flags the bins run with (package.json's npm scripts say the same): the Themis wrapper
- * leaves megabytes of short-lived garbage per chunk, and a small young generation and a bounded
- * old generation make V8 collect it early, which keeps a 1 GiB record under 256 MiB RSS.
+ * V8 flags the bins run with (the shebangs, package.json's npm scripts and packaging/ say the
+ * same; test/unit/cli-bins.test.ts and packaging.test.ts hold them to this list). Measured on a
+ * 1 GiB record (docs/PERFORMANCE.md): a small young generation and a bounded old one make V8
+ * collect the per-chunk garbage early; V8's optimising compilers (TurboFan, Maglev) keep about
+ * 20 MiB of compiler memory in the process for code whose hot loops are native crypto and I/O
+ * anyway, so the bins run on the baseline tiers only (--liftoff-only --no-opt --no-maglev, all
+ * three, which cost CPU but not throughput here); and the device's record sink collects young
+ * garbage every few megabytes, which needs gc exposed.
  */
-export const CLIENT_NODE_FLAGS = ['--max-semi-space-size=2', '--max-old-space-size=96'] as const;
+export const CLIENT_NODE_FLAGS = [
+  '--max-semi-space-size=2',
+  '--max-old-space-size=96',
+  '--liftoff-only',
+  '--no-opt',
+  '--no-maglev',
+  '--expose-gc',
+] as const;
 
 export type ClientName = 'cb-admin' | 'cb-connector' | 'cb-device';
 

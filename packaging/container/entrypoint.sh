@@ -16,7 +16,7 @@ set -euo pipefail
 # Where the image puts the connector (CB_APP_DIR only for test/unit/packaging.test.ts).
 APP="${CB_APP_DIR:-/opt/clinic-bridge}"
 # The flags the bin's shebang and `npm run cb-connector` use.
-NODE_FLAGS=(--max-semi-space-size=2 --max-old-space-size=96)
+NODE_FLAGS=(--max-semi-space-size=2 --max-old-space-size=96 --liftoff-only --no-opt --no-maglev --expose-gc)
 PORT="${CB_CONSOLE_PORT:-8480}"
 
 # Run in the background (`connector … &`): the subshell becomes node itself, so $! is node's
