@@ -45,6 +45,8 @@ export interface ApiCall {
   readonly target: string;
   /** Sent as JSON; omit for no body. */
   readonly json?: unknown;
+  /** Extra headers outside the signature (a Range to resume a download). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface ApiClient {
@@ -132,6 +134,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         }),
       );
     }
+    Object.assign(headers, request.headers);
     const response = await send(`${options.apiBase}${request.target}`, {
       method: request.method,
       headers,

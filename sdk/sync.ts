@@ -15,7 +15,7 @@ import {
   toProtocolError,
   type RecordHeader,
 } from '../shared/core/protocol/index.ts';
-import { ApiError, responseBytes } from './api-client.ts';
+import { ApiError, responseBytes, type ApiClient } from './api-client.ts';
 import type { DeviceHome, Enrolment } from './home.ts';
 
 /** Where one record's plaintext goes while it is opened (a file, OPFS, app storage). */
@@ -63,12 +63,10 @@ async function fetchOne(
 ): Promise<SyncedRecord> {
   let writer: RecordWriter | undefined;
   try {
-    const response = await enrolment.api.raw({
-      method: 'GET',
-      target: `/records/v1/records/${recordId}/content`,
-    });
+    const target = `/records/v1/records/${recordId}/content`;
+    const response = await enrolment.api.raw({ method: 'GET', target });
     const total = Number(response.headers.get('content-length') ?? 0);
-    const bytes = counted(responseBytes(response), total, options.onProgress);
+    const bytes = counted(resumed(enrolment.api, target, response), total, options.onProgress);
     const expected = {
       device: enrolment.keys,
       hospitalPublicKey: enrolment.hospitalKey,
@@ -93,6 +91,54 @@ async function fetchOne(
     if (error instanceof ApiError) throw error; // the service refused: not the record's fault
     const code = isProtocolError(error) ? error.code : toProtocolError(error).code;
     return { recordId, outcome: 'failed', errorCode: code };
+  }
+}
+
+/** Times a download may break off in a row, without a byte received between, before it fails. */
+const RESUME_ATTEMPTS = 3;
+
+/**
+ * The container's bytes as one stream, whatever happens to the connection: when the body breaks
+ * off, the rest is asked for again from the next byte (`Range: bytes=<next>-`, answered 206), so
+ * the reader downstream, its digest and its decryption, carries on as if nothing happened. A
+ * service that ignores the Range answers 200 with the whole, and the bytes already had are
+ * skipped. A refusal (4xx) is final; the last break, after RESUME_ATTEMPTS without progress,
+ * reaches the reader as the container ending early.
+ */
+async function* resumed(api: ApiClient, target: string, first: Response): AsyncGenerator<Uint8Array> {
+  let received = 0;
+  let failures = 0;
+  let response = first;
+  for (;;) {
+    const range = response.headers.get('content-range');
+    if (response.status === 206 && !range?.startsWith(`bytes ${received}-`)) {
+      throw new ProtocolError('UPLOAD_MALFORMED', 'the resumed download starts at another byte');
+    }
+    let skip = response.status === 206 ? 0 : received;
+    try {
+      for await (const piece of responseBytes(response)) {
+        const fresh = skip >= piece.length ? undefined : piece.subarray(skip);
+        skip = Math.max(0, skip - piece.length);
+        if (fresh === undefined || fresh.length === 0) continue;
+        received += fresh.length;
+        failures = 0;
+        yield fresh;
+      }
+      return;
+    } catch (error) {
+      failures += 1;
+      if (failures >= RESUME_ATTEMPTS) throw error;
+    }
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 250 * failures));
+      try {
+        response = await api.raw({ method: 'GET', target, headers: { range: `bytes=${received}-` } });
+        break;
+      } catch (error) {
+        failures += 1;
+        if ((error instanceof ApiError && error.status < 500) || failures >= RESUME_ATTEMPTS) throw error;
+      }
+    }
   }
 }
 

@@ -26,6 +26,13 @@ import { createOwnDevicesService, type OwnDevicesService } from '../../shared/se
 import { createRecordsService, type RecordsService } from '../../shared/services/records.ts';
 
 /** What the records function serves, one service per concern. */
+
+/** The first byte of `Range: bytes=<first>-`, the one form a resuming device sends; else none. */
+function resumeFrom(range: string | string[] | undefined): number | undefined {
+  const match = typeof range === 'string' ? /^bytes=(0|[1-9][0-9]{0,15})-$/.exec(range) : null;
+  return match ? Number(match[1]) : undefined;
+}
+
 export interface RecordsServices {
   readonly records: RecordsService;
   readonly devices: OwnDevicesService;
@@ -63,12 +70,19 @@ export function recordsHandler(
         method: 'GET',
         path: '/v1/records/:recordId/content',
         handle: async (r) => {
-          const content = await services.records.content(calls.withoutQuery(r), r.params.recordId ?? '');
-          return {
-            status: 200,
-            stream: content.bytes,
-            headers: { 'content-type': content.contentType, 'content-length': String(content.size) },
+          const content = await services.records.content(
+            calls.withoutQuery(r),
+            r.params.recordId ?? '',
+            resumeFrom(r.headers.range),
+          );
+          const headers: Record<string, string> = {
+            'content-type': content.contentType,
+            'content-length': String(content.size - content.start),
           };
+          // A resumed download: the bytes from the first one asked for (RFC 9110 §14.4).
+          if (content.start > 0)
+            headers['content-range'] = `bytes ${content.start}-${content.size - 1}/${content.size}`;
+          return { status: content.start > 0 ? 206 : 200, stream: content.bytes, headers };
         },
       },
       {

@@ -52,6 +52,8 @@ export interface RecordSummary {
 }
 
 export interface RecordContent {
+  /** The first byte served: 0, or where a resumed download asked to start. */
+  readonly start: number;
   readonly size: number;
   readonly contentType: string;
   readonly bytes: AsyncIterable<Uint8Array>;
@@ -62,7 +64,8 @@ export interface RecordsService {
     call: SignedCall,
     query: Readonly<Record<string, string>>,
   ): Promise<{ records: RecordSummary[]; nextPageToken?: string }>;
-  content(call: SignedCall, recordId: string): Promise<RecordContent>;
+  /** With `from`, the bytes from there on (a resumed download); see the implementation. */
+  content(call: SignedCall, recordId: string, from?: number): Promise<RecordContent>;
   acknowledge(call: SignedCall, recordId: string): Promise<{ recordId: string; acknowledgedAt: string }>;
 }
 
@@ -136,7 +139,11 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
       };
     },
 
-    async content(call: SignedCall, recordId: string) {
+    /**
+     * A record's container, or with `from`, its bytes from there on (a resumed download; a
+     * `from` outside the object is ignored and the whole is served, as RFC 9110 allows).
+     */
+    async content(call: SignedCall, recordId: string, from?: number) {
       const id = parseBoundary(recordIdSchema, recordId);
       const device = await caller(call);
       const record = await visibleRecord(device, id);
@@ -160,12 +167,15 @@ export function createRecordsService(options: RecordsServiceOptions): RecordsSer
       // hospital-signed digest of the whole container and every chunk's AEAD tag and position,
       // so altered bytes passed through end as DIGEST_MISMATCH or CHUNK_INVALID on the device.
       // The range also never sends more than the content-length promises.
+      const start =
+        from !== undefined && Number.isSafeInteger(from) && from > 0 && from < info.size ? from : 0;
       return {
         size: info.size,
+        start,
         contentType: CONTAINER_MEDIA_TYPE,
         bytes: options.blobs.read(options.bucket, record.objectName, {
           generation: record.generation,
-          ...(info.size > 0 ? { start: 0, end: info.size - 1 } : {}), // ingest files no empty container
+          ...(info.size > 0 ? { start, end: info.size - 1 } : {}), // ingest files no empty container
         }),
       };
     },

@@ -61,7 +61,16 @@ export type ApiSuccess =
   | { readonly kind: 'json'; readonly status: number; readonly body: ApiJsonBody }
   | { readonly kind: 'empty'; readonly status: number }
   /** Bytes streamed through the function (record content), with their content-length. */
-  | { readonly kind: 'stream'; readonly status: number; readonly mediaType: string };
+  | {
+      readonly kind: 'stream';
+      readonly status: number;
+      readonly mediaType: string;
+      /**
+       * Answers `Range: bytes=<first>-` with 206 and the rest from that byte on, so a broken
+       * download resumes where it stopped (any other Range is ignored: the whole, with 200).
+       */
+      readonly resumable?: boolean;
+    };
 
 export interface ApiEndpoint {
   /** Unique; the OpenAPI operationId. */
@@ -476,10 +485,11 @@ export const API_CONTRACT: readonly ApiEndpoint[] = [
     summary: 'Download a record container (§7)',
     description:
       'The container bytes, streamed, with their content-length; the device checks digests and chunks. ' +
+      'A broken download resumes with Range: bytes=<first>- (206, the bytes from there on); any other Range is ignored. ' +
       "Another patient's record, or one this device holds no key for, is NOT_FOUND (no existence oracle).",
     signer: 'device',
     params: { recordId: recordIdSchema },
-    success: { kind: 'stream', status: 200, mediaType: CONTAINER_MEDIA_TYPE },
+    success: { kind: 'stream', status: 200, mediaType: CONTAINER_MEDIA_TYPE, resumable: true },
     errors: ['NOT_FOUND'],
   },
   {

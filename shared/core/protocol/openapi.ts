@@ -211,6 +211,31 @@ function successResponse(endpoint: ApiEndpoint, ref: (body: ApiJsonBody, io: 'in
   };
 }
 
+const RANGE_PARAMETER = {
+  name: 'range',
+  in: 'header',
+  required: false,
+  description: 'bytes=<first>- resumes a download at byte <first>; any other form is ignored.',
+  schema: { type: 'string', pattern: '^bytes=(0|[1-9][0-9]{0,15})-$' },
+  example: 'bytes=1048576-',
+};
+
+/** A resumed download: the bytes from the requested one to the end. */
+function partialResponse(mediaType: string) {
+  return {
+    description: 'The bytes from the requested first byte to the end, streamed.',
+    headers: {
+      'x-trace-id': TRACE_HEADER,
+      'content-length': { $ref: '#/components/headers/ContentLength' },
+      'content-range': {
+        description: 'bytes <first>-<last>/<size>',
+        schema: { type: 'string', pattern: '^bytes [0-9]+-[0-9]+/[0-9]+$' },
+      },
+    },
+    content: { [mediaType]: { schema: { type: 'string', contentMediaType: mediaType } } },
+  };
+}
+
 /** The whole document. `serverUrl` names the deployment (default: the example apiBase). */
 export function openApiDocument(options: { serverUrl?: string } = {}): OpenApiDocument {
   const schemas: Record<string, JsonSchema> = {};
@@ -259,8 +284,14 @@ export function openApiDocument(options: { serverUrl?: string } = {}): OpenApiDo
     }
     operation.responses = {
       [String(endpoint.success.status)]: successResponse(endpoint, ref),
+      ...(endpoint.success.kind === 'stream' && endpoint.success.resumable
+        ? { '206': partialResponse(endpoint.success.mediaType) }
+        : {}),
       ...errorResponses(endpoint),
     };
+    if (endpoint.success.kind === 'stream' && endpoint.success.resumable) {
+      (operation.parameters as unknown[]).push(RANGE_PARAMETER);
+    }
     const path = openApiPath(endpoint);
     const item = (paths[path] ??= {});
     const method = endpoint.method.toLowerCase();
