@@ -19,7 +19,6 @@
 import { z } from 'zod';
 import {
   createKeyWrapper,
-  decryptRecordStream,
   importPublicKey,
   unwrapContentKey,
   wrappedKeyLength,
@@ -34,7 +33,6 @@ import {
   platformSchema,
   recipientFor,
   verifyDeviceCertificate,
-  verifyManifest,
   wrappedKeyBytes,
 } from './documents.ts';
 import type { DeviceCertificate, UploadManifest } from './documents.ts';
@@ -62,8 +60,12 @@ import {
   timestampSchema,
 } from './ids.ts';
 import { canonicalApiBase } from './qr.ts';
-import { readRecordPayload } from './record-payload.ts';
-import type { OpenedRecord } from './upload.ts';
+import {
+  openVerifiedRecord,
+  verifiedManifestOf,
+  type OpenedRecord,
+  type VerifiedRecordOptions,
+} from './upload.ts';
 import {
   readDocumentUnverified,
   signDocument,
@@ -608,16 +610,12 @@ export interface OpenWithLinkOptions {
  */
 export async function readVerifiedManifest(
   source: ByteSource,
-  options: Pick<OpenWithLinkOptions, 'hospitalPublicKey' | 'hospitalId' | 'recordId' | 'limits'>,
+  options: VerifiedRecordOptions,
 ): Promise<UploadManifest> {
   let container: UploadContainer | undefined;
   try {
     container = await readUploadContainer(source, options.limits);
-    const manifest = verifyManifest(container.signedManifest, options.hospitalPublicKey);
-    if (manifest.recordId !== options.recordId || manifest.hospitalId !== options.hospitalId) {
-      throw new ProtocolError('MANIFEST_INVALID', 'the manifest is for another record');
-    }
-    return manifest;
+    return verifiedManifestOf(container, options);
   } catch (error) {
     throw toProtocolError(error);
   } finally {
@@ -626,46 +624,19 @@ export async function readVerifiedManifest(
 }
 
 /**
- * openRecord (§7) for a device that may hold its key through a link: the manifest verified with
- * the hospital key, the content key from the manifest or the link, the chunks decrypted as they
- * stream. The link must be for the manifest's patient.
+ * openRecord (§7) for a device that may hold its key through a link: the content key from the
+ * manifest or the link (which must be for the manifest's patient).
  */
 export async function openRecordWithLink(
   source: ByteSource,
   options: OpenWithLinkOptions,
 ): Promise<OpenedRecord> {
-  let container: UploadContainer | undefined;
-  try {
-    container = await readUploadContainer(source, options.limits);
-    const manifest = verifyManifest(container.signedManifest, options.hospitalPublicKey);
-    if (manifest.recordId !== options.recordId || manifest.hospitalId !== options.hospitalId) {
-      throw new ProtocolError('MANIFEST_INVALID', 'the manifest is for another record');
-    }
+  return openVerifiedRecord(source, options, (manifest) => {
     if (options.link && options.link.patientRef !== manifest.patientRef) {
       throw new ProtocolError('MANIFEST_INVALID', 'the manifest is for another patient');
     }
-    const key = recoverContentKey(manifest, options.device, options.link);
-    const plaintext = mapErrors(
-      decryptRecordStream(container.chunks(), {
-        key,
-        recordId: manifest.recordId,
-        maxChunkSize: manifest.chunkSize,
-      }),
-    );
-    const payload = await readRecordPayload(plaintext, { expectedLength: manifest.plaintextLength });
-    return { manifest, header: payload.header, file: mapErrors(payload.file) };
-  } catch (error) {
-    await container?.close().catch(() => undefined);
-    throw toProtocolError(error);
-  }
-}
-
-async function* mapErrors(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array, void, undefined> {
-  try {
-    yield* source;
-  } catch (error) {
-    throw toProtocolError(error);
-  }
+    return recoverContentKey(manifest, options.device, options.link);
+  });
 }
 
 // ---- Over the API ----

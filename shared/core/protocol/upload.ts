@@ -15,7 +15,7 @@ import {
   generateContentKey,
   unwrapContentKey,
 } from '../crypto/index.ts';
-import type { KeyPair, PrivateKey, PublicKey, Signer } from '../crypto/index.ts';
+import type { ContentKey, KeyPair, PrivateKey, PublicKey, Signer } from '../crypto/index.ts';
 import type { ByteSource } from './byte-reader.ts';
 import {
   ChunkSectionWriter,
@@ -187,24 +187,30 @@ export interface OpenedRecord {
   readonly file: AsyncGenerator<Uint8Array, void, undefined>;
 }
 
-/** Opens a downloaded container on the device. All errors are ProtocolErrors. */
-export async function openRecord(source: ByteSource, options: OpenRecordOptions): Promise<OpenedRecord> {
+/** What opening a record checks the manifest against, whichever way the device holds its key. */
+export type VerifiedRecordOptions = Pick<
+  OpenRecordOptions,
+  'hospitalPublicKey' | 'hospitalId' | 'recordId' | 'limits'
+>;
+
+/**
+ * Opens a downloaded container with the content key `keyOf` finds for its verified manifest:
+ * the manifest checked with the hospital key and for this record, then the chunks decrypted as
+ * they stream. The one path of openRecord and of a linked phone's openRecordWithLink (§17).
+ * All errors are ProtocolErrors.
+ */
+export async function openVerifiedRecord(
+  source: ByteSource,
+  options: VerifiedRecordOptions,
+  keyOf: (manifest: UploadManifest) => ContentKey,
+): Promise<OpenedRecord> {
   let container: UploadContainer | undefined;
   try {
     container = await readUploadContainer(source, options.limits);
-    const manifest = verifyManifest(container.signedManifest, options.hospitalPublicKey);
-    if (manifest.recordId !== options.recordId || manifest.hospitalId !== options.hospitalId) {
-      throw new ProtocolError('MANIFEST_INVALID', 'the manifest is for another record');
-    }
-    const recipient = recipientFor(manifest, options.device.publicKey.fingerprint);
-    const key = unwrapContentKey(wrappedKeyBytes(recipient), {
-      recordId: manifest.recordId,
-      device: options.device,
-      wrapKey: publicKeyFrom(manifest.wrapKey, 'MANIFEST_INVALID'),
-    });
+    const manifest = verifiedManifestOf(container, options);
     const plaintext = mapErrors(
       decryptRecordStream(container.chunks(), {
-        key,
+        key: keyOf(manifest),
         recordId: manifest.recordId,
         maxChunkSize: manifest.chunkSize,
       }),
@@ -217,7 +223,34 @@ export async function openRecord(source: ByteSource, options: OpenRecordOptions)
   }
 }
 
-async function* mapErrors(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array, void, undefined> {
+/** The container's manifest, verified with the hospital key and checked to be this record's. */
+export function verifiedManifestOf(
+  container: UploadContainer,
+  options: VerifiedRecordOptions,
+): UploadManifest {
+  const manifest = verifyManifest(container.signedManifest, options.hospitalPublicKey);
+  if (manifest.recordId !== options.recordId || manifest.hospitalId !== options.hospitalId) {
+    throw new ProtocolError('MANIFEST_INVALID', 'the manifest is for another record');
+  }
+  return manifest;
+}
+
+/** Opens a downloaded container on the device. All errors are ProtocolErrors. */
+export async function openRecord(source: ByteSource, options: OpenRecordOptions): Promise<OpenedRecord> {
+  return openVerifiedRecord(source, options, (manifest) => {
+    const recipient = recipientFor(manifest, options.device.publicKey.fingerprint);
+    return unwrapContentKey(wrappedKeyBytes(recipient), {
+      recordId: manifest.recordId,
+      device: options.device,
+      wrapKey: publicKeyFrom(manifest.wrapKey, 'MANIFEST_INVALID'),
+    });
+  });
+}
+
+/** The stream's errors as ProtocolErrors. */
+async function* mapErrors(
+  source: AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array, void, undefined> {
   try {
     yield* source;
   } catch (error) {
