@@ -14,6 +14,7 @@ import {
   hospitalIdSchema,
   publicKeySchema,
   recordIdSchema,
+  signingKeyResponseSchema,
   toBase64Url,
 } from '../shared/core/protocol/index.ts';
 import { createApiClient, type ApiClient, type ApiClientOptions } from './api-client.ts';
@@ -110,6 +111,24 @@ export class DeviceHome {
       lastPushSeq: 0,
       stored: [],
     });
+  }
+
+  /**
+   * Keeps a new enrolment (paired or linked) with the records function's key fetched beside it:
+   * erasure receipts verify with it.
+   */
+  async enrol(
+    fields: Omit<
+      StoredEnrolment,
+      'publicKey' | 'privateKey' | 'status' | 'lastPushSeq' | 'stored' | 'recordsPublicKey'
+    >,
+    keys: KeyPair,
+  ): Promise<void> {
+    const signingKey = await this.apiClient({ apiBase: fields.apiBase }).call(
+      { method: 'GET', target: '/records/v1/signing-key' },
+      signingKeyResponseSchema,
+    );
+    await this.create({ ...fields, recordsPublicKey: signingKey.publicKey }, keys);
   }
 
   async hospitals(): Promise<string[]> {

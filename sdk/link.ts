@@ -30,7 +30,6 @@ import {
   recordListResponseSchema,
   recoverContentKey,
   sha256,
-  signingKeyResponseSchema,
   toBase64Url,
   type DeviceLink,
   type LinkPlatform,
@@ -327,13 +326,9 @@ export async function keepLinkedDevice(
   linked: LinkedDevice,
   options: { readonly fcmToken: string; readonly now?: Date },
 ): Promise<void> {
-  const signingKey = await home
-    .apiClient({ apiBase: linked.apiBase })
-    .call({ method: 'GET', target: '/records/v1/signing-key' }, signingKeyResponseSchema);
-  await home.create(
+  await home.enrol(
     {
       apiBase: linked.apiBase,
-      recordsPublicKey: signingKey.publicKey,
       hospitalId: linked.hospitalId,
       hospitalPublicKey: linked.hospitalPublicKey.toBase64Url(),
       ...(linked.witnessKey === undefined ? {} : { witnessKey: linked.witnessKey }),

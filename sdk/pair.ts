@@ -8,7 +8,6 @@ import {
   formatTimestamp,
   PAIR_REQUEST_TYPE,
   pairResponseSchema,
-  signingKeyResponseSchema,
   signPairRequest,
   toBase64Url,
   tokenDigest,
@@ -69,13 +68,9 @@ export async function pairFromQr(
       pairResponseSchema,
     ),
   );
-  const signingKey = await home
-    .apiClient({ apiBase: qr.apiBase })
-    .call({ method: 'GET', target: '/records/v1/signing-key' }, signingKeyResponseSchema);
-  await home.create(
+  await home.enrol(
     {
       apiBase: qr.apiBase,
-      recordsPublicKey: signingKey.publicKey,
       hospitalId: qr.hospitalId,
       hospitalPublicKey: qr.hospitalPublicKey.toBase64Url(),
       witnessKey: toBase64Url(qr.witnessKey),
