@@ -11,7 +11,7 @@
 // test/infra/deploy-archive.test.ts installs the result on its own and loads every function.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -102,6 +102,22 @@ export function lockSlice(lock: Lockfile, dependencies: Record<string, string>):
   return Object.fromEntries(Object.entries(slice).sort(([a], [b]) => a.localeCompare(b)));
 }
 
+/** shared/core's "imports", conditions kept, with each target as compiled into the archive. */
+export function archiveImports(): Record<string, unknown> {
+  const compiled = (entry: unknown): unknown =>
+    typeof entry === 'string'
+      ? `./${posix.join('shared/core', entry).replace(/\.ts$/, '.js')}`
+      : Object.fromEntries(
+          Object.entries(entry as Record<string, unknown>).map(([key, value]) => [key, compiled(value)]),
+        );
+  const core = readJson<PackageJson & { imports?: Record<string, unknown> }>(
+    join(ROOT, 'shared/core/package.json'),
+  );
+  return Object.fromEntries(
+    Object.entries(core.imports ?? {}).map(([name, entry]) => [name, compiled(entry)]),
+  );
+}
+
 export function buildArchive(out: string): { dependencies: Record<string, string>; packages: number } {
   rmSync(out, { recursive: true, force: true });
   execFileSync(
@@ -124,6 +140,9 @@ export function buildArchive(out: string): { dependencies: Record<string, string
     main: 'functions/index.js',
     engines: functions.engines,
     dependencies,
+    // shared/core picks its platform through package.json "imports" (#platform, #seal-engine);
+    // the archive has one package.json, so its entries move there, pointing at the compiled files.
+    imports: archiveImports(),
   };
   const lock = readJson<Lockfile>(join(ROOT, 'package-lock.json'));
   const packages = lockSlice(lock, dependencies);

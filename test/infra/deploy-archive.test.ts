@@ -33,7 +33,14 @@ function importedPackages(dir: string): Set<string> {
   for (const file of filesUnder(dir).filter((f) => f.endsWith('.js'))) {
     const { importedFiles } = ts.preProcessFile(readFileSync(join(dir, file), 'utf8'), true, true);
     for (const { fileName } of importedFiles) {
-      if (fileName.startsWith('.') || fileName.startsWith('node:') || builtins.has(fileName)) continue;
+      // `#…` are the archive's own "imports" (shared/core's platform), not packages.
+      if (
+        fileName.startsWith('.') ||
+        fileName.startsWith('#') ||
+        fileName.startsWith('node:') ||
+        builtins.has(fileName)
+      )
+        continue;
       found.add(packageOf(fileName));
     }
   }
