@@ -81,6 +81,17 @@ describe('the device SDK in a browser', { timeout: 240_000 }, () => {
     );
   });
 
+  it('cannot be built once anything in it reaches a Node built-in', async () => {
+    const leaky = join(onboarded.dir, 'leaky-entry.ts');
+    await writeFile(
+      leaky,
+      `export * from '${join(process.cwd(), 'sdk', 'index.ts')}';\nexport { readFileSync } from 'node:fs';\n`,
+    );
+    await expect(buildSdkBundle(join(onboarded.dir, 'leaky-bundle'), leaky)).rejects.toThrow(
+      /reaches Node built-ins: node:fs/,
+    );
+  });
+
   it('pairs from the QR text, then syncs a record into the browser’s storage chunk by chunk, verified and acknowledged', async () => {
     const png = join(onboarded.dir, 'invite.png');
     const invited = jsonOutput<{ qrPng: string }>(
