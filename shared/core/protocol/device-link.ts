@@ -17,12 +17,7 @@
 // forge a link the new phone accepts) nor any device private key (so it cannot open a wrap), and
 // without a current device's signature it cannot make a link the pairing function accepts.
 import { z } from 'zod';
-import {
-  createKeyWrapper,
-  importPublicKey,
-  unwrapContentKey,
-  wrappedKeyLength,
-} from '../crypto/index.ts';
+import { createKeyWrapper, importPublicKey, unwrapContentKey, wrappedKeyLength } from '../crypto/index.ts';
 import type { ContentKey, KeyPair, PrivateKey, PublicKey } from '../crypto/index.ts';
 import type { ByteSource } from './byte-reader.ts';
 import { readUploadContainer } from './container.ts';

@@ -248,9 +248,7 @@ export async function openRecord(source: ByteSource, options: OpenRecordOptions)
 }
 
 /** The stream's errors as ProtocolErrors. */
-async function* mapErrors(
-  source: AsyncIterable<Uint8Array>,
-): AsyncGenerator<Uint8Array, void, undefined> {
+async function* mapErrors(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array, void, undefined> {
   try {
     yield* source;
   } catch (error) {
