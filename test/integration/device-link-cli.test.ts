@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PAIRING_COLLECTIONS } from '../../shared/adapters/firestore-pairing.ts';
 import { createFirestore } from '../../shared/adapters/google-clients.ts';
-import { jsonOutput } from '../helpers/bins.ts';
+import { jsonOutput, type BinOutcome } from '../helpers/bins.ts';
 import { onboardConnector, type OnboardedConnector } from '../helpers/onboarded-connector.ts';
 
 const HOSPITAL = 'st-link-cli';
@@ -29,6 +29,21 @@ async function appears(path: string, timeoutMs: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`${path} did not appear`);
+}
+
+type DeviceBin = (home: string, ...args: string[]) => Promise<BinOutcome>;
+
+/**
+ * The two-phone dance: `link` on the new phone (which writes its QR and waits), then
+ * `approve-link` on the approving phone once the QR is there. Returns the still-running link.
+ */
+async function linkPhone(device: DeviceBin, newHome: string, approverHome: string, qrPng: string) {
+  const linking = device(newHome, '--hospital', HOSPITAL, 'link', '--out', qrPng, '--wait', '60', '--json');
+  await appears(qrPng, 30_000);
+  const approved = jsonOutput<{ deviceId: string; records: string[]; skipped: unknown[] }>(
+    await device(approverHome, 'approve-link', qrPng, '--json'),
+  );
+  return { linking, approved };
 }
 
 describe('cb-device link and approve-link', { timeout: 240_000 }, () => {
@@ -62,22 +77,8 @@ describe('cb-device link and approve-link', { timeout: 240_000 }, () => {
     const stranger = await device(join(onboarded.dir, 'stranger'), 'approve-link', linkQr);
     expect(stranger.code).toBe(2);
 
-    const linking = device(
-      newPhone,
-      '--hospital',
-      HOSPITAL,
-      'link',
-      '--out',
-      linkQr,
-      '--wait',
-      '60',
-      '--json',
-    );
-    await appears(linkQr, 30_000);
+    const { linking, approved } = await linkPhone(device, newPhone, oldPhone, linkQr);
     expect(((await stat(linkQr)).mode & 0o777).toString(8)).toBe('600');
-    const approved = jsonOutput<{ deviceId: string; records: string[]; skipped: unknown[] }>(
-      await device(oldPhone, 'approve-link', linkQr, '--json'),
-    );
     expect(approved.records).toHaveLength(1);
     expect(approved.skipped).toEqual([]);
     const linked = jsonOutput<{ hospitalId: string; deviceId: string }>(await linking);
@@ -140,21 +141,11 @@ describe('cb-device link and approve-link', { timeout: 240_000 }, () => {
     expect(before.devices.find((d) => d.deviceId === oldId)).not.toHaveProperty('linkedBy');
 
     // A phone linked by the linked phone is accepted through the chain.
-    const linkQr = join(onboarded.dir, 'link-third.png');
-    const linking = device(
+    const { linking, approved } = await linkPhone(
+      device,
       thirdPhone,
-      '--hospital',
-      HOSPITAL,
-      'link',
-      '--out',
-      linkQr,
-      '--wait',
-      '60',
-      '--json',
-    );
-    await appears(linkQr, 30_000);
-    const approved = jsonOutput<{ deviceId: string }>(
-      await device(newPhone, 'approve-link', linkQr, '--json'),
+      newPhone,
+      join(onboarded.dir, 'link-third.png'),
     );
     expect(jsonOutput<{ deviceId: string }>(await linking).deviceId).toBe(approved.deviceId);
     const thirdId = approved.deviceId;
