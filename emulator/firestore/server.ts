@@ -89,7 +89,13 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-export async function startFirestoreEmulator(options: FirestoreEmulatorOptions): Promise<FirestoreEmulator> {
+/** Starts tried on fresh ports when the one picked was taken before the JVM could bind it. */
+const PORT_ATTEMPTS = 3;
+
+export async function startFirestoreEmulator(
+  options: FirestoreEmulatorOptions,
+  attempt = 1,
+): Promise<FirestoreEmulator> {
   const host = options.host ?? '127.0.0.1';
   const log = options.log ?? (() => {});
   const jar = locateFirestoreJar();
@@ -144,6 +150,12 @@ export async function startFirestoreEmulator(options: FirestoreEmulatorOptions):
     await waitUntilServing(`http://${address}/`, exited, 60_000);
   } catch (error) {
     await stopGroup();
+    // freePort() releases the port it found, and the JVM takes seconds to bind it: on a busy
+    // machine (parallel test files each starting a stack) another process can take it first.
+    if (!options.port && attempt < PORT_ATTEMPTS && /Address already in use/.test(output)) {
+      log({ severity: 'WARNING', message: 'firestore emulator port taken, trying another', address });
+      return startFirestoreEmulator(options, attempt + 1);
+    }
     throw new FirestoreUnavailableError(
       `The Firestore emulator did not start: ${(error as Error).message}\n${output.trim().slice(-2_000)}`,
     );
