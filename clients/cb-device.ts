@@ -68,7 +68,6 @@ Exit codes: 0 done, 1 failure (a service unreachable: SERVICE_UNREACHABLE, with 
 interface Home {
   readonly dir: string;
   readonly device: DeviceHome;
-  readonly store: FileDeviceStore;
   open(hospitalId?: string): Promise<Enrolment>;
 }
 
@@ -78,7 +77,6 @@ function deviceHome(options: Globals): Home {
   return {
     dir: store.dir,
     device,
-    store,
     async open(hospitalId) {
       try {
         return await device.open(hospitalId);

@@ -21,23 +21,19 @@ import {
 import { RefusedError } from './errors.ts';
 import { auditLogEntry, type DeviceHome, type Enrolment } from './home.ts';
 import { followCheckpoint, followedLogSchema, trustedOf, type FollowedLog } from './log-follower.ts';
+import { parseStoredJson } from './store.ts';
 
 /** The checkpoint this device last accepted for the enrolment's hospital, if any. */
 async function savedLog(home: DeviceHome, hospitalId: string): Promise<FollowedLog | undefined> {
   const text = await home.store.get(auditLogEntry(hospitalId));
   if (text === undefined) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const parsed = followedLogSchema.safeParse(json);
+  const saved = parseStoredJson(text, followedLogSchema);
   // A kept checkpoint that cannot be read is not silently forgotten: that would let the
   // service roll the device back to any tree it likes.
-  if (!parsed.success)
+  if (saved === undefined) {
     throw new RefusedError('AUDIT_LOG_STATE_UNREADABLE', 'the kept audit-log checkpoint is unreadable');
-  return parsed.data;
+  }
+  return saved;
 }
 
 /**

@@ -19,7 +19,7 @@ import {
 } from '../shared/core/protocol/index.ts';
 import { createApiClient, type ApiClient, type ApiClientOptions } from './api-client.ts';
 import { DeviceError } from './errors.ts';
-import type { DeviceStore } from './store.ts';
+import { parseStoredJson, type DeviceStore } from './store.ts';
 
 const enrolmentSchema = z.strictObject({
   apiBase: z.string().min(1),
@@ -146,16 +146,10 @@ export class DeviceHome {
     }
     const text = known.includes(id) ? await this.store.get(`${ENROLMENTS}/${id}`) : undefined;
     if (text === undefined) throw new DeviceError('NOT_PAIRED', `not paired with ${id}`);
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    const parsed = enrolmentSchema.safeParse(json);
-    if (!parsed.success)
+    const data = parseStoredJson(text, enrolmentSchema);
+    if (data === undefined) {
       throw new DeviceError('ENROLMENT_UNREADABLE', `the enrolment for ${id} is not readable`);
-    const data = parsed.data;
+    }
     const keys = importKeyPair(data.privateKey, data.publicKey);
     return {
       data,

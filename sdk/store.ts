@@ -3,6 +3,7 @@
 // non-extractable wrapping key), because only the app knows which it has. Entries are small
 // JSON texts under names like `enrolments/<hospitalId>`; one holds the device's private key, so
 // an implementation must keep them where other apps and backups cannot read them.
+import type { z } from 'zod';
 export interface DeviceStore {
   get(name: string): Promise<string | undefined>;
   set(name: string, value: string): Promise<void>;
@@ -33,4 +34,16 @@ export class MemoryDeviceStore implements DeviceStore {
       .filter((name) => name.startsWith(prefix) && !name.slice(prefix.length).includes('/'))
       .map((name) => name.slice(prefix.length));
   }
+}
+
+/** A stored entry's JSON read through its schema; undefined if it is not JSON or not that shape. */
+export function parseStoredJson<S extends z.ZodType>(text: string, schema: S): z.output<S> | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = schema.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
 }
