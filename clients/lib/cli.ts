@@ -13,8 +13,8 @@ import { ApiError, NetworkError } from './api-client.ts';
  * collect the per-chunk garbage early; V8's optimising compilers (TurboFan, Maglev) keep about
  * 20 MiB of compiler memory in the process for code whose hot loops are native crypto and I/O
  * anyway, so the bins run on the baseline tiers only (--liftoff-only --no-opt --no-maglev, all
- * three, which cost CPU but not throughput here); and the device's record sink collects young
- * garbage every few megabytes, which needs gc exposed.
+ * three, which cost CPU but not throughput here); and the device's record sink keeps uncollected
+ * ArrayBuffers under a budget (sdk/node.ts), which needs gc exposed.
  */
 export const CLIENT_NODE_FLAGS = [
   '--max-semi-space-size=2',
