@@ -27,7 +27,6 @@ import {
   readDeviceLinkUnverified,
   readLinkerCertificate,
   readVerifiedManifest,
-  recordListResponseSchema,
   recoverContentKey,
   sha256,
   toBase64Url,
@@ -40,6 +39,7 @@ import {
 import type { z } from 'zod';
 import { ApiError, createApiClient, responseBytes, type ApiClient } from './api-client.ts';
 import type { ApiClientFactory, DeviceHome, Enrolment } from './home.ts';
+import { listRecordIds } from './sync.ts';
 
 /** What linking needs of a paired phone's enrolment (the SDK's Enrolment holds all of it). */
 export interface LinkingDevice {
@@ -96,16 +96,6 @@ function clientOf(device: Signed, clients: ApiClientFactory): ApiClient {
   });
 }
 
-async function call<S extends z.ZodType>(
-  api: ApiClient,
-  method: 'GET' | 'POST',
-  target: string,
-  schema: S,
-  json?: unknown,
-): Promise<z.output<S>> {
-  return api.call({ method, target, ...(json === undefined ? {} : { json }) }, schema);
-}
-
 /**
  * New phone, step 1: a fresh key pair for this hospital and a one-time secret, shown as a link
  * QR. Nothing is sent anywhere yet.
@@ -159,18 +149,7 @@ export async function approveLink(
       ? undefined
       : readDeviceLinkUnverified(fromBase64Url(device.link) ?? new Uint8Array());
 
-  const recordIds: string[] = [];
-  let pageToken: string | undefined;
-  do {
-    const page = await call(
-      api,
-      'GET',
-      `/records/v1/records?pageSize=100${pageToken ? `&pageToken=${pageToken}` : ''}`,
-      recordListResponseSchema,
-    );
-    recordIds.push(...page.records.map((record) => record.recordId));
-    pageToken = page.nextPageToken;
-  } while (pageToken);
+  const recordIds = await listRecordIds(api);
 
   const records: LinkRecordKey[] = [];
   const skipped: { recordId: string; code: string }[] = [];
@@ -206,9 +185,10 @@ export async function approveLink(
     records,
     now: new Date(),
   });
-  const enrolled = await call(api, 'POST', '/pairing/v1/links', linkResponseSchema, {
-    link: toBase64Url(signed),
-  });
+  const enrolled = await api.call(
+    { method: 'POST', target: '/pairing/v1/links', json: { link: toBase64Url(signed) } },
+    linkResponseSchema,
+  );
   return { ...enrolled, records: records.map((r) => r.recordId), skipped };
 }
 
@@ -231,7 +211,10 @@ export async function receiveLink(
   for (;;) {
     let answer: z.output<typeof deviceLinksResponseSchema>;
     try {
-      answer = await call(api, 'GET', '/records/v1/devices/links', deviceLinksResponseSchema);
+      answer = await api.call(
+        { method: 'GET', target: '/records/v1/devices/links' },
+        deviceLinksResponseSchema,
+      );
     } catch (error) {
       if (error instanceof ApiError && error.code === 'UNKNOWN_KEY' && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));

@@ -162,6 +162,24 @@ export interface SyncOptions {
   readonly onProgress?: (stage: 'download', done: number, total: number) => void;
 }
 
+/** Every record the device may fetch now: the signed listing, all its pages, in its order. */
+export async function listRecordIds(api: ApiClient): Promise<string[]> {
+  const recordIds: string[] = [];
+  let pageToken: string | undefined;
+  do {
+    const page = await api.call(
+      {
+        method: 'GET',
+        target: `/records/v1/records?pageSize=100${pageToken ? `&pageToken=${pageToken}` : ''}`,
+      },
+      recordListResponseSchema,
+    );
+    recordIds.push(...page.records.map((record) => record.recordId));
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return recordIds;
+}
+
 /** Downloads, verifies, decrypts and acknowledges every record not stored yet. */
 export async function syncRecords(
   home: DeviceHome,
@@ -170,19 +188,7 @@ export async function syncRecords(
   options: SyncOptions = {},
 ): Promise<SyncedRecord[]> {
   const stored = new Set(enrolment.data.stored);
-  const pending: string[] = [];
-  let pageToken: string | undefined;
-  do {
-    const page = await enrolment.api.call(
-      {
-        method: 'GET',
-        target: `/records/v1/records?pageSize=100${pageToken ? `&pageToken=${pageToken}` : ''}`,
-      },
-      recordListResponseSchema,
-    );
-    for (const record of page.records) if (!stored.has(record.recordId)) pending.push(record.recordId);
-    pageToken = page.nextPageToken;
-  } while (pageToken);
+  const pending = (await listRecordIds(enrolment.api)).filter((recordId) => !stored.has(recordId));
 
   const results: SyncedRecord[] = [];
   for (const recordId of pending) {
