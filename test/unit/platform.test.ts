@@ -64,7 +64,10 @@ describe('the node and web platforms', () => {
       expect(web.p256Compress(uncompressed)).toEqual(compressed);
       expect(node.p256Compress(uncompressed)).toEqual(compressed);
       expect(web.p256Compress(compressed)).toEqual(compressed);
-      const scalar = new Uint8Array(ecdh.getPrivateKey());
+      // Node drops the scalar's leading zero bytes (1 run in 256 has one); the contract takes 32.
+      const scalar = new Uint8Array(32);
+      const shortScalar = new Uint8Array(ecdh.getPrivateKey());
+      scalar.set(shortScalar, 32 - shortScalar.length);
       expect(web.p256PublicOf(scalar)).toEqual(compressed);
       expect(node.p256PublicOf(scalar)).toEqual(compressed);
       const offCurve = uncompressed.slice();
@@ -72,7 +75,17 @@ describe('the node and web platforms', () => {
       expect(web.p256Compress(offCurve)).toBeUndefined();
       expect(node.p256Compress(offCurve)).toBeUndefined();
     }
-    for (const scalar of [new Uint8Array(32), new Uint8Array(P256_ORDER), new Uint8Array(32).fill(0xff)]) {
+    const leadingZero = new Uint8Array(32).fill(7);
+    leadingZero[0] = 0;
+    expect(web.p256PublicOf(leadingZero)).toEqual(node.p256PublicOf(leadingZero));
+    expect(web.p256PublicOf(leadingZero)).toHaveLength(33);
+    const shortButValid = new Uint8Array(31).fill(1);
+    for (const scalar of [
+      new Uint8Array(32),
+      new Uint8Array(P256_ORDER),
+      new Uint8Array(32).fill(0xff),
+      shortButValid,
+    ]) {
       expect(web.p256PublicOf(scalar)).toBeUndefined();
       expect(node.p256PublicOf(scalar)).toBeUndefined();
     }

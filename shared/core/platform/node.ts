@@ -14,6 +14,7 @@ import {
 import type { Platform } from './types.ts';
 
 const CURVE = 'prime256v1';
+const P256_SCALAR_LENGTH = 32;
 // Fixed DER headers around the raw key: RFC 8410 PKCS#8 and SPKI for id-Ed25519 (1.3.101.112).
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -56,6 +57,8 @@ export const platform: Platform = {
     }
   },
   p256PublicOf(scalar) {
+    // Node accepts a short scalar as if zero-padded; the contract (and the web platform) does not.
+    if (scalar.length !== P256_SCALAR_LENGTH) return undefined;
     try {
       const ecdh = createECDH(CURVE);
       ecdh.setPrivateKey(scalar);
