@@ -6,7 +6,7 @@ import { FieldPath } from '@google-cloud/firestore';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import { contentClassSchema } from '../core/protocol/documents.ts';
 import type { NewRecord, RecordAck, RecordCursor, RecordStore, StoredRecord } from '../ports/record-store.ts';
-import { isAlreadyExists, str, toDate, ts } from './firestore-values.ts';
+import { isAlreadyExists, isFailedPrecondition, str, toDate, ts } from './firestore-values.ts';
 
 export const RECORDS_COLLECTION = 'records';
 
@@ -64,6 +64,41 @@ function recordFrom(recordId: string, data: DocumentData): StoredRecord {
   };
 }
 
+/** Optimistic attempts at an acknowledgement before it queues for the document in a transaction. */
+const ACK_ATTEMPTS = 8;
+
+type AckWrite = [FieldPath, unknown, ...unknown[]];
+
+/**
+ * What an acknowledgement changes: nothing if the device is not a recipient (record undefined)
+ * or has stored it already ('stored' is final); else its ack, and once every active recipient
+ * has stored it, the time the shortened lifetime starts.
+ */
+function ackDecision(
+  record: StoredRecord,
+  data: DocumentData,
+  deviceId: string,
+  ack: RecordAck,
+  activeRecipients: readonly string[] | undefined,
+): { record: StoredRecord | undefined; write?: AckWrite } {
+  if (!record.recipients.includes(deviceId)) return { record: undefined };
+  if (record.acks[deviceId]?.outcome === 'stored') return { record };
+  const stored = {
+    outcome: ack.outcome,
+    ...(ack.errorCode !== undefined ? { errorCode: ack.errorCode } : {}),
+    at: ts(ack.at),
+  };
+  const acks = { ...record.acks, [deviceId]: { ...ack } };
+  const waitingFor = record.recipients.filter(
+    (id) => (activeRecipients?.includes(id) ?? true) && acks[id]?.outcome !== 'stored',
+  );
+  const allStored = waitingFor.length === 0 && data.allStoredAt === undefined;
+  return {
+    record: { ...record, acks },
+    write: [new FieldPath('acks', deviceId), stored, ...(allStored ? ['allStoredAt', ts(ack.at)] : [])],
+  };
+}
+
 export function createFirestoreRecordStore(firestore: Firestore): RecordStore {
   const records = firestore.collection(RECORDS_COLLECTION);
 
@@ -116,31 +151,32 @@ export function createFirestoreRecordStore(firestore: Firestore): RecordStore {
       activeRecipients?: readonly string[],
     ) {
       const ref = records.doc(recordId);
+      // A compare-and-swap on the document's update time, not a transaction: a patient's phones
+      // acknowledge the same record at the same moment (one push reaches them all), and a
+      // transaction's loser waits for the lock and then backs off for a second or more, where a
+      // failed precondition is answered at once and the re-read sees the sibling's ack.
+      for (let attempt = 1; attempt <= ACK_ATTEMPTS; attempt++) {
+        const snapshot = await ref.get();
+        const data = snapshot.data();
+        if (!snapshot.exists || !data || !snapshot.updateTime) return undefined;
+        const decision = ackDecision(recordFrom(recordId, data), data, deviceId, ack, activeRecipients);
+        if (!decision.write) return decision.record;
+        try {
+          await ref.update(...decision.write, { lastUpdateTime: snapshot.updateTime });
+          return decision.record;
+        } catch (error) {
+          if (!isFailedPrecondition(error)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+        }
+      }
+      // Still contended (more writers than phones ever are): the transaction waits its turn.
       return firestore.runTransaction(async (tx) => {
         const snapshot = await tx.get(ref);
         const data = snapshot.data();
         if (!snapshot.exists || !data) return undefined;
-        const record = recordFrom(recordId, data);
-        if (!record.recipients.includes(deviceId)) return undefined;
-        if (record.acks[deviceId]?.outcome === 'stored') return record;
-        const stored = {
-          outcome: ack.outcome,
-          ...(ack.errorCode !== undefined ? { errorCode: ack.errorCode } : {}),
-          at: ts(ack.at),
-        };
-        const acks = { ...record.acks, [deviceId]: { ...ack } };
-        const waitingFor = record.recipients.filter(
-          (id) => (activeRecipients?.includes(id) ?? true) && acks[id]?.outcome !== 'stored',
-        );
-        // The shortened lifetime starts when the last active recipient has stored it.
-        const allStored = waitingFor.length === 0 && data.allStoredAt === undefined;
-        tx.update(
-          ref,
-          new FieldPath('acks', deviceId),
-          stored,
-          ...(allStored ? ['allStoredAt', ts(ack.at)] : []),
-        );
-        return { ...record, acks };
+        const decision = ackDecision(recordFrom(recordId, data), data, deviceId, ack, activeRecipients);
+        if (decision.write) tx.update(ref, ...decision.write);
+        return decision.record;
       });
     },
   });

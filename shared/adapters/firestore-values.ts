@@ -9,6 +9,13 @@ export function isAlreadyExists(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === ALREADY_EXISTS;
 }
 
+/** gRPC status FAILED_PRECONDITION, as Firestore reports a write whose precondition failed. */
+const FAILED_PRECONDITION = 9;
+
+export function isFailedPrecondition(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === FAILED_PRECONDITION;
+}
+
 export function ts(date: Date): Timestamp {
   return Timestamp.fromDate(date);
 }

@@ -1,7 +1,8 @@
 // The Firestore record store (shared/adapters/firestore-records.ts) against Google's Firestore
 // emulator: create-only with the stored record handed back on a collision, a device's listing
 // (only records it is a recipient of, in acceptance order, expired ones left out, cursor paging
-// without loss or duplicates), and acknowledgements ('stored' is final; non-recipients refused).
+// without loss or duplicates), and acknowledgements ('stored' is final; non-recipients refused;
+// a patient's phones acknowledging at once all land, and the last one starts the short lifetime).
 import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFirestoreEmulator, type FirestoreEmulator } from '../../emulator/firestore/server.ts';
@@ -106,5 +107,47 @@ describe('RecordStore over Firestore', () => {
       await store.acknowledge(r.recordId, 'D'.repeat(43), { outcome: 'stored', at: NOW }),
     ).toBeUndefined();
     expect(await store.acknowledge(newRandomId(), DEVICE_A, { outcome: 'stored', at: NOW })).toBeUndefined();
+  });
+
+  it("lands every phone's acknowledgement when they race, and the last one marks the record all stored", async () => {
+    const phones = Array.from({ length: 5 }, (_, i) => String.fromCharCode(67 + i).repeat(43));
+    for (let round = 0; round < 3; round++) {
+      const r = record({ recipients: phones });
+      await store.create(r);
+      const at = (i: number) => new Date(NOW.getTime() + i * 1000);
+      // Each phone also races a late 'failed' against its own 'stored': 'stored' must win.
+      await Promise.all(
+        phones.flatMap((phone, i) => [
+          store.acknowledge(r.recordId, phone, { outcome: 'stored', at: at(i) }),
+          store.acknowledge(r.recordId, phone, { outcome: 'failed', errorCode: 'CHUNK_INVALID', at: at(i) }),
+        ]),
+      );
+      const acks = (await store.get(r.recordId))?.acks ?? {};
+      expect(Object.keys(acks).sort()).toEqual([...phones].sort());
+      for (const [i, phone] of phones.entries())
+        expect(acks[phone]).toEqual({ outcome: 'stored', at: at(i) });
+      const allStoredAt = (await firestore.collection('records').doc(r.recordId).get()).get('allStoredAt');
+      expect(phones.map((_, i) => at(i).getTime())).toContain(allStoredAt?.toDate().getTime());
+    }
+  });
+
+  it('marks a record all stored once its active recipients have stored it', async () => {
+    const allStoredAt = async (recordId: string) =>
+      (
+        (await firestore.collection('records').doc(recordId).get()).get('allStoredAt') as
+          { toDate(): Date } | undefined
+      )?.toDate();
+    const both = record({ recipients: [DEVICE_A, DEVICE_B] });
+    await store.create(both);
+    await store.acknowledge(both.recordId, DEVICE_A, { outcome: 'stored', at: NOW });
+    expect(await allStoredAt(both.recordId)).toBeUndefined();
+    const later = new Date(NOW.getTime() + 5000);
+    await store.acknowledge(both.recordId, DEVICE_B, { outcome: 'stored', at: later });
+    expect(await allStoredAt(both.recordId)).toEqual(later);
+    // B was revoked: A alone is every active recipient.
+    const revoked = record({ recipients: [DEVICE_A, DEVICE_B] });
+    await store.create(revoked);
+    await store.acknowledge(revoked.recordId, DEVICE_A, { outcome: 'stored', at: NOW }, [DEVICE_A]);
+    expect(await allStoredAt(revoked.recordId)).toEqual(NOW);
   });
 });
