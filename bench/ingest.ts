@@ -4,10 +4,12 @@
 // read it, write it to the records bucket, write one Firestore document, delete the upload —
 // with none of ingest's checks (container parsing, manifest signature, devices, digest,
 // receipt, audit event, push) and no event between the drop and the work. The ratio is what
-// ingest's checks, bookkeeping and event hand-off cost. Uploads are sealed before timing, and go
-// to `patients` different patients in turn; `--spread N` also times the same number of records
-// spread over N patients, so the ratio of the two shows whether one patient's records queue
-// behind each other (they did while each patient's audit trail had one head document).
+// ingest's checks, bookkeeping and event hand-off cost. Ingest is timed twice: in lock-step (each
+// of `concurrency` slots drops an upload and waits for its receipt) and as a bundle (all dropped,
+// then the receipts collected, as `cb-connector watch` sends). Uploads are sealed before timing,
+// and go to `patients` different patients in turn; `--spread N` also times the same number of
+// records spread over N patients, so the ratio of the two shows whether one patient's records
+// queue behind each other (they did while each patient's audit trail had one head document).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -71,20 +73,27 @@ export async function benchIngest(options: {
       };
     };
     type Upload = Awaited<ReturnType<ReturnType<typeof sealFor>>>;
+    const accepted = async (upload: Upload) => {
+      const receipt = await waitForReceipt(stack, hospital.hospitalId, upload.uploadId, ingestKey, 120_000);
+      if (receipt.status !== 'accepted') throw new Error(`upload rejected: ${receipt.errorCode}`);
+    };
+    // Lock-step: each of the `concurrency` slots waits for its upload's receipt before the next.
     const ingestAll = (uploads: readonly Upload[]) =>
       timed(() =>
         inParallel(uploads, options.concurrency, async (upload) => {
           await dropUpload(stack, upload.name, upload.bytes);
-          const receipt = await waitForReceipt(
-            stack,
-            hospital.hospitalId,
-            upload.uploadId,
-            ingestKey,
-            120_000,
-          );
-          if (receipt.status !== 'accepted') throw new Error(`upload rejected: ${receipt.errorCode}`);
+          await accepted(upload);
         }),
       );
+    // As `cb-connector watch` sends a bundle: every upload dropped (as many at once as in
+    // lock-step), then the receipts collected; ingest works on them meanwhile.
+    const ingestBundle = (uploads: readonly Upload[]) =>
+      timed(async () => {
+        await inParallel(uploads, options.concurrency, (upload) =>
+          dropUpload(stack, upload.name, upload.bytes),
+        );
+        await inParallel(uploads, options.concurrency, accepted);
+      });
     const seal = sealFor(devices);
     const warm = await seal();
     await dropUpload(stack, warm.name, warm.bytes);
@@ -92,6 +101,9 @@ export async function benchIngest(options: {
 
     const uploads = await Promise.all(Array.from({ length: options.records }, seal));
     const ingestSeconds = await ingestAll(uploads);
+    const bundleSeconds = await ingestBundle(
+      await Promise.all(Array.from({ length: options.records }, seal)),
+    );
     const spreadSeconds =
       spreadDevices.length > 0
         ? await ingestAll(await Promise.all(Array.from({ length: options.records }, sealFor(spreadDevices))))
@@ -133,6 +145,8 @@ export async function benchIngest(options: {
       ingestRecordsPerSecond: options.records / ingestSeconds,
       barePipelineRecordsPerSecond: options.records / bareSeconds,
       ingestToBareRatio: bareSeconds / ingestSeconds,
+      bundleRecordsPerSecond: options.records / bundleSeconds,
+      bundleToBareRatio: bareSeconds / bundleSeconds,
       ...(spreadSeconds === undefined
         ? {}
         : {
@@ -155,6 +169,12 @@ export async function benchIngest(options: {
           'records/s',
         ],
         ['ratio ingest / bare pipeline', results.ingestToBareRatio, 'x'],
+        [
+          `ingest, the same ${options.records} dropped as a bundle, then the receipts collected`,
+          results.bundleRecordsPerSecond,
+          'records/s',
+        ],
+        ['ratio bundle / bare pipeline', results.bundleToBareRatio, 'x'],
         ...(spreadSeconds === undefined
           ? []
           : [

@@ -1,6 +1,7 @@
 // The load run (threat model D3): many phones syncing while the connector sends. Phones are
 // paired from their invitation QR text and sync with the device client's own code
-// (clients/device: list, download, verify, decrypt, acknowledge), polling; the connector seals,
+// (clients/device: list, download, verify, decrypt, acknowledge), polling (`--sync poll`, the
+// stress test) or on each push as a phone does (`--sync push`); the connector seals,
 // drops and waits for each signed receipt, a few at a time. The run reports what went wrong
 // (records lost or delivered twice, every refused request by status and code) and how long
 // things took (request latency per kind, drop-to-stored delivery), all from the same run.
@@ -15,7 +16,7 @@ import type { Firestore } from '@google-cloud/firestore';
 import { ApiError, type ApiClient } from '../clients/lib/api-client.ts';
 import { DeviceHome, pairFromQr, syncRecords, type Enrolment } from '../sdk/index.ts';
 import { FileDeviceStore, fileRecordSink } from '../sdk/node.ts';
-import { localPushToken } from '../clients/device/local-push.ts';
+import { localPushToken, waitForPush } from '../clients/device/local-push.ts';
 import { spawnStack } from '../emulator/process.ts';
 import { RECORDS_COLLECTION } from '../shared/adapters/firestore-records.ts';
 import { createFirestore } from '../shared/adapters/google-clients.ts';
@@ -42,8 +43,13 @@ export interface LoadOptions {
   readonly recordBytes: number;
   /** Gives up (and counts what is missing as lost) after this long. */
   readonly deadlineMs: number;
-  /** How long a phone waits between syncs. */
+  /** How long a phone waits between syncs when it polls. */
   readonly pollMs?: number;
+  /**
+   * 'poll' (the stress test): every phone syncs every `pollMs`. 'push' (as a phone does): a phone
+   * syncs when its push arrives, long-polling the local FCM recorder as cb-device's watch does.
+   */
+  readonly sync?: 'poll' | 'push';
   /** Records sent first with the phones idle: the reference the loaded rate is compared with. */
   readonly referenceRecords: number;
 }
@@ -229,12 +235,20 @@ export async function runLoad(
     }
   })();
 
+  const onPush = options.sync === 'push';
   const syncing = phones.map(async (phone) => {
     for (;;) {
       // The phone's own list of what it stored; the files are counted once, at the end.
-      const enrolment = await phone.home.open();
+      let enrolment = await phone.home.open();
       const caughtUp = !sending && (sentTo.get(phone.patient) ?? []).length <= enrolment.data.stored.length;
       if (caughtUp || Date.now() > deadline) return;
+      if (onPush) {
+        // A bounded wait, so that a phone notices the end of the run without a push.
+        const hint = await waitForPush(stack.env.FCM_EMULATOR_URL!, enrolment, phone.home, 1000);
+        if (hint !== 'records') continue;
+        // waitForPush kept the last push it saw; the sync must not write back the older copy.
+        enrolment = await phone.home.open();
+      }
       try {
         const results = await syncRecords(
           phone.home,
@@ -249,7 +263,7 @@ export async function runLoad(
       } catch {
         // Already counted as a rejection; a phone tries again at its next sync.
       }
-      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
+      if (!onPush) await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
     }
   });
   await Promise.all([connector, ...syncing]);
@@ -374,6 +388,11 @@ export async function benchLoad(
   }
 }
 
+function syncMode(value: string): 'poll' | 'push' {
+  if (value === 'poll' || value === 'push') return value;
+  throw new Error(`--sync is poll or push, not ${JSON.stringify(value)}`);
+}
+
 if (isMain(import.meta.url)) {
   const { values } = parseArgs({
     options: {
@@ -383,6 +402,7 @@ if (isMain(import.meta.url)) {
       concurrency: { type: 'string', default: '4' },
       reference: { type: 'string', default: '40' },
       'poll-ms': { type: 'string', default: '50' },
+      sync: { type: 'string', default: 'poll' },
       'record-kib': { type: 'string', default: '16' },
       'deadline-s': { type: 'string', default: '600' },
     },
@@ -394,6 +414,7 @@ if (isMain(import.meta.url)) {
     concurrency: Number(values.concurrency),
     referenceRecords: Number(values.reference),
     pollMs: Number(values['poll-ms']),
+    sync: syncMode(values.sync),
     recordBytes: Number(values['record-kib']) * 1024,
     deadlineMs: Number(values['deadline-s']) * 1000,
   });
