@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../ports/logger.ts';
 import { ERROR_CODES, ProtocolError, type ErrorCode } from '../core/protocol/error-codes.ts';
 import { bodyFailure } from './body-guard.ts';
+import { CORS_HEADERS, preflightHeaders } from './cors.ts';
 import { errorCode, traceFromHeaders } from './diagnostics.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -99,6 +100,7 @@ export function createApiFunction(options: { logger: Logger; routes: readonly Ap
     const started = performance.now();
     res.setHeader('x-trace-id', trace.traceId);
     res.setHeader('cache-control', 'no-store');
+    for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value);
 
     const sendError = (code: ErrorCode, field?: string) => {
       const info = ERROR_CODES[code];
@@ -115,9 +117,16 @@ export function createApiFunction(options: { logger: Logger; routes: readonly Ap
       if (!segments || !query) throw new ProtocolError('INVALID_REQUEST');
       const candidates = routes.map((route) => [route, match(route, segments)] as const).filter(([, p]) => p);
       if (candidates.length === 0) throw new ProtocolError('NOT_FOUND');
+      const methods = [...new Set(candidates.map(([route]) => route.method))];
+      if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+        for (const [name, value] of Object.entries(preflightHeaders(methods))) res.setHeader(name, value);
+        res.status(204).end();
+        logger.info('preflight answered', { status: 204 });
+        return;
+      }
       const found = candidates.find(([route]) => route.method === req.method);
       if (!found) {
-        res.setHeader('allow', [...new Set(candidates.map(([route]) => route.method))].join(', '));
+        res.setHeader('allow', methods.join(', '));
         throw new ProtocolError('METHOD_NOT_ALLOWED');
       }
       const [route, params] = found;

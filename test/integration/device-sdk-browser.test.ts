@@ -1,11 +1,14 @@
 // The device SDK where phones run it: built for the browser (sdk/build-bundle.ts) and run in
-// Debian's headless Chromium against the local stack. The page is served from the API's own
-// origin (only its static files are answered by the test), so the SDK talks to the real
-// functions exactly as a web app deployed beside them would. The browser pairs from the QR
+// Debian's headless Chromium against the local stack. The page is served from an origin of its
+// own (http://localhost:<port>, a small server of the test's), as a web app or a web view's
+// capacitor://localhost is: the SDK calls the real functions at http://127.0.0.1:<port> across
+// origins, so every call also proves the API's CORS answers. The browser pairs from the QR
 // text, the hospital's connector sends it a record of several chunks, and the browser syncs
 // it into the Origin Private File System piece by piece, then acknowledges it.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,33 +31,42 @@ describe('the device SDK in a browser', { timeout: 240_000 }, () => {
   let bundle: SdkBundle;
   let browser: TestBrowser;
   let page: Page;
+  let apiOrigin: string;
+  /** The app's own origin: another port, and another host name for the loopback address. */
   let origin: string;
+  let site: Server;
 
   beforeAll(async () => {
     onboarded = await onboardConnector({ hospitalId: HOSPITAL });
     bundle = await buildSdkBundle(join(onboarded.dir, 'sdk-bundle'));
-    origin = onboarded.stack.env.FUNCTIONS_BASE_URL!;
-    browser = await launchBrowser();
-    page = await browser.context.newPage();
+    apiOrigin = onboarded.stack.env.FUNCTIONS_BASE_URL!;
     const files: Record<string, { path: string; type: string }> = {
       [SDK_BUNDLE_FILE]: { path: bundle.file, type: 'text/javascript' },
       'libthemis.wasm': { path: join(bundle.dir, 'libthemis.wasm'), type: 'application/wasm' },
     };
-    await page.route(`${origin}/sdk-test/**`, async (route) => {
-      const name = new URL(route.request().url()).pathname.slice('/sdk-test/'.length);
+    // A real server, not a routed page: Chromium counts a page it did not fetch as public, and
+    // its Local Network Access rules then refuse any call to the loopback API outright.
+    site = createServer((req, res) => {
+      const name = new URL(req.url ?? '/', 'http://site').pathname.slice('/sdk-test/'.length);
       if (name === 'index.html') {
-        await route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>device</title>' });
+        res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>device</title>');
         return;
       }
       const file = files[name];
-      if (!file) return route.fulfill({ status: 404, body: '' });
-      await route.fulfill({ contentType: file.type, body: await readFile(file.path) });
+      if (!file) return void res.writeHead(404).end();
+      void readFile(file.path).then((bytes) => res.writeHead(200, { 'content-type': file.type }).end(bytes));
     });
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    origin = `http://localhost:${(site.address() as AddressInfo).port}`;
+    expect(new URL(apiOrigin).hostname).not.toBe('localhost');
+    browser = await launchBrowser();
+    page = await browser.context.newPage();
     await page.goto(`${origin}/sdk-test/index.html`);
   });
 
   afterAll(async () => {
     await browser?.close();
+    site?.close();
     await onboarded?.close();
   });
 
@@ -92,7 +104,7 @@ describe('the device SDK in a browser', { timeout: 240_000 }, () => {
     );
   });
 
-  it('pairs from the QR text, then syncs a record into the browser’s storage chunk by chunk, verified and acknowledged', async () => {
+  it('C7 pairs from the QR text (a page on another origin than the API), then syncs a record into the browser’s storage chunk by chunk, verified and acknowledged', async () => {
     const png = join(onboarded.dir, 'invite.png');
     const invited = jsonOutput<{ qrPng: string }>(
       await onboarded.connector('invite', PATIENT, '--out', png, '--json'),
@@ -119,7 +131,7 @@ describe('the device SDK in a browser', { timeout: 240_000 }, () => {
       Object.assign(globalThis, { home });
       return sdk.pairFromQr(home, qrText, { platform: 'other', fcmToken: 'local-browser-device' });
     }, qrText);
-    expect(paired).toMatchObject({ hospitalId: HOSPITAL, apiHost: new URL(origin).host });
+    expect(paired).toMatchObject({ hospitalId: HOSPITAL, apiHost: new URL(apiOrigin).host });
 
     // The connector checks the browser's device (certificate, binding proof) and encrypts for it.
     const devices = jsonOutput<{ devices: { deviceId: string; verified: boolean }[] }>(

@@ -127,4 +127,49 @@ describe('HTTP wrapper (createApiFunction)', () => {
     expect(bytes.length).toBe(3 * 1024);
     expect(bytes[2048]).toBe(2);
   });
+
+  it('C7 lets a page on any origin call, never with credentials, and answers its preflight per path', async () => {
+    const origin = 'https://patient-app.example';
+    const answer = await fetch(`${base}/v1/items/abc`, { headers: { origin } });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('access-control-allow-origin')).toBe('*');
+    expect(answer.headers.get('access-control-allow-credentials')).toBeNull();
+    expect(answer.headers.get('access-control-expose-headers')).toBe('x-trace-id, content-range');
+    // Errors too: a script must be able to read the code and the trace id.
+    const refused = await fetch(`${base}/v1/nothing/here`, { headers: { origin } });
+    expect(refused.headers.get('access-control-allow-origin')).toBe('*');
+    expect((await errorOf(refused)).code).toBe('NOT_FOUND');
+
+    const preflight = await fetch(`${base}/v1/items`, {
+      method: 'OPTIONS',
+      headers: {
+        origin,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'cb-key-id, cb-signature, content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-methods')).toBe('POST');
+    expect(preflight.headers.get('access-control-allow-headers')?.split(', ')).toEqual(
+      expect.arrayContaining([
+        'cb-key-id',
+        'cb-timestamp',
+        'cb-nonce',
+        'cb-signature',
+        'content-type',
+        'range',
+      ]),
+    );
+    expect(preflight.headers.get('access-control-allow-credentials')).toBeNull();
+    expect(await preflight.text()).toBe('');
+    // A preflight for a path the function does not have is refused like the request would be;
+    // an OPTIONS that is not a preflight is a method the API does not have.
+    const nowhere = await fetch(`${base}/v2/nothing`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'GET' },
+    });
+    expect((await errorOf(nowhere)).status).toBe(404);
+    const plain = await fetch(`${base}/v1/items/abc`, { method: 'OPTIONS' });
+    expect(await errorOf(plain)).toMatchObject({ status: 405, code: 'METHOD_NOT_ALLOWED' });
+  });
 });
