@@ -22,7 +22,7 @@ import type {
   StoredInvitation,
 } from '../ports/pairing-store.ts';
 import { deviceData, deviceFrom } from './firestore-devices.ts';
-import { isAlreadyExists, str, toDate, ts } from './firestore-values.ts';
+import { hasGrpcStatus, isAlreadyExists, str, toDate, ts } from './firestore-values.ts';
 
 export const PAIRING_COLLECTIONS = {
   hospitals: 'hospitals',
@@ -118,7 +118,7 @@ export function createFirestoreInvitationStore(firestore: Firestore): Invitation
         // transaction expired while it waited for the lock) instead of ABORTED (a CI run
         // answered 500 that way). Either way only a re-read that finds the invitation taken
         // turns it into INVITATION_USED; anything else stays the error it is.
-        if (!isAborted(error) && !isExpiredTransaction(error)) throw error;
+        if (!hasGrpcStatus(error, 'ABORTED') && !hasGrpcStatus(error, 'INVALID_ARGUMENT')) throw error;
         const after = await ref.get();
         if (after.exists && after.get('status') !== 'open') return { outcome: 'INVITATION_USED', writes: {} };
         throw error;
@@ -182,19 +182,6 @@ function invitationFrom(data: DocumentData): StoredInvitation {
   };
 }
 
-const ABORTED = 10;
-const NOT_FOUND = 5;
-
-function isAborted(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === ABORTED;
-}
-
-const INVALID_ARGUMENT = 3;
-
-function isExpiredTransaction(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === INVALID_ARGUMENT;
-}
-
 export function createFirestoreDeviceStore(firestore: Firestore): DeviceStore {
   const devices = firestore.collection(PAIRING_COLLECTIONS.devices);
   return Object.freeze({
@@ -237,7 +224,7 @@ export function createFirestoreDeviceStore(firestore: Firestore): DeviceStore {
       try {
         await devices.doc(deviceId).update({ lastSeenAt: ts(at) });
       } catch (error) {
-        if ((error as { code?: unknown }).code !== NOT_FOUND) throw error;
+        if (!hasGrpcStatus(error, 'NOT_FOUND')) throw error;
       }
     },
     async setFcmToken(deviceId: string, fcmToken: string) {

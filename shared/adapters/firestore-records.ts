@@ -6,7 +6,7 @@ import { FieldPath } from '@google-cloud/firestore';
 import type { DocumentData, Firestore } from '@google-cloud/firestore';
 import { contentClassSchema } from '../core/protocol/documents.ts';
 import type { NewRecord, RecordAck, RecordCursor, RecordStore, StoredRecord } from '../ports/record-store.ts';
-import { isAlreadyExists, isFailedPrecondition, str, toDate, ts } from './firestore-values.ts';
+import { hasGrpcStatus, isAlreadyExists, str, toDate, ts } from './firestore-values.ts';
 
 export const RECORDS_COLLECTION = 'records';
 
@@ -165,7 +165,9 @@ export function createFirestoreRecordStore(firestore: Firestore): RecordStore {
           await ref.update(...decision.write, { lastUpdateTime: snapshot.updateTime });
           return decision.record;
         } catch (error) {
-          if (!isFailedPrecondition(error)) throw error;
+          // Another write came first, or the record is gone (the emulator says FAILED_PRECONDITION
+          // for both; NOT_FOUND is the other answer a deleted document may get): read again.
+          if (!hasGrpcStatus(error, 'FAILED_PRECONDITION') && !hasGrpcStatus(error, 'NOT_FOUND')) throw error;
           await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
         }
       }

@@ -2,18 +2,23 @@
 // Timestamps, and a field that is not what the adapter wrote is an error, never a guess.
 import { Timestamp } from '@google-cloud/firestore';
 
-/** gRPC status ALREADY_EXISTS, as Firestore's create() reports a taken document id. */
-const ALREADY_EXISTS = 6;
+/** The gRPC statuses the Firestore adapters tell apart (google.rpc.Code). */
+const GRPC_STATUS = {
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+} as const;
 
-export function isAlreadyExists(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === ALREADY_EXISTS;
+/** Whether the Firestore client failed with this gRPC status. */
+export function hasGrpcStatus(error: unknown, status: keyof typeof GRPC_STATUS): boolean {
+  return (error as { code?: unknown } | null)?.code === GRPC_STATUS[status];
 }
 
-/** gRPC status FAILED_PRECONDITION, as Firestore reports a write whose precondition failed. */
-const FAILED_PRECONDITION = 9;
-
-export function isFailedPrecondition(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === FAILED_PRECONDITION;
+/** A create() that found the document id taken. */
+export function isAlreadyExists(error: unknown): boolean {
+  return hasGrpcStatus(error, 'ALREADY_EXISTS');
 }
 
 export function ts(date: Date): Timestamp {

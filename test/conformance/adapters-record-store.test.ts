@@ -150,4 +150,18 @@ describe('RecordStore over Firestore', () => {
     await store.acknowledge(revoked.recordId, DEVICE_A, { outcome: 'stored', at: NOW }, [DEVICE_A]);
     expect(await allStoredAt(revoked.recordId)).toEqual(NOW);
   });
+
+  it('answers an acknowledgement racing the record’s deletion (retention, recall) as not found, never an error', async () => {
+    for (let round = 0; round < 10; round++) {
+      const r = record({ recipients: [DEVICE_A, DEVICE_B] });
+      await store.create(r);
+      const [acked] = await Promise.all([
+        store.acknowledge(r.recordId, DEVICE_A, { outcome: 'stored', at: NOW }),
+        firestore.collection('records').doc(r.recordId).delete(),
+      ]);
+      if (acked !== undefined) expect(acked.acks[DEVICE_A]?.outcome).toBe('stored');
+      expect(await store.get(r.recordId)).toBeUndefined();
+      expect(await store.acknowledge(r.recordId, DEVICE_B, { outcome: 'stored', at: NOW })).toBeUndefined();
+    }
+  });
 });
