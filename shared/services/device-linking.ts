@@ -201,11 +201,10 @@ export function createDeviceLinkingService(options: DeviceLinkingOptions): Devic
           fields: {
             at: formatTimestamp(now),
             actor: { kind: 'device', id: linker.deviceId },
-            action: 'device.paired',
+            action: 'device.linked',
             hospitalId: enrolled.hospitalId,
             patientRef: enrolled.patientRef,
             deviceId: enrolled.deviceId,
-            outcome: 'LINKED',
           },
           once: `linked:${enrolled.deviceId}`,
         },

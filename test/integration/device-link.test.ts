@@ -162,12 +162,15 @@ describe('device linking', () => {
     );
     expect(log.entries).toContainEqual(
       expect.objectContaining({
-        action: 'device.paired',
+        action: 'device.linked',
         actor: { kind: 'device', id: phoneA.deviceId },
         deviceId: linked.deviceId,
-        outcome: 'LINKED',
       }),
     );
+    // A link is its own action (NEN 7513 "what"), not a pairing the new phone never did.
+    expect(
+      log.entries.filter((entry) => entry.deviceId === linked.deviceId).map((entry) => entry.action),
+    ).toEqual(['device.linked']);
 
     // The cloud stores only the signed link: neither the plaintext nor the QR's secret.
     const stored = JSON.stringify((await deviceDoc(linked.deviceId)).data());

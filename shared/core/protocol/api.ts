@@ -217,6 +217,7 @@ export const auditActorSchema = z.strictObject({
 export const PATIENT_AUDIT_ACTIONS = [
   'invitation.created',
   'device.paired',
+  'device.linked',
   'device.revoked',
   'device.removed',
   'record.created',
