@@ -63,13 +63,37 @@ function linking(device: TestDevice): LinkingDevice {
   };
 }
 
+/** A paired phone as the signer of a link (buildDeviceLink's linker). */
+function linkerOf(device: TestDevice) {
+  return {
+    deviceId: device.deviceId,
+    keys: device.keys,
+    certificate: device.certificate,
+    hospitalId: hospital.hospitalId,
+    patientRef: device.patientRef,
+    hospitalPublicKey: hospital.keys.publicKey,
+  };
+}
+
 async function deviceDoc(deviceId: string) {
   return local.firestore.collection(PAIRING_COLLECTIONS.devices).doc(deviceId).get();
 }
 
+/** A refused link left nothing behind: no device, and the record not re-addressed to it. */
+async function expectNotLinked(deviceId: string): Promise<void> {
+  expect((await deviceDoc(deviceId)).exists).toBe(false);
+  const record = await local.firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
+  expect(record.data()?.recipients).not.toContain(deviceId);
+}
+
 /** POST /pairing/v1/links with a request signed by `as` (or unsigned). */
 async function postLink(link: Uint8Array, as?: Pick<TestDevice, 'deviceId' | 'keys'>): Promise<Response> {
-  const body = new TextEncoder().encode(JSON.stringify({ link: toBase64Url(link) }));
+  return postLinkBody({ link: toBase64Url(link) }, as);
+}
+
+/** The same, with any JSON body. */
+async function postLinkBody(json: unknown, as?: Pick<TestDevice, 'deviceId' | 'keys'>): Promise<Response> {
+  const body = new TextEncoder().encode(JSON.stringify(json));
   const headers = as
     ? signRequest({
         audience: apiBase,
@@ -194,14 +218,7 @@ describe('device linking', () => {
     // A link naming phone A and its certificate, but signed by a key the cloud holds.
     const forged = buildDeviceLink({
       qr,
-      linker: {
-        deviceId: phoneA.deviceId,
-        keys: rogue,
-        certificate: phoneA.certificate,
-        hospitalId: hospital.hospitalId,
-        patientRef: phoneA.patientRef,
-        hospitalPublicKey: hospital.keys.publicKey,
-      },
+      linker: { ...linkerOf(phoneA), keys: rogue },
       records: [],
       now: new Date(),
     });
@@ -212,22 +229,14 @@ describe('device linking', () => {
     // Even a call phone A signed does not carry a link phone A did not sign.
     const smuggled = await postLink(forged.signed, phoneA);
     expect([smuggled.status, await codeOf(smuggled)]).toEqual([403, 'LINK_INVALID']);
-    expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
-    const record = await local.firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
-    expect(record.data()?.recipients).not.toContain(invitation.deviceId);
+    await expectNotLinked(invitation.deviceId);
   });
 
   it("another patient's phone cannot hand on this patient's record, nor link into this patient", async () => {
     const phoneC = await pairTestDevice(local.stack, hospital, 'patient-link-2');
     const invitation = showLinkInvitation({ apiBase, hospitalId: hospital.hospitalId });
     const qr = decodeLinkQr(invitation.qr);
-    const linker = {
-      deviceId: phoneC.deviceId,
-      keys: phoneC.keys,
-      certificate: phoneC.certificate,
-      hospitalId: hospital.hospitalId,
-      hospitalPublicKey: hospital.keys.publicKey,
-    };
+    const linker = linkerOf(phoneC);
     // A key for patient 1's record (phone C cannot open it; any content key will do to try).
     const theirs = buildDeviceLink({
       qr,
@@ -245,9 +254,7 @@ describe('device linking', () => {
     });
     const claimed = await postLink(intoOther.signed, phoneC);
     expect([claimed.status, await codeOf(claimed)]).toEqual([403, 'LINK_INVALID']);
-    expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
-    const record = await local.firestore.collection(RECORDS_COLLECTION).doc(recordId).get();
-    expect(record.data()?.recipients).not.toContain(invitation.deviceId);
+    await expectNotLinked(invitation.deviceId);
   });
 
   it('a revoked device cannot link one', async () => {
@@ -265,33 +272,19 @@ describe('device linking', () => {
     const qr = decodeLinkQr(invitation.qr);
     const byRevoked = buildDeviceLink({
       qr,
-      linker: {
-        deviceId: phoneB.deviceId,
-        keys: phoneB.keys,
-        certificate: phoneB.certificate,
-        hospitalId: hospital.hospitalId,
-        patientRef: phoneB.patientRef,
-        hospitalPublicKey: hospital.keys.publicKey,
-      },
+      linker: linkerOf(phoneB),
       records: [],
       now: new Date(),
     });
     const carried = await postLink(byRevoked.signed, phoneA);
     expect([carried.status, await codeOf(carried)]).toEqual([403, 'LINK_INVALID']);
-    expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
+    await expectNotLinked(invitation.deviceId);
   });
 
   it('broken links are a catalogued 4xx, never a 5xx, and store nothing', async () => {
     const invitation = showLinkInvitation({ apiBase, hospitalId: hospital.hospitalId });
     const qr = decodeLinkQr(invitation.qr);
-    const linker = {
-      deviceId: phoneA.deviceId,
-      keys: phoneA.keys,
-      certificate: phoneA.certificate,
-      hospitalId: hospital.hospitalId,
-      patientRef: phoneA.patientRef,
-      hospitalPublicKey: hospital.keys.publicKey,
-    };
+    const linker = linkerOf(phoneA);
     const genuine = buildDeviceLink({ qr, linker, records: [], now: new Date() }).signed;
     const stale = buildDeviceLink({ qr, linker, records: [], now: new Date(Date.now() - 600_000) });
     const unknownRecord = buildDeviceLink({
@@ -331,26 +324,10 @@ describe('device linking', () => {
     );
     const bodies = [{}, { link: '' }, { link: 'not base64!' }, { link: toBase64Url(genuine), extra: 1 }];
     for (const json of bodies) {
-      const body = new TextEncoder().encode(JSON.stringify(json));
-      const answer = await fetch(`${apiBase}/pairing/v1/links`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...signRequest({
-            audience: apiBase,
-            method: 'POST',
-            target: '/pairing/v1/links',
-            body,
-            keyId: deviceKeyId(phoneA.deviceId),
-            privateKey: phoneA.keys.privateKey,
-            now: new Date(),
-          }),
-        },
-        body,
-      });
+      const answer = await postLinkBody(json, phoneA);
       expect([answer.status, await codeOf(answer)]).toEqual([400, 'INVALID_REQUEST']);
     }
-    expect((await deviceDoc(invitation.deviceId)).exists).toBe(false);
+    await expectNotLinked(invitation.deviceId);
     // And the genuine link still goes through afterwards: nothing was spent by the refusals.
     const accepted = await postLink(genuine, phoneA);
     expect(accepted.status).toBe(201);
