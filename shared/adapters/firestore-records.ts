@@ -75,12 +75,13 @@ type AckWrite = [FieldPath, unknown, ...unknown[]];
  * has stored it, the time the shortened lifetime starts.
  */
 function ackDecision(
-  record: StoredRecord,
+  recordId: string,
   data: DocumentData,
   deviceId: string,
   ack: RecordAck,
   activeRecipients: readonly string[] | undefined,
 ): { record: StoredRecord | undefined; write?: AckWrite } {
+  const record = recordFrom(recordId, data);
   if (!record.recipients.includes(deviceId)) return { record: undefined };
   if (record.acks[deviceId]?.outcome === 'stored') return { record };
   const stored = {
@@ -159,7 +160,7 @@ export function createFirestoreRecordStore(firestore: Firestore): RecordStore {
         const snapshot = await ref.get();
         const data = snapshot.data();
         if (!snapshot.exists || !data || !snapshot.updateTime) return undefined;
-        const decision = ackDecision(recordFrom(recordId, data), data, deviceId, ack, activeRecipients);
+        const decision = ackDecision(recordId, data, deviceId, ack, activeRecipients);
         if (!decision.write) return decision.record;
         try {
           await ref.update(...decision.write, { lastUpdateTime: snapshot.updateTime });
@@ -176,7 +177,7 @@ export function createFirestoreRecordStore(firestore: Firestore): RecordStore {
         const snapshot = await tx.get(ref);
         const data = snapshot.data();
         if (!snapshot.exists || !data) return undefined;
-        const decision = ackDecision(recordFrom(recordId, data), data, deviceId, ack, activeRecipients);
+        const decision = ackDecision(recordId, data, deviceId, ack, activeRecipients);
         if (decision.write) tx.update(ref, ...decision.write);
         return decision.record;
       });

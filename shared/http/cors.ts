@@ -28,10 +28,9 @@ export const CORS_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'access-control-expose-headers': EXPOSED_HEADERS.join(', '),
 });
 
-/** Headers for a preflight's answer, for the methods the path has. */
+/** What a preflight's answer adds to CORS_HEADERS, for the methods the path has. */
 export function preflightHeaders(methods: readonly string[]): Record<string, string> {
   return {
-    ...CORS_HEADERS,
     'access-control-allow-methods': methods.join(', '),
     'access-control-allow-headers': ALLOWED_HEADERS.join(', '),
     'access-control-max-age': String(PREFLIGHT_MAX_AGE),
