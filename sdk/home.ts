@@ -11,11 +11,14 @@ import {
 } from '../shared/core/crypto/index.ts';
 import {
   deviceKeyId,
+  fromBase64Url,
   hospitalIdSchema,
   publicKeySchema,
+  readDeviceLinkUnverified,
   recordIdSchema,
   signingKeyResponseSchema,
   toBase64Url,
+  type DeviceLink,
 } from '../shared/core/protocol/index.ts';
 import { createApiClient, type ApiClient, type ApiClientOptions } from './api-client.ts';
 import { DeviceError } from './errors.ts';
@@ -66,6 +69,14 @@ export interface Enrolment {
 export type ApiClientFactory = (options: ApiClientOptions) => ApiClient;
 
 export const ENROLMENTS = 'enrolments';
+
+/**
+ * A linked phone's kept link (its signed form, base64url) as the record opener reads it: already
+ * verified when the phone accepted it, so read without checking again.
+ */
+export function keptLink(text: string): DeviceLink {
+  return readDeviceLinkUnverified(fromBase64Url(text) ?? new Uint8Array());
+}
 
 /** The name under which the device keeps the audit-log checkpoint it last accepted. */
 export function auditLogEntry(hospitalId: string): string {

@@ -24,7 +24,6 @@ import {
   newLinkSecret,
   openRecordWithLink,
   ProtocolError,
-  readDeviceLinkUnverified,
   readLinkerCertificate,
   readVerifiedManifest,
   recoverContentKey,
@@ -38,7 +37,7 @@ import {
 } from '../shared/core/protocol/index.ts';
 import type { z } from 'zod';
 import { ApiError, createApiClient, responseBytes, type ApiClient } from './api-client.ts';
-import type { ApiClientFactory, DeviceHome, Enrolment } from './home.ts';
+import { keptLink, type ApiClientFactory, type DeviceHome, type Enrolment } from './home.ts';
 import { listRecordIds } from './sync.ts';
 
 /** What linking needs of a paired phone's enrolment (the SDK's Enrolment holds all of it). */
@@ -144,10 +143,7 @@ export async function approveLink(
   const certificateBytes = fromBase64Url(device.certificate);
   if (certificateBytes === undefined) throw new ProtocolError('CERTIFICATE_INVALID');
   const { patientRef } = readLinkerCertificate(certificateBytes);
-  const ownLink: DeviceLink | undefined =
-    device.link === undefined
-      ? undefined
-      : readDeviceLinkUnverified(fromBase64Url(device.link) ?? new Uint8Array());
+  const ownLink: DeviceLink | undefined = device.link === undefined ? undefined : keptLink(device.link);
 
   const recordIds = await listRecordIds(api);
 
@@ -281,7 +277,7 @@ export async function openLinkedRecord(
     hospitalPublicKey: device.hospitalPublicKey,
     hospitalId: device.hospitalId,
     recordId,
-    link: readDeviceLinkUnverified(fromBase64Url(device.link) ?? new Uint8Array()),
+    link: keptLink(device.link),
   });
 }
 

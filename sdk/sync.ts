@@ -5,18 +5,16 @@
 // that fails is discarded and acknowledged as failed with its stable code.
 import {
   ackResponseSchema,
-  fromBase64Url,
   isProtocolError,
   openRecord,
   openRecordWithLink,
-  readDeviceLinkUnverified,
   ProtocolError,
   recordListResponseSchema,
   toProtocolError,
   type RecordHeader,
 } from '../shared/core/protocol/index.ts';
 import { ApiError, responseBytes, type ApiClient } from './api-client.ts';
-import type { DeviceHome, Enrolment } from './home.ts';
+import { keptLink, type DeviceHome, type Enrolment } from './home.ts';
 
 /** Where one record's plaintext goes while it is opened (a file, OPFS, app storage). */
 export interface RecordWriter {
@@ -80,7 +78,7 @@ async function fetchOne(
         ? await openRecord(untilCut(bytes), expected)
         : await openRecordWithLink(untilCut(bytes), {
             ...expected,
-            link: readDeviceLinkUnverified(fromBase64Url(link) ?? new Uint8Array()),
+            link: keptLink(link),
           });
     writer = await sink.open(recordId);
     for await (const piece of opened.file) await writer.write(piece);
