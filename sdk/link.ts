@@ -19,6 +19,7 @@ import {
   deviceLinksResponseSchema,
   encodeLinkQr,
   fromBase64Url,
+  LINKED_DEVICE_CERTIFICATE_TYPE,
   linkResponseSchema,
   MAX_LINK_KEYS,
   newLinkSecret,
@@ -230,7 +231,7 @@ export async function receiveLink(
     });
     const certificate = readLinkerCertificate(fromBase64Url(own.certificate) ?? new Uint8Array());
     if (
-      certificate.type !== 'cb/linked-device-certificate/v1' ||
+      certificate.type !== LINKED_DEVICE_CERTIFICATE_TYPE ||
       certificate.deviceId !== invitation.deviceId ||
       certificate.linkSha256 !== toBase64Url(sha256(signedLink))
     ) {
