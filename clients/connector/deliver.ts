@@ -118,6 +118,22 @@ export async function checkedDevices(
   };
 }
 
+/**
+ * A device this journal accepted that the cloud no longer lists was revoked or expired: it stays
+ * revoked here, so no later answer can bring it back.
+ */
+async function revokeUnlisted(
+  enrolments: Connector['enrolments'],
+  accepted: Iterable<string>,
+  listed: readonly { readonly deviceId: string }[],
+  now: Date,
+): Promise<void> {
+  const listedIds = new Set(listed.map((device) => device.deviceId));
+  for (const deviceId of accepted) {
+    if (!listedIds.has(deviceId)) await enrolments.recordRevocation(deviceId, 'gone', now);
+  }
+}
+
 /** Devices paired by invitation: certificate, journal and binding proof (§10.3). */
 async function checkedPairedDevices(
   connector: CheckingConnector,
@@ -129,12 +145,7 @@ async function checkedPairedDevices(
     patientDevicesResponseSchema,
   );
   const { enrolments, custody } = connector;
-  // A device this journal accepted that the cloud no longer lists was revoked or expired: it
-  // stays revoked here, so no later answer can bring it back.
-  const listedIds = new Set(listed.devices.map((device) => device.deviceId));
-  for (const deviceId of enrolments.acceptedDevices(patientRef)) {
-    if (!listedIds.has(deviceId)) await enrolments.recordRevocation(deviceId, 'gone', now);
-  }
+  await revokeUnlisted(enrolments, enrolments.acceptedDevices(patientRef), listed.devices, now);
   const passed: VerifiedDevice[] = [];
   const refused: RefusedDevice[] = [];
   for (const device of listed.devices) {
@@ -185,12 +196,7 @@ async function checkedLinkedDevices(
     deviceLinksResponseSchema,
   );
   const { enrolments } = connector;
-  // As for paired devices: a linked device accepted once that the cloud no longer lists was
-  // revoked or expired, and stays revoked here whatever a later answer says.
-  const listedIds = new Set(listed.links.map((entry) => entry.deviceId));
-  for (const deviceId of enrolments.linkedDevices(patientRef)) {
-    if (!listedIds.has(deviceId)) await enrolments.recordRevocation(deviceId, 'gone', now);
-  }
+  await revokeUnlisted(enrolments, enrolments.linkedDevices(patientRef), listed.links, now);
   const seen = new Set([...paired.accepted, ...paired.refused].map((device) => device.deviceId));
   const pending: { device: AcceptedDevice & { linkedBy: string }; linkerKey: string }[] = [];
   const refused: RefusedDevice[] = [];
