@@ -75,8 +75,8 @@ const GARBAGE_BUDGET_BYTES = 16 * 1024 * 1024;
  * up outside its heap: the device's peak RSS on a 1 GiB record grew by 40-50 MiB that way. So
  * after each write the sink checks what ArrayBuffers hold, and over budget runs a minor
  * collection, then a full one only if the minor one did not bring it under (a full one costs
- * about 10 ms, a minor one 0.1 ms). Measured side by side on 1 GiB: peak 121-123 MiB instead
- * of 149-151, and the sync takes about 1.5 times as long (docs/PERFORMANCE.md). It needs the
+ * about 10 ms, a minor one 0.1 ms). Measured side by side on 1 GiB: peak 121 MiB instead of
+ * 154 (medians of 3), and the sync takes 1.36 times as long (docs/PERFORMANCE.md). It needs the
  * process to expose gc (cb-device runs with --expose-gc); without it nothing changes.
  */
 function keepGarbageUnderBudget(): void {
