@@ -158,8 +158,11 @@ describe('HTTP wrapper (createApiFunction)', () => {
         'cb-signature',
         'content-type',
         'range',
+        'x-cloud-trace-context',
+        'traceparent',
       ]),
     );
+    expect(preflight.headers.get('access-control-max-age')).toBe('600');
     expect(preflight.headers.get('access-control-allow-credentials')).toBeNull();
     expect(await preflight.text()).toBe('');
     // A preflight for a path the function does not have is refused like the request would be;
